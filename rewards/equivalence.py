@@ -1,0 +1,402 @@
+"""Decide whether two answers are mathematically the same.
+
+math-verify's LaTeX parser (latex2sympy2_extended) turns each cleaned answer into
+sympy; the comparison is this module's own, because that is where math-verify's
+public false positives come from (numbers rounded to 6 places make ``1/2004!``
+equal ``1/2006!``; a degenerate equation compares equal to any other) and its
+false negatives (``\\sqrt{1/n}`` vs ``1/\\sqrt{n}`` with no sign assumption).
+
+Rules, in order:
+
+* exact numbers compare exactly (rationals) or to 1e-12 relative at 50 digits
+  (irrationals); a decimal literal on either side is an approximation and
+  matches within 1e-4 relative (the tolerance of the reference graders),
+  except against an integer, which a decimal must equal exactly;
+* expressions with symbols: ``simplify(a - b) == 0``, else numeric probing at
+  positive points (domain assumptions of typical answers) that must not be
+  contradicted at negative points where both sides are real;
+* equations match when ``lhs - rhs`` of each are proportional by a nonzero
+  constant, never when either is identically zero; ``x = 5`` matches ``5``;
+* sets match unordered, tuples ordered, intervals by endpoints and openness,
+  matrices element-wise; a set never matches a single element.
+
+Nothing here evaluates model text as code: input reaches sympy only through the
+LaTeX grammar, after :func:`looks_explosive` has rejected towers of exponents and
+huge factorials. The hard time/memory bound is the caller's (``sandbox``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+from rewards.normalize import Answer, normalize
+
+MATCH = "match"
+MISMATCH = "mismatch"
+UNPARSED = "unparsed"  # the prediction could not be parsed and is not textually equal
+
+DECIMAL_REL_TOL = 1e-4
+EXACT_REL_TOL = 1e-12
+
+_PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_PLAIN_FRACTION = re.compile(r"^([-+]?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))$")
+_NESTED_POWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d+\s*\^")
+_BIG_EXPONENT = re.compile(r"\^\s*\{?\s*(\d{6,})")
+_BIG_FACTORIAL = re.compile(r"(\d{6,})\s*!")
+_BIG_NUMBER = re.compile(r"\d{2000,}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    outcome: str  # MATCH / MISMATCH / UNPARSED
+    detail: str = ""
+
+    @property
+    def equal(self) -> bool:
+        return self.outcome == MATCH
+
+
+def looks_explosive(latex: str) -> bool:
+    """True for inputs whose evaluation could take unbounded time or memory."""
+    return bool(
+        _NESTED_POWER.search(latex)
+        or _BIG_EXPONENT.search(latex)
+        or _BIG_FACTORIAL.search(latex)
+        or _BIG_NUMBER.search(latex)
+    )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _plain_value(text: str) -> tuple[Fraction, bool] | None:
+    """(value, is_decimal) for plain numbers and fractions, without sympy."""
+    t = text.replace(" ", "")
+    if _PLAIN_NUMBER.match(t):
+        return Fraction(t), "." in t
+    m = _PLAIN_FRACTION.match(t)
+    if m:
+        num, den = (m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5))
+        if int(den) == 0:
+            return None
+        v = Fraction(int(num), int(den))
+        return (-v if m.group(1) == "-" else v), False
+    return None
+
+
+@lru_cache(maxsize=4096)
+def parse_latex(latex: str):
+    """Parse an answer with math-verify's LaTeX parser; ``None`` if it fails.
+
+    math-verify's own signal-based timeout is disabled (it breaks outside the
+    main thread); callers bound time by running this in a killable worker.
+    """
+    if not latex or looks_explosive(latex):
+        return None
+    from math_verify import parse as mv_parse
+
+    try:
+        out = mv_parse(f"${latex}$", parsing_timeout=None, raise_on_error=False)
+    except Exception:  # the parser is third-party code fed untrusted text
+        return None
+    for item in out:
+        if not isinstance(item, str):
+            return _imaginary_unit(item)
+    return None
+
+
+def _imaginary_unit(expr):
+    """Read a free symbol ``i`` as the imaginary unit (``3+4i``)."""
+    import sympy
+
+    try:
+        syms = getattr(expr, "free_symbols", set())
+        for s in syms:
+            if s.name == "i":
+                return expr.subs(s, sympy.I)
+    except Exception:
+        pass
+    return expr
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _numbers_close(a, b) -> bool:
+    """Compare two sympy numbers (no free symbols)."""
+    import sympy
+
+    if a == b:
+        return True
+    if a.is_Rational and b.is_Rational:
+        return False
+    # A decimal may approximate a fraction or an irrational, never an integer.
+    inexact = (a.has(sympy.Float) or b.has(sympy.Float)) and not (a.is_Integer or b.is_Integer)
+    tol = DECIMAL_REL_TOL if inexact else EXACT_REL_TOL
+    try:
+        va, vb = sympy.N(a, 50), sympy.N(b, 50)
+        if va.has(sympy.zoo, sympy.nan) or vb.has(sympy.zoo, sympy.nan):
+            return False
+        if va.is_infinite or vb.is_infinite:
+            return bool(va == vb)
+        ra, ia = va.as_real_imag()
+        rb, ib = vb.as_real_imag()
+        scale = max(abs(ra), abs(ia), abs(rb), abs(ib))
+        if scale == 0:
+            return True
+        diff = sympy.sqrt((ra - rb) ** 2 + (ia - ib) ** 2)
+        return bool(diff <= tol * scale)
+    except Exception:
+        return False
+
+
+_PROBE_RNG_SEED = 20261123
+
+
+def _probe_equal(a, b, symbols) -> bool:
+    """Numeric probing for expressions with free symbols."""
+    import sympy
+
+    rng = random.Random(_PROBE_RNG_SEED)
+    symbols = sorted(symbols, key=lambda s: s.name)
+    agreed = 0
+    for _ in range(6):
+        point = {s: sympy.Rational(rng.randint(11, 97), rng.randint(7, 13)) for s in symbols}
+        try:
+            va, vb = sympy.N(a.subs(point), 30), sympy.N(b.subs(point), 30)
+        except Exception:
+            return False
+        if not (va.is_number and vb.is_number) or va.has(sympy.zoo, sympy.nan) or vb.has(sympy.zoo, sympy.nan):
+            continue
+        if not _numbers_close(va, vb):
+            return False
+        agreed += 1
+    if agreed < 3:
+        return False
+    # Where both sides are real at negative points they must still agree: this keeps
+    # |x| != x while accepting sqrt(1/n) == 1/sqrt(n) (complex for n < 0).
+    for _ in range(4):
+        point = {s: -sympy.Rational(rng.randint(11, 97), rng.randint(7, 13)) for s in symbols}
+        try:
+            va, vb = sympy.N(a.subs(point), 30), sympy.N(b.subs(point), 30)
+        except Exception:
+            continue
+        if va.is_real and vb.is_real and va.is_finite and vb.is_finite and not _numbers_close(va, vb):
+            return False
+    return True
+
+
+def _expr_equal(a, b) -> bool:
+    import sympy
+
+    if a == b:
+        return True
+    syms = a.free_symbols | b.free_symbols
+    if not syms:
+        return _numbers_close(a, b)
+    if a.free_symbols != b.free_symbols:
+        # Different variables can still agree (x - x + y vs y); let probing decide.
+        pass
+    try:
+        if sympy.simplify(a - b) == 0:
+            return True
+    except Exception:
+        pass
+    return _probe_equal(a, b, syms)
+
+
+# --------------------------------------------------------------------------- structures
+
+
+def _is_relation(x) -> bool:
+    import sympy
+
+    return isinstance(x, sympy.core.relational.Relational)
+
+
+def _relation_equal(a, b) -> bool:
+    """Equations and inequalities: same solution set by proportional normal forms."""
+    import sympy
+    from sympy.core import relational as rel
+
+    def normal(r):
+        # Gt/Ge as (expr, strict) with expr > 0; Lt/Le flipped; Eq as (expr, None).
+        if isinstance(r, rel.Equality):
+            return r.lhs - r.rhs, None
+        if isinstance(r, (rel.StrictGreaterThan, rel.GreaterThan)):
+            return r.lhs - r.rhs, isinstance(r, rel.StrictGreaterThan)
+        if isinstance(r, (rel.StrictLessThan, rel.LessThan)):
+            return r.rhs - r.lhs, isinstance(r, rel.StrictLessThan)
+        return None, None
+
+    try:
+        ea, sa = normal(a)
+        eb, sb = normal(b)
+        if ea is None or eb is None or sa != sb:
+            return False
+        if sympy.simplify(ea) == 0 or sympy.simplify(eb) == 0:
+            return False  # degenerate: an identity is not an answer
+        ratio = sympy.simplify(ea / eb)
+        if ratio.free_symbols or not ratio.is_number or ratio == 0:
+            return False
+        return bool(ratio > 0) if sa is not None else True
+    except Exception:
+        return False
+
+
+def _assigned_value(x):
+    """``x = 5`` -> 5 ; ``x \\in [1, 2)`` -> the interval; else ``None``."""
+    import sympy
+
+    if isinstance(x, sympy.Eq) and isinstance(x.lhs, sympy.Symbol):
+        return x.rhs
+    return None
+
+
+def _seq(x):
+    import sympy
+
+    if isinstance(x, sympy.Tuple):
+        return list(x.args)
+    if isinstance(x, sympy.Interval) and x.left_open and x.right_open:
+        return [x.start, x.end]  # "(1, 2)" is a point as much as an interval
+    if isinstance(x, sympy.MatrixBase) and 1 in x.shape:
+        return list(x)
+    return None
+
+
+def sym_equal(a, b, depth: int = 0) -> bool:
+    """Structural equality of two parsed answers (``a`` is the reference)."""
+    import sympy
+
+    if depth > 6:
+        return False
+    if _is_relation(a) or _is_relation(b):
+        if _is_relation(a) and _is_relation(b):
+            va, vb = _assigned_value(a), _assigned_value(b)
+            if va is not None and vb is not None and a.lhs == b.lhs:
+                return sym_equal(va, vb, depth + 1)
+            return _relation_equal(a, b)
+        va = _assigned_value(a) if _is_relation(a) else a
+        vb = _assigned_value(b) if _is_relation(b) else b
+        if va is None or vb is None:
+            return False
+        return sym_equal(va, vb, depth + 1)
+    if isinstance(a, sympy.FiniteSet) or isinstance(b, sympy.FiniteSet):
+        ea = list(a.args) if isinstance(a, sympy.FiniteSet) else _seq(a)
+        eb = list(b.args) if isinstance(b, sympy.FiniteSet) else _seq(b)
+        if ea is None or eb is None or len(ea) != len(eb):
+            return False
+        unused = list(eb)
+        for x in ea:
+            hit = next((k for k, y in enumerate(unused) if sym_equal(x, y, depth + 1)), None)
+            if hit is None:
+                return False
+            unused.pop(hit)
+        return True
+    if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
+        return (
+            a.left_open == b.left_open
+            and a.right_open == b.right_open
+            and sym_equal(a.start, b.start, depth + 1)
+            and sym_equal(a.end, b.end, depth + 1)
+        )
+    if isinstance(a, sympy.Union) and isinstance(b, sympy.Union):
+        return sym_equal(sympy.FiniteSet(*a.args), sympy.FiniteSet(*b.args), depth + 1)
+    if isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase):
+        return a.shape == b.shape and all(sym_equal(x, y, depth + 1) for x, y in zip(a, b))
+    sa, sb = _seq(a), _seq(b)
+    if sa is not None or sb is not None:
+        return sa is not None and sb is not None and len(sa) == len(sb) and all(
+            sym_equal(x, y, depth + 1) for x, y in zip(sa, sb)
+        )
+    if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
+        return _expr_equal(a, b)
+    if isinstance(a, sympy.Set) or isinstance(b, sympy.Set):
+        try:
+            return bool(a == b or sympy.simplify(a.symmetric_difference(b)) == sympy.EmptySet)
+        except Exception:
+            return False
+    return False
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _digits_value(digits: str, base: int) -> int | None:
+    try:
+        return int(digits, base) if 2 <= base <= 36 else None
+    except ValueError:
+        return None
+
+
+def _percent_variants(ans: Answer, value):
+    return (value, value / 100) if ans.percent else (value,)
+
+
+def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comparison:
+    """Compare a predicted answer with the reference answer (both raw strings)."""
+    p, g = normalize(pred), normalize(gold)
+    if not p.text:
+        return Comparison(MISMATCH, "empty prediction")
+    if p.text == g.text and p.percent == g.percent and p.base == g.base:
+        return Comparison(MATCH, "identical")
+
+    # Multiple choice: a letter on one side and the option's text on the other.
+    if p.letter or g.letter:
+        if p.letter and g.letter:
+            return Comparison(MATCH if p.letter == g.letter else MISMATCH, "option letters")
+        if options:
+            opts = {k.strip().upper(): v for k, v in options.items()}
+            if g.letter and g.letter in opts:
+                return compare(pred, opts[g.letter])
+            if p.letter and p.letter in opts:
+                return compare(opts[p.letter], gold)
+
+    # Numbers written in another base: same digits, or same value.
+    if p.base or g.base:
+        if p.text.lower() == g.text.lower():
+            return Comparison(MATCH, "same digits")
+        pv = _digits_value(p.text, p.base or 10)
+        gv = _digits_value(g.text, g.base or 10)
+        return Comparison(MATCH if pv is not None and pv == gv else MISMATCH, "base")
+
+    if p.too_long or g.too_long:
+        same = p.plain == g.plain
+        return Comparison(MATCH if same else (MISMATCH if g.too_long else UNPARSED), "too long to parse")
+
+    # Fast path: plain numbers and fractions, no sympy.
+    pv, gv = _plain_value(p.text), _plain_value(g.text)
+    if pv is not None and gv is not None:
+        for x in _percent_variants(p, pv[0]):
+            for y in _percent_variants(g, gv[0]):
+                if x == y:
+                    return Comparison(MATCH, "number")
+                approximate = (pv[1] or gv[1]) and x.denominator != 1 and y.denominator != 1
+                if approximate and abs(x - y) <= DECIMAL_REL_TOL * abs(y):
+                    return Comparison(MATCH, "number within tolerance")
+        return Comparison(MISMATCH, "number")
+
+    ga, pa = parse_latex(g.text), parse_latex(p.text)
+    if ga is None or pa is None:
+        if p.plain == g.plain:
+            return Comparison(MATCH, "text")
+        if ga is None:
+            return Comparison(MISMATCH, "reference not parseable; text differs")
+        return Comparison(UNPARSED, "prediction not parseable")
+    import sympy
+
+    for x in _percent_variants(g, ga) if g.percent else (ga,):
+        for y in _percent_variants(p, pa) if p.percent else (pa,):
+            try:
+                if sym_equal(x, y):
+                    return Comparison(MATCH, "symbolic")
+            except (RecursionError, MemoryError, sympy.SympifyError, TypeError, ValueError, AttributeError):
+                continue
+    if p.plain == g.plain:
+        return Comparison(MATCH, "text")
+    return Comparison(MISMATCH, "symbolic")

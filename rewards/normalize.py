@@ -1,0 +1,139 @@
+"""Turn an extracted answer string into a canonical form before it is parsed.
+
+This is where the project fixes what math-verify's parser gets wrong or never
+sees: markdown bold, ``\\text{13}``, malformed ``\\sqrt(2)``, thousands separators,
+units and degrees, percent signs, base subscripts, multiple-choice letters,
+"3 or 4" lists. The output is a :class:`Answer`: the cleaned LaTeX plus the
+facts that were stripped off (percent, base, option letter) and that the
+comparison still needs.
+
+Pure string work, linear time, no parsing of math.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Cut before any parsing: answers longer than this are compared as strings only.
+MAX_ANSWER_CHARS = 400
+
+_WRAPPERS = (
+    (re.compile(r"^\$+|\$+$"), ""),
+    (re.compile(r"^\\\(|\\\)$"), ""),
+    (re.compile(r"^\\\[|\\\]$"), ""),
+)
+_SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~|\\displaystyle\b|\\limits\b")
+_LEFTRIGHT = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])\s*")
+_DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree\b|\\textdegree\b")
+_PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)\s*$")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{")
+# Blanks copied from a fill-in-the-box question: no answer content.
+_PLACEHOLDER = re.compile(r"\\(?:phantom|hphantom|vphantom|hspace|vspace)\s*\{[^{}]*\}|\\underline\{\s*\}|\\square\b|\\Box\b")
+_BOLD = re.compile(r"\*\*|__")
+_FRAC_VARIANTS = re.compile(r"\\[dt]frac\b")
+_SQRT_PAREN = re.compile(r"\\sqrt\s*\(([^()]*)\)")
+_SQRT_BARE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
+_FRAC_BARE = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
+_BASE = re.compile(r"^\(?([0-9A-Za-z]+)\)?_\{?\(?(\d{1,2})\)?\}?$")
+_LETTER = re.compile(r"^\(?([A-Ea-e])\)?[.:)]?$")
+_OR_SPLIT = re.compile(r"\s*(?:\\text\{\s*(?:or|and)\s*\}|\bor\b|\band\b)\s*")
+# Trailing unit words after a plain number ("5 cm", "9 (apples)", "12 dollars").
+_NUMBER_WITH_UNIT = re.compile(
+    r"^(?P<num>[-+]?\\?\$?\s*\d[\d,]*(?:\.\d+)?|[-+]?\\frac\{\d+\}\{\d+\})\s*"
+    r"(?:\(\s*(?P<paren>[a-zA-Z][a-zA-Z ]*)\s*\)|(?P<unit>[a-zA-Z]{2,}(?:\^\d)?(?:\s*/\s*[a-zA-Z]+(?:\^\d)?)*(?:\s+[a-zA-Z]+)*))$"
+)
+_CONNECTIVE = re.compile(r"\b(?:or|and)\b")
+_CURRENCY = re.compile(r"^\\?\$\s*|^USD\s*|\s*(?:USD|dollars?|cents?)$")
+# Words that make "X or Y"/"X and Y" a list rather than part of a text answer.
+_NUMERIC_ITEM = re.compile(r"^[-+]?[\d.\\{}()a-z^_/ +*-]+$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A cleaned answer and the facts stripped from it."""
+
+    text: str
+    percent: bool = False
+    base: int | None = None  # "10110_2" -> text "10110", base 2
+    letter: str | None = None  # multiple-choice option letter, upper case
+    too_long: bool = False
+
+    @property
+    def plain(self) -> str:
+        """Case- and space-insensitive form for textual comparison."""
+        return re.sub(r"\s+", " ", self.text).strip().lower()
+
+
+def _unwrap_text_commands(s: str) -> str:
+    """Replace ``\\text{...}`` (and friends) by their content, innermost last, linearly."""
+    out = []
+    i = 0
+    while True:
+        m = _TEXT_CMD.search(s, i)
+        if m is None:
+            out.append(s[i:])
+            return "".join(out)
+        out.append(s[i : m.start()])
+        depth, j = 1, m.end()
+        while j < len(s) and depth:
+            depth += {"{": 1, "}": -1}.get(s[j], 0)
+            j += 1
+        inner = s[m.end() : j - 1] if depth == 0 else s[m.end() :]
+        out.append(" " + inner + " " if inner.strip().isalpha() and len(inner.strip()) > 1 else inner)
+        i = j
+
+
+def clean(s: str) -> str:
+    """Remove formatting that carries no mathematical meaning."""
+    s = s.replace("\x00", "").strip()
+    s = _PLACEHOLDER.sub("", s)
+    s = _BOLD.sub("", s)
+    for rx, rep in _WRAPPERS:
+        s = rx.sub(rep, s).strip()
+    s = _SPACING.sub(" ", s)
+    s = _LEFTRIGHT.sub("", s)
+    s = _FRAC_VARIANTS.sub(r"\\frac", s)
+    s = _DEGREE.sub("", s)
+    s = _SQRT_PAREN.sub(r"\\sqrt{\1}", s)
+    s = _SQRT_BARE.sub(r"\\sqrt{\1}", s)
+    s = _FRAC_BARE.sub(r"\\frac{\1}{\2}", s)
+    s = s.replace("\\dots", "\\ldots").replace("−", "-").replace("×", "\\times").replace("÷", "\\div")
+    s = s.replace("∞", "\\infty").replace("π", "\\pi").replace("√", "\\sqrt")
+    s = re.sub(r"\s+", " ", s).strip()
+    s = s.rstrip(".;,").strip()
+    return s
+
+
+def normalize(raw: str) -> Answer:
+    """Clean ``raw`` and split off percent, base, option letter and units."""
+    s = clean(raw)
+    if len(s) > MAX_ANSWER_CHARS:
+        return Answer(s[:MAX_ANSWER_CHARS], too_long=True)
+    letter = _LETTER.match(_unwrap_text_commands(s).strip())
+    if letter:
+        return Answer(letter.group(1).upper(), letter=letter.group(1).upper())
+    percent = bool(_PERCENT.search(s))
+    if percent:
+        s = _PERCENT.sub("", s).strip()
+    s = _unwrap_text_commands(s)
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = _CURRENCY.sub("", s).strip()
+    base = _BASE.match(s)
+    if base and not base.group(1).isalpha():
+        return Answer(base.group(1), percent=percent, base=int(base.group(2)))
+    # "3 or 4" / "3 \text{ or } 4" / "x=1 and x=2": a list of answers, compared as a set.
+    parts = [p for p in _OR_SPLIT.split(s) if p]
+    if len(parts) > 1 and all(_NUMERIC_ITEM.match(p) for p in parts):
+        return Answer("\\{" + ", ".join(_strip_unit(p) for p in parts) + "\\}", percent=percent)
+    return Answer(_strip_unit(s), percent=percent)
+
+
+def _strip_unit(s: str) -> str:
+    unit = _NUMBER_WITH_UNIT.match(s)
+    if unit and not _CONNECTIVE.search(unit.group(0)[len(unit.group("num")):]):
+        s = unit.group("num").replace("\\$", "").replace("$", "").strip()
+    if _THOUSANDS.match(s):
+        s = s.replace("{,}", "").replace("\\,", "").replace(",", "")
+    return s

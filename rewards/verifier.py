@@ -1,0 +1,173 @@
+"""The verifier's public Python API.
+
+>>> from rewards import verify
+>>> verify(r"... so the answer is \\boxed{\\frac{1}{2}}", "0.5")
+Verdict(correct=True, extracted='\\\\frac{1}{2}', reason='match', ms=0.4)
+
+Every check runs in a sandboxed worker process (see :mod:`rewards.sandbox`) under a
+hard wall-clock timeout and a memory limit; a check that exceeds either comes
+back as ``reason="timeout"`` / ``"error"``, never as an exception. Safe to call
+from threads, asyncio (:func:`averify`) and Ray actors.
+
+:func:`verify_batch` spreads a batch over all workers (one per core by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+from rewards.check import (
+    MAX_RESPONSE_CHARS,
+    REASON_ERROR,
+    REASON_TIMEOUT,
+    Verdict,
+)
+from rewards.extract import MODES, STRICT
+from rewards.sandbox import OK, TIMEOUT, WorkerPool
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MEMORY_MB = 2048
+
+
+class Verifier:
+    """A pool of sandboxed workers plus the verification settings.
+
+    Use one per process (see :func:`get_verifier`) and share it between threads.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        mode: str = STRICT,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        self.mode = mode
+        self.timeout = float(timeout)
+        self.pool = WorkerPool("rewards.check:check", workers=workers, timeout=timeout, memory_mb=memory_mb)
+
+    @property
+    def workers(self) -> int:
+        return self.pool.size
+
+    def verify(
+        self,
+        response: str,
+        ground_truth: object,
+        *,
+        mode: str | None = None,
+        question: str | None = None,
+        options: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Verdict:
+        """Check one response; see :func:`rewards.check.check` for the rules."""
+        if not isinstance(response, str):
+            response = "" if response is None else str(response)
+        response = response[-MAX_RESPONSE_CHARS:]  # cut before it crosses the pipe
+        if isinstance(question, str):
+            question = question[:MAX_RESPONSE_CHARS]
+        limit = self.timeout if timeout is None else float(timeout)
+        status, value = self.pool.call(
+            response, ground_truth, mode or self.mode, question, options, timeout=limit
+        )
+        if status == OK and isinstance(value, Verdict):
+            return value
+        if status == TIMEOUT:
+            return Verdict(False, None, REASON_TIMEOUT, round(limit * 1000, 3))
+        return Verdict(False, None, REASON_ERROR, 0.0)
+
+    def verify_batch(
+        self,
+        responses: Sequence[str],
+        ground_truths: Sequence[object],
+        *,
+        mode: str | None = None,
+        questions: Sequence[str | None] | None = None,
+        options: Sequence[dict | None] | None = None,
+        timeout: float | None = None,
+        on_result: Callable[[int, Verdict], None] | None = None,
+    ) -> list[Verdict]:
+        """Check many responses in parallel on all workers; results in input order.
+
+        ``on_result(index, verdict)`` is called as each check finishes (for
+        progress bars); it runs on a dispatcher thread.
+        """
+        if len(responses) != len(ground_truths):
+            raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths")
+        n = len(responses)
+        qs = questions if questions is not None else [None] * n
+        os_ = options if options is not None else [None] * n
+        out: list[Verdict | None] = [None] * n
+
+        def one(i: int) -> None:
+            v = self.verify(responses[i], ground_truths[i], mode=mode, question=qs[i], options=os_[i], timeout=timeout)
+            out[i] = v
+            if on_result is not None:
+                on_result(i, v)
+
+        if n:
+            self.pool.start()
+            with ThreadPoolExecutor(max_workers=min(n, self.workers), thread_name_prefix="verify") as ex:
+                list(ex.map(one, range(n)))
+        return out  # type: ignore[return-value]
+
+    async def averify(self, response: str, ground_truth: object, **kwargs) -> Verdict:
+        """:meth:`verify` for asyncio code: runs in the loop's default executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: self.verify(response, ground_truth, **kwargs))
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> "Verifier":
+        self.pool.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_shared: dict[tuple, Verifier] = {}
+_shared_lock = threading.Lock()
+
+
+def get_verifier(
+    workers: int | None = None, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB
+) -> Verifier:
+    """The process-wide verifier for these settings, created on first use."""
+    workers = workers or int(os.environ.get("REWARDS_WORKERS", 0)) or os.cpu_count() or 1
+    key = (workers, float(timeout), memory_mb)
+    with _shared_lock:
+        v = _shared.get(key)
+        if v is None:
+            v = _shared[key] = Verifier(workers=workers, timeout=timeout, memory_mb=memory_mb)
+        return v
+
+
+def verify(response: str, ground_truth: object, *, mode: str = STRICT, timeout: float = DEFAULT_TIMEOUT, **kwargs) -> Verdict:
+    """Check one response with the shared verifier (see :class:`Verifier.verify`)."""
+    return get_verifier(timeout=timeout).verify(response, ground_truth, mode=mode, **kwargs)
+
+
+def verify_batch(
+    responses: Sequence[str],
+    ground_truths: Sequence[object],
+    *,
+    mode: str = STRICT,
+    workers: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    **kwargs,
+) -> list[Verdict]:
+    """Check a batch on ``workers`` processes (default: one per core)."""
+    return get_verifier(workers=workers, timeout=timeout).verify_batch(responses, ground_truths, mode=mode, **kwargs)
+
+
+async def averify(response: str, ground_truth: object, *, mode: str = STRICT, timeout: float = DEFAULT_TIMEOUT, **kwargs) -> Verdict:
+    """Check one response from asyncio code without blocking the event loop."""
+    return await get_verifier(timeout=timeout).averify(response, ground_truth, mode=mode, **kwargs)
