@@ -1,0 +1,2 @@
+"""Dataset library: reading and writing problem sets (and, with the curation
+stage, sources, filters, dedup and decontamination)."""

@@ -27,6 +27,7 @@ huge factorials. The hard time/memory bound is the caller's (``sandbox``).
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ def parse_latex(latex: str):
     if not latex or looks_explosive(latex):
         return None
     from math_verify import parse as mv_parse
+
+    # math-verify warns that its own timeout is off: ours is the sandbox's hard kill.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
 
     try:
         out = mv_parse(f"${latex}$", parsing_timeout=None, raise_on_error=False)

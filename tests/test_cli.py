@@ -1,0 +1,106 @@
+"""The verifier CLI and the demo, run as a user runs them (subprocesses, real files)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BON = REPO.parent / "shared" / "data" / "bon" / "math_cot_100.jsonl"
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_verify_file_with_bad_lines(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"id": 1, "response": ["so \\boxed{4}", "\\boxed{5}", "four"], "gt": "4"}) + "\n"
+        "{not json\n"
+        + json.dumps({"id": 3, "response": "x"}) + "\n"
+        + json.dumps({"id": 4, "response": "\\boxed{\\frac{1}{2}}", "gt": 0.5}) + "\n"
+        + "\n"
+        + json.dumps([1, 2]) + "\n"
+    )
+    out = tmp_path / "sub" / "out.jsonl"
+    r = run("-m", "rewards", "verify", "-i", str(src), "-o", str(out), "--answer-key", "gt", "--workers", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "in.jsonl:2: malformed line" in r.stderr
+    assert "in.jsonl:3: missing field(s) 'gt'" in r.stderr
+    assert "in.jsonl:6: malformed line" in r.stderr
+    assert "match=2" in r.stderr and "mismatch=1" in r.stderr and "no_answer=1" in r.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [row["id"] for row in rows] == [1, 4]
+    assert rows[0]["correct"] == [True, False, False]
+    assert rows[0]["reason"] == ["match", "mismatch", "no_answer"]
+    assert rows[0]["extracted"] == ["4", "5", None]
+    assert rows[1]["correct"] is True and rows[1]["extracted"] == "\\frac{1}{2}"
+    assert not list(out.parent.glob(".*.tmp")), "temporary file left behind"
+
+
+def test_lenient_mode_and_options(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"r": "The final answer is 12.", "a": "12"}) + "\n"
+        + json.dumps({"r": "I pick \\boxed{(B)}", "a": "11", "opts": ["10", "11", "12"]}) + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    r = run("-m", "rewards", "verify", "-i", str(src), "-o", str(out), "--response-key", "r", "--answer-key", "a",
+            "--options-key", "opts", "--mode", "lenient", "--workers", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, True]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-i", "/nonexistent/in.jsonl", "-o", "/tmp/x.jsonl"], "no such file"),
+    (["-i", "x", "-o", "y", "--timeout", "0"], "must be > 0"),
+    (["-i", "x", "-o", "y", "--mode", "loose"], "invalid choice"),
+])
+def test_user_errors_have_no_traceback(args, message):
+    r = run("-m", "rewards", "verify", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_explains():
+    r = run("-m", "rewards", "verify", "--help")
+    assert r.returncode == 0 and "--response-key" in r.stdout and "strict" in r.stdout
+
+
+def test_demo_offline_with_nothing_beside_it(tmp_path):
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text("verifier: {workers: 1}\nsynthetic: {problems: 60, seed: 3}\nbon_file: missing/bon.jsonl\n")
+    r = run("-m", "pipeline", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    syn = summary["verifier"]["synthetic"]
+    assert syn["responses"] == 60 and syn["disagreements"] == 0
+    assert 0 < syn["verifier_correct"] < 60
+    assert "skipped" in summary["verifier"]["bon"]
+
+
+@pytest.mark.skipif(not BON.is_file(), reason="../shared/data not beside the repo")
+def test_demo_on_real_best_of_n(tmp_path):
+    r = run("-m", "pipeline", "demo", "--config", "configs/demo.yaml", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    bon = json.loads((tmp_path / "summary.json").read_text())["verifier"]["bon"]
+    assert bon["responses"] == 800
+    assert bon["agreement"] >= 0.99
+
+
+@pytest.mark.parametrize("text, message", [
+    ("verifier: {wrkers: 2}", "unknown key(s) ['wrkers']"),
+    ("verifier: {workers: two}", "verifier.workers: expected int"),
+    ("verifier: {mode: loose}", "verifier.mode must be"),
+    ("[1, 2", "not valid YAML"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, text, message):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    r = run("-m", "pipeline", "demo", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
