@@ -43,12 +43,14 @@ UNPARSED = "unparsed"  # the prediction could not be parsed and is not textually
 DECIMAL_REL_TOL = 1e-4
 EXACT_REL_TOL = 1e-12
 
-_PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,4})?$")
 _PLAIN_FRACTION = re.compile(r"^([-+]?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))$")
 _NESTED_POWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d+\s*\^")
 _BIG_EXPONENT = re.compile(r"\^\s*\{?\s*(\d{6,})")
 _BIG_FACTORIAL = re.compile(r"(\d{6,})\s*!")
 _BIG_NUMBER = re.compile(r"\d{2000,}")
+_FACTORIAL_CHAIN = re.compile(r"!\s*!")  # 10!!!!!!: iterated factorials explode
+MAX_NESTING = 24  # deeper bracket nesting makes the parser recurse for seconds
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,17 @@ class Comparison:
 
 def looks_explosive(latex: str) -> bool:
     """True for inputs whose evaluation could take unbounded time or memory."""
+    depth = deepest = 0
+    for ch in latex:
+        if ch in "({[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")}]":
+            depth -= 1
     return bool(
-        _NESTED_POWER.search(latex)
+        deepest > MAX_NESTING
+        or _FACTORIAL_CHAIN.search(latex)
+        or _NESTED_POWER.search(latex)
         or _BIG_EXPONENT.search(latex)
         or _BIG_FACTORIAL.search(latex)
         or _BIG_NUMBER.search(latex)
@@ -78,7 +89,8 @@ def _plain_value(text: str) -> tuple[Fraction, bool] | None:
     """(value, is_decimal) for plain numbers and fractions, without sympy."""
     t = text.replace(" ", "")
     if _PLAIN_NUMBER.match(t):
-        return Fraction(t), "." in t
+        v = Fraction(t)  # also reads 1.5e3
+        return v, v.denominator != 1 and ("." in t or "e" in t.lower())
     m = _PLAIN_FRACTION.match(t)
     if m:
         num, den = (m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5))
@@ -197,14 +209,13 @@ def _probe_equal(a, b, symbols) -> bool:
 def _expr_equal(a, b) -> bool:
     import sympy
 
+    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
+        return False  # "undefined" equals nothing, not even another 1/0
     if a == b:
         return True
     syms = a.free_symbols | b.free_symbols
     if not syms:
         return _numbers_close(a, b)
-    if a.free_symbols != b.free_symbols:
-        # Different variables can still agree (x - x + y vs y); let probing decide.
-        pass
     try:
         if sympy.simplify(a - b) == 0:
             return True
@@ -339,7 +350,13 @@ def _digits_value(digits: str, base: int) -> int | None:
 
 
 def _percent_variants(ans: Answer, value):
-    return (value, value / 100) if ans.percent else (value,)
+    """``50\\%`` may be meant as 50 or as 0.5; only numbers have the second reading."""
+    if not ans.percent:
+        return (value,)
+    try:
+        return (value, value / 100)
+    except TypeError:  # a set, interval or relation: no percent reading
+        return (value,)
 
 
 def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comparison:
@@ -381,7 +398,7 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comp
                 if x == y:
                     return Comparison(MATCH, "number")
                 approximate = (pv[1] or gv[1]) and x.denominator != 1 and y.denominator != 1
-                if approximate and abs(x - y) <= DECIMAL_REL_TOL * abs(y):
+                if approximate and abs(x - y) <= DECIMAL_REL_TOL * max(abs(x), abs(y)):
                     return Comparison(MATCH, "number within tolerance")
         return Comparison(MISMATCH, "number")
 
@@ -394,8 +411,8 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comp
         return Comparison(UNPARSED, "prediction not parseable")
     import sympy
 
-    for x in _percent_variants(g, ga) if g.percent else (ga,):
-        for y in _percent_variants(p, pa) if p.percent else (pa,):
+    for x in _percent_variants(g, ga):
+        for y in _percent_variants(p, pa):
             try:
                 if sym_equal(x, y):
                     return Comparison(MATCH, "symbolic")

@@ -31,7 +31,7 @@ _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _PHRASE_RES = (
     ("final_answer", re.compile(r"final answer(?:\s+is)?\s*[:：]?\s*", re.IGNORECASE)),
     ("hashes", re.compile(r"####\s*")),
-    ("answer_colon", re.compile(r"(?:^|\n)\s*\**answer\**\s*[:：]\s*", re.IGNORECASE)),
+    ("answer_colon", re.compile(r"(?:^|\n)\s*\**answer\**\s*[:：]\s*\**\s*", re.IGNORECASE)),
     ("answer_is", re.compile(r"\bthe answer is\s*[:：]?\s*", re.IGNORECASE)),
 )
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")

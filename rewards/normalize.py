@@ -23,7 +23,8 @@ _WRAPPERS = (
     (re.compile(r"^\\\(|\\\)$"), ""),
     (re.compile(r"^\\\[|\\\]$"), ""),
 )
-_SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~|\\displaystyle\b|\\limits\b")
+# Spacing commands, but not the second backslash of a "\\\\ " matrix row break.
+_SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle\b|\\limits\b")
 _LEFTRIGHT = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])\s*")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree\b|\\textdegree\b")
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)\s*$")
@@ -37,7 +38,8 @@ _SQRT_BARE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
 _FRAC_BARE = re.compile(r"\\frac\s*(\d)\s*(\d)")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
 _BASE = re.compile(r"^\(?([0-9A-Za-z]+)\)?_\{?\(?(\d{1,2})\)?\}?$")
-_LETTER = re.compile(r"^\(?([A-Ea-e])\)?[.:)]?$")
+# An option letter: "C", "(C)", "C)", "(c)"; a bare lower-case "e" or "c" is math, not an option.
+_LETTER = re.compile(r"^(?:\(?([A-E])\)?[.:)]?|\(([a-e])\))$")
 _OR_SPLIT = re.compile(r"\s*(?:\\text\{\s*(?:or|and)\s*\}|\bor\b|\band\b)\s*")
 # Trailing unit words after a plain number ("5 cm", "9 (apples)", "12 dollars").
 _NUMBER_WITH_UNIT = re.compile(
@@ -92,6 +94,7 @@ def clean(s: str) -> str:
     s = _BOLD.sub("", s)
     for rx, rep in _WRAPPERS:
         s = rx.sub(rep, s).strip()
+    s = s.replace("\\!", "")  # negative thin space, as in MATH's "3,\\!250"
     s = _SPACING.sub(" ", s)
     s = _LEFTRIGHT.sub("", s)
     s = _FRAC_VARIANTS.sub(r"\\frac", s)
@@ -113,7 +116,8 @@ def normalize(raw: str) -> Answer:
         return Answer(s[:MAX_ANSWER_CHARS], too_long=True)
     letter = _LETTER.match(_unwrap_text_commands(s).strip())
     if letter:
-        return Answer(letter.group(1).upper(), letter=letter.group(1).upper())
+        ch = (letter.group(1) or letter.group(2)).upper()
+        return Answer(ch, letter=ch)
     percent = bool(_PERCENT.search(s))
     if percent:
         s = _PERCENT.sub("", s).strip()

@@ -5,8 +5,9 @@ the usual fix, ``signal.alarm``, only works in the main thread, so it fails insi
 thread pools, asyncio executors and Ray actors (verl lost every MATH reward to
 exactly that). Here each check is sent to a worker over a pipe; the caller waits on
 the pipe with a timeout and, if it expires, SIGKILLs the worker and starts a
-replacement in the background. The caller never sees an exception and never waits
-past the timeout for its own check.
+replacement in the background. The caller never sees an exception, and a check
+never runs past its timeout. The timeout bounds the check, not the queue: when
+every worker is busy (or being replaced, ~0.7 s) a call waits for one first.
 
 Workers are plain ``python -m rewards.worker`` subprocesses, not
 ``multiprocessing`` children: those re-import the parent's ``__main__`` (a user

@@ -150,6 +150,15 @@ def get_verifier(
         return v
 
 
+def close_shared_verifiers() -> None:
+    """Stop the worker pools :func:`get_verifier` created (they also stop at exit)."""
+    with _shared_lock:
+        shared = list(_shared.values())
+        _shared.clear()
+    for v in shared:
+        v.close()
+
+
 def verify(response: str, ground_truth: object, *, mode: str = STRICT, timeout: float = DEFAULT_TIMEOUT, **kwargs) -> Verdict:
     """Check one response with the shared verifier (see :class:`Verifier.verify`)."""
     return get_verifier(timeout=timeout).verify(response, ground_truth, mode=mode, **kwargs)
