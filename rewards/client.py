@@ -55,17 +55,26 @@ class VerifierClient:
     def _post(self, c: httpx.Client, body: dict) -> list[dict]:
         for attempt in range(self.retries + 1):
             try:
-                r = c.post(f"{self.base_url}/verify", json=body)
+                results = self._results(c.post(f"{self.base_url}/verify", json=body), attempt)
             except httpx.TransportError as e:
-                if attempt == self.retries:
-                    raise VerifierServiceError(f"verifier service unreachable at {self.base_url}: {e}") from e
-            else:
-                if r.status_code == 200:
-                    return r.json()["results"]
-                if r.status_code not in RETRY_STATUS or attempt == self.retries:
-                    raise VerifierServiceError(f"verifier service answered {r.status_code}: {r.text[:500]}")
+                results = self._unreachable(e, attempt)
+            if results is not None:
+                return results
             time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
+
+    def _results(self, r: httpx.Response, attempt: int) -> list[dict] | None:
+        """The results of a 200; ``None`` to retry; raises when retrying cannot help."""
+        if r.status_code == 200:
+            return r.json()["results"]
+        if r.status_code not in RETRY_STATUS or attempt == self.retries:
+            raise VerifierServiceError(f"verifier service answered {r.status_code}: {r.text[:500]}")
+        return None
+
+    def _unreachable(self, e: Exception, attempt: int) -> None:
+        if attempt == self.retries:
+            raise VerifierServiceError(f"verifier service unreachable at {self.base_url}: {e}") from e
+        return None
 
     # -- async --------------------------------------------------------------
     async def averify(self, items: Iterable[dict], mode: str = "strict", timeout: float | None = None) -> list[dict]:
@@ -76,15 +85,11 @@ class VerifierClient:
                 body = {"items": items[i : i + self.batch_size], "mode": mode, "timeout": timeout}
                 for attempt in range(self.retries + 1):
                     try:
-                        r = await c.post(f"{self.base_url}/verify", json=body)
+                        results = self._results(await c.post(f"{self.base_url}/verify", json=body), attempt)
                     except httpx.TransportError as e:
-                        if attempt == self.retries:
-                            raise VerifierServiceError(f"verifier service unreachable at {self.base_url}: {e}") from e
-                    else:
-                        if r.status_code == 200:
-                            out.extend(r.json()["results"])
-                            break
-                        if r.status_code not in RETRY_STATUS or attempt == self.retries:
-                            raise VerifierServiceError(f"verifier service answered {r.status_code}: {r.text[:500]}")
+                        results = self._unreachable(e, attempt)
+                    if results is not None:
+                        out.extend(results)
+                        break
                     await asyncio.sleep(self.backoff * 2**attempt)
         return out
