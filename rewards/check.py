@@ -109,7 +109,5 @@ def check(
         if outcomes[-1] == UNPARSED:
             return done(False, shown, REASON_UNPARSED)
         return done(False, shown, REASON_MISMATCH)
-    except (RecursionError, MemoryError):
-        return done(False, None, REASON_ERROR)
-    except Exception:  # untrusted input must never crash the caller
+    except Exception:  # untrusted input must never crash the caller (RecursionError, MemoryError, ...)
         return done(False, None, REASON_ERROR)
