@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
           f"  scaling 2w/1w: {ratios['scaling_2w_over_1w_cold']}x cold, {ratios['scaling_2w_over_1w_warm']}x warm")
     lw = ours_fig["loop_1w_warm"]["latency"]
     ml = mv_fig["latency"]
-    print(f"  latency per check (ms)       p50      p90      p99      max")
+    print("  latency per check (ms)       p50      p90      p99      max")
     print(f"    ours 1w cold          {lat['p50_ms']:>8.2f} {lat['p90_ms']:>8.2f} {lat['p99_ms']:>8.2f} {lat['max_ms']:>8.1f}")
     print(f"    ours 1w warm          {lw['p50_ms']:>8.2f} {lw['p90_ms']:>8.2f} {lw['p99_ms']:>8.2f} {lw['max_ms']:>8.1f}")
     print(f"    math-verify (verl)    {ml['p50_ms']:>8.2f} {ml['p90_ms']:>8.2f} {ml['p99_ms']:>8.2f} {ml['max_ms']:>8.1f}")

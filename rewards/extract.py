@@ -130,7 +130,7 @@ def extract_answers(text: str, mode: str = STRICT) -> Extraction:
     """Find the final answer(s) of ``text`` under ``mode`` (``strict`` or ``lenient``)."""
     if mode not in MODES:
         raise ValueError(f"unknown extraction mode {mode!r}; choose one of {MODES}")
-    boxed = [b for b in boxed_answers(text)]
+    boxed = boxed_answers(text)
     if boxed:
         return Extraction(tuple(boxed), "boxed")
     if mode == STRICT:

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-OK = "ok"
+from rewards.worker import ERROR, OK  # noqa: F401 - the statuses a worker sends back (OK re-exported)
+
 TIMEOUT = "timeout"
-ERROR = "error"
 # A worker that has not said "ready" within this many seconds is given up on.
 STARTUP_TIMEOUT = 60.0
 
