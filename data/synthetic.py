@@ -26,6 +26,8 @@ class Problem:
     answer: str  # canonical LaTeX: "12", "-3", "\\frac{7}{4}"
     steps: tuple[str, ...]  # one line per operation, e.g. "12 * 3 = 36"
     value: Fraction
+    start: int = 0
+    ops: tuple[tuple[str, int], ...] = ()  # (operator, operand) in order
 
 
 def latex_number(v: Fraction) -> str:
@@ -39,22 +41,71 @@ def plain_number(v: Fraction) -> str:
     return str(v.numerator) if v.denominator == 1 else f"{v.numerator}/{v.denominator}"
 
 
-def make_problem(rng: random.Random, steps: int = 2, max_operand: int = 20, allow_division: bool = True) -> Problem:
-    """A problem: start from a number and apply ``steps`` operations in order."""
-    value = Fraction(rng.randint(1, max_operand))
-    words = [f"Start with {value}."]
+def _apply(value: Fraction, op: str, operand: int) -> Fraction:
+    return {"+": value + operand, "-": value - operand, "*": value * operand, "/": value / operand}[op]
+
+
+_VERBS = {"+": "add {}", "-": "subtract {}", "*": "multiply by {}", "/": "divide by {}"}
+
+
+def make_problem(
+    rng: random.Random,
+    steps: int = 2,
+    max_operand: int = 20,
+    allow_division: bool = True,
+    ops: tuple[str, ...] | None = None,
+) -> Problem:
+    """A problem: start from a number and apply ``steps`` operations in order.
+
+    ``ops`` restricts the operators drawn (default: all four, or ``+ - *`` when
+    ``allow_division`` is false).
+    """
+    start = rng.randint(1, max_operand)
+    value = Fraction(start)
+    words = [f"Start with {start}."]
     lines = []
-    ops = OPS if allow_division else OPS[:3]
+    pool = ops or (OPS if allow_division else OPS[:3])
+    chain = []
     for _ in range(steps):
-        op = rng.choice(ops)
+        op = rng.choice(pool)
         operand = rng.randint(1, max_operand)
-        new = {"+": value + operand, "-": value - operand, "*": value * operand, "/": value / operand}[op]
-        verb = {"+": f"add {operand}", "-": f"subtract {operand}", "*": f"multiply by {operand}", "/": f"divide by {operand}"}[op]
-        words.append(f"Then {verb}.")
+        new = _apply(value, op, operand)
+        words.append(f"Then {_VERBS[op].format(operand)}.")
         lines.append(f"{plain_number(value)} {op} {operand} = {plain_number(new)}")
+        chain.append((op, operand))
         value = new
     question = " ".join(words) + " What is the result?"
-    return Problem(question, latex_number(value), tuple(lines), value)
+    return Problem(question, latex_number(value), tuple(lines), value, start, tuple(chain))
+
+
+def flawed_steps(p: Problem, rng: random.Random) -> tuple[int, tuple[str, ...], Fraction]:
+    """The worked steps with one arithmetic slip, carried through consistently.
+
+    Returns ``(index of the wrong step, the lines, the resulting wrong answer)``:
+    one step's result is off by a small amount and every later step computes
+    correctly from the wrong value, as a model that slipped once would write it.
+    """
+    if not p.ops:
+        raise ValueError("flawed_steps needs a Problem made by make_problem")
+    bad = rng.randrange(len(p.ops))
+    value = Fraction(p.start)
+    lines = []
+    for i, (op, operand) in enumerate(p.ops):
+        new = _apply(value, op, operand)
+        if i == bad:
+            new += rng.choice([-10, -2, -1, 1, 2, 10])
+        lines.append(f"{plain_number(value)} {op} {operand} = {plain_number(new)}")
+        value = new
+    return bad, tuple(lines), value
+
+
+def worked_solution(p: Problem, rng: random.Random, error_rate: float = 0.0) -> tuple[str, bool]:
+    """A supervised target: the reference solution, or with probability
+    ``error_rate`` one with a slip in a step (``(text, is_correct)``)."""
+    if error_rate > 0 and rng.random() < error_rate:
+        _, lines, value = flawed_steps(p, rng)
+        return "\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."]), value == p.value
+    return solution_text(p), True
 
 
 def solution_text(p: Problem, answer: str | None = None) -> str:

@@ -1,0 +1,90 @@
+"""The verl parquet schema: synthetic rows, reading, and verl's own dataset class on our files."""
+
+import random
+from fractions import Fraction
+
+import pandas as pd
+import pytest
+
+from data.formats import read_rl_rows, synthetic_rows, write_parquet
+from data.io import InputError
+from data.synthetic import flawed_steps, make_problem, worked_solution
+
+
+def test_flawed_steps_carry_one_slip_through():
+    rng = random.Random(0)
+    for _ in range(50):
+        p = make_problem(rng, steps=3, max_operand=9, ops=("+", "-", "*"))
+        bad, lines, value = flawed_steps(p, rng)
+        assert value != p.value
+        for i, (line, ref) in enumerate(zip(lines, p.steps)):
+            lhs, rhs = line.split(" = ")
+            a, op, b = lhs.split(" ")
+            computed = {"+": Fraction(a) + int(b), "-": Fraction(a) - int(b), "*": Fraction(a) * int(b)}[op]
+            assert (computed != Fraction(rhs)) == (i == bad)  # only the slip is wrong arithmetic
+            if i < bad:
+                assert line == ref
+
+
+def test_error_rate_sets_the_share_of_flawed_solutions():
+    rows = synthetic_rows(400, seed=0, split="train", error_rate=0.25)
+    flawed = sum(not r["extra_info"]["solution_correct"] for r in rows)
+    assert 70 <= flawed <= 130
+    assert len({r["extra_info"]["question"] for r in rows}) == 400
+    text, ok = worked_solution(make_problem(random.Random(1)), random.Random(2), 0.0)
+    assert ok and text.endswith("}.")
+
+
+def test_heldout_split_is_disjoint():
+    train = synthetic_rows(300, seed=0, split="train")
+    held = synthetic_rows(50, seed=1, split="test", exclude={r["extra_info"]["question"] for r in train})
+    assert not {r["extra_info"]["question"] for r in train} & {r["extra_info"]["question"] for r in held}
+
+
+def test_parquet_round_trip(tmp_path):
+    rows = synthetic_rows(5, seed=0, split="train", error_rate=0.5)
+    write_parquet(rows, tmp_path / "t.parquet")
+    back = read_rl_rows(tmp_path / "t.parquet")
+    assert [r.ground_truth for r in back] == [r["reward_model"]["ground_truth"] for r in rows]
+    assert back[0].messages == rows[0]["prompt"] and back[0].solution == rows[0]["extra_info"]["solution"]
+    assert [r.index for r in back] == list(range(5))
+
+
+def test_verls_dataset_reads_our_parquet(task_files):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from pipeline.train.policy import load_tokenizer
+
+    tok = load_tokenizer(str(task_files["model"]))
+    cfg = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 256, "filter_overlong_prompts": True,
+                            "truncation": "error", "return_raw_chat": True, "reward_fn_key": "data_source"})
+    ds = RLHFDataset(data_files=[str(task_files["train"])], tokenizer=tok, config=cfg)
+    assert len(ds) == 64
+    item = ds[0]
+    assert item["raw_prompt"][0]["role"] == "user"
+    assert item["reward_model"]["ground_truth"] == read_rl_rows(task_files["train"])[0].ground_truth
+
+
+@pytest.mark.parametrize("frame, message", [
+    (pd.DataFrame({"x": [1]}), "missing column(s) ['prompt', 'reward_model']"),
+    (pd.DataFrame({"prompt": ["hi"], "reward_model": [{"style": "rule"}]}), "ground_truth` is missing"),
+    (pd.DataFrame({"prompt": [[]], "reward_model": [{"ground_truth": "1"}]}), "list of {role, content}"),
+])
+def test_bad_rows_are_named(tmp_path, frame, message):
+    p = tmp_path / "bad.parquet"
+    frame.to_parquet(p)
+    with pytest.raises(InputError) as e:
+        read_rl_rows(p)
+    assert message in str(e.value) and "row 0" in str(e.value)
+
+
+def test_unreadable_files(tmp_path):
+    (tmp_path / "x.parquet").write_text("not parquet")
+    with pytest.raises(InputError, match="cannot read"):
+        read_rl_rows(tmp_path / "x.parquet")
+    with pytest.raises(InputError, match="no such file"):
+        read_rl_rows(tmp_path / "missing.parquet")
+    with pytest.raises(InputError, match="expected .parquet"):
+        (tmp_path / "a.csv").write_text("a")
+        read_rl_rows(tmp_path / "a.csv")
