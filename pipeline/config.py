@@ -41,7 +41,155 @@ class SyntheticConfig:
     problems: int = 400  # how many arithmetic problems to generate
     steps: int = 3  # operations per problem (difficulty)
     max_operand: int = 20  # largest operand (difficulty)
-    seed: int = 0
+    seed: int = 0  # RNG seed
+
+
+@dataclasses.dataclass
+class TaskConfig:
+    """The built-in synthetic RL task: multi-step integer arithmetic, answers in \\boxed{}."""
+
+    train: int = 2400  # training problems
+    heldout: int = 200  # held-out problems (disjoint from training)
+    steps: int = 2  # operations per problem (difficulty)
+    max_operand: int = 9  # largest operand (difficulty)
+    ops: str = "+-"  # operators drawn, any of + - * /
+    error_rate: float = 0.25  # share of worked solutions with a slip (warm-up data only; ground truth stays right)
+    seed: int = 0  # RNG seed
+
+    def __post_init__(self) -> None:
+        if not self.ops or set(self.ops) - set("+-*/"):
+            raise ConfigError(f"task.ops must be a non-empty string of + - * /, got {self.ops!r}")
+        if not 0 <= self.error_rate < 1:
+            raise ConfigError("task.error_rate must be in [0, 1)")
+        if self.train < 1 or self.heldout < 0 or self.steps < 1 or self.max_operand < 1:
+            raise ConfigError("task.train, task.steps, task.max_operand must be >= 1 and task.heldout >= 0")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    path: str = ""  # hub name (e.g. Qwen/Qwen2.5-Math-1.5B) or local directory
+    gguf_file: str | None = None  # a GGUF file inside `path` (transformers' gguf_file=)
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+
+
+@dataclasses.dataclass
+class DataConfig:
+    train_files: list[str] = dataclasses.field(default_factory=list)  # verl-schema parquet/jsonl
+    heldout_files: list[str] = dataclasses.field(default_factory=list)  # for held-out accuracy; optional
+    heldout_limit: int | None = 200  # rows of the held-out files used (None: all)
+    max_prompt_tokens: int = 512  # longer prompts are skipped (and counted in the log)
+
+
+@dataclasses.dataclass
+class RolloutConfig:
+    backend: str = "hf"  # hf: transformers generate (CPU / one GPU) | vllm: the `gpu` extra
+    n: int = 8  # K responses per prompt (the GRPO group)
+    temperature: float = 1.0  # sampling temperature (the loss assumes the model's own distribution)
+    top_p: float = 1.0  # nucleus sampling; 1.0 = off
+    max_new_tokens: int = 64  # generation budget N
+    max_batch: int = 256  # sequences per generate call (hf)
+    gpu_memory_utilization: float = 0.3  # vllm
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("hf", "vllm"):
+            raise ConfigError(f"rollout.backend must be 'hf' or 'vllm', got {self.backend!r}")
+        if self.n < 1 or self.max_new_tokens < 1 or self.temperature < 0:
+            raise ConfigError("rollout.n and rollout.max_new_tokens must be >= 1, rollout.temperature >= 0")
+
+
+@dataclasses.dataclass
+class AlgorithmConfig:
+    """Advantage estimator and actor loss, by verl's registry names (verl.trainer.ppo.core_algos)."""
+
+    adv_estimator: str = "grpo"  # grpo | rloo | reinforce_plus_plus_baseline | opo | gpg | ...
+    norm_adv_by_std: bool = True  # false: Dr.GRPO's mean-only baseline
+    loss_mode: str = "vanilla"  # verl policy loss: vanilla (PPO clip) | gspo | clip_cov | kl_cov | cispo | ...
+    loss_agg_mode: str = "token-mean"  # token-mean | seq-mean-token-sum | seq-mean-token-mean | seq-mean-token-sum-norm
+    clip_ratio_low: float = 0.2  # PPO clip: ratio >= 1 - clip_ratio_low
+    clip_ratio_high: float = 0.28  # ratio <= 1 + clip_ratio_high; > low is DAPO's clip-higher
+    clip_ratio_c: float = 3.0  # dual-clip bound
+    entropy_coeff: float = 0.0  # entropy bonus weight
+    kl_coef: float = 0.0  # KL-to-reference loss weight; 0 keeps no reference model
+    kl_type: str = "low_var_kl"  # verl kl_penalty: kl | abs | mse | low_var_kl | k3+ | ...
+    ppo_epochs: int = 1  # passes over each step's rollouts
+    mini_batches: int = 1  # optimizer steps per pass
+    micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
+
+    def __post_init__(self) -> None:
+        if self.ppo_epochs < 1 or self.mini_batches < 1 or self.micro_batch_size < 1:
+            raise ConfigError("algorithm.ppo_epochs, mini_batches and micro_batch_size must be >= 1")
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    lr: float = 1e-5  # AdamW learning rate
+    schedule: str = "constant"  # constant | cosine | linear (decay over the run)
+    warmup_steps: int = 0  # linear learning-rate warm-up steps
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 1.0  # max gradient norm
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "cosine", "linear"):
+            raise ConfigError(f"optim.schedule must be constant, cosine or linear, got {self.schedule!r}")
+        if self.lr <= 0:
+            raise ConfigError("optim.lr must be > 0")
+
+
+@dataclasses.dataclass
+class RewardConfig:
+    terms: dict = dataclasses.field(default_factory=lambda: {"outcome": {"weight": 1.0}})  # reward terms (rewards/terms.py) by name, each {weight, ...params}; summed
+    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
+
+    def __post_init__(self) -> None:
+        from rewards.terms import validate_terms
+
+        try:
+            validate_terms(self.terms)
+        except ValueError as e:
+            raise ConfigError(f"reward.terms: {e}") from None
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """``python -m pipeline train``: GRPO-style RL on one process."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    rollout: RolloutConfig = dataclasses.field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = dataclasses.field(default_factory=AlgorithmConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    steps: int = 100  # RL steps (one rollout batch + update each)
+    prompts_per_step: int = 16  # prompts per step; the batch is prompts_per_step x rollout.n responses
+    save_every: int = 25  # checkpoint period in steps (the last step is always saved)
+    keep_checkpoints: int = 2  # older checkpoints are deleted
+    eval_every: int = 0  # held-out accuracy period; 0: only before and after training
+    heldout_samples: int = 4  # draws per held-out prompt
+    heldout_temperature: float = 1.0  # 0: greedy
+    seed: int = 0  # RNG seed (data order, sampling)
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.prompts_per_step < 1 or self.save_every < 1:
+            raise ConfigError("steps, prompts_per_step and save_every must be >= 1")
+
+
+@dataclasses.dataclass
+class WarmupConfig:
+    """``python -m pipeline warmup``: supervised fine-tuning on worked solutions."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # empty path: build a tiny model
+    tiny_size: str = "tiny"  # micro | tiny | small (see pipeline/train/tiny_model.py)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)  # rows need extra_info.solution
+    steps: int = 600  # optimizer steps
+    batch_size: int = 32  # sequences per step
+    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr=3e-3, schedule="cosine", warmup_steps=20))
+    heldout_samples: int = 4  # draws per held-out prompt for pass@1
+    heldout_temperature: float = 1.0  # 0: greedy
+    max_new_tokens: int = 64  # generation budget for the held-out measurement
+    seed: int = 0  # RNG seed (model init, data order, sampling)
+    threads: int | None = None  # torch CPU threads (None: torch's default)
 
 
 @dataclasses.dataclass
@@ -50,9 +198,13 @@ class DemoConfig:
     verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
     bon_file: str | None = None  # real best-of-N responses with labels; skipped when missing
+    stages: list[str] = dataclasses.field(default_factory=lambda: ["verifier", "train"])  # which demo parts run
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    warmup: WarmupConfig = dataclasses.field(default_factory=WarmupConfig)  # data/model filled in by the demo
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # data/model filled in by the demo
 
 
-_PATH_FIELDS = {"out", "bon_file"}
+_PATH_FIELDS = {"out", "bon_file", "train_files", "heldout_files"}
 
 
 def _build(cls: type[T], data: Any, where: str, base: Path) -> T:
@@ -70,12 +222,32 @@ def _build(cls: type[T], data: Any, where: str, base: Path) -> T:
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, key, base)
             continue
+        origin = typing.get_origin(hint)
+        if origin is list:
+            if isinstance(value, str):  # a single item where a list is expected
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+            if name in _PATH_FIELDS:
+                value = [v if os.path.isabs(v) else str((base / v).resolve()) for v in value]
+            kwargs[name] = value
+            continue
+        if hint is dict or origin is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            kwargs[name] = value
+            continue
         allowed = typing.get_args(hint) or (hint,)
         if value is None and type(None) in allowed:
             kwargs[name] = None
             continue
         if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if float in allowed and str not in allowed and isinstance(value, str):
+            try:  # YAML reads `2e-4` (no dot) as a string
+                value = float(value)
+            except ValueError:
+                pass
         if not any(isinstance(value, a) for a in allowed if isinstance(a, type)):
             names = "/".join(a.__name__ for a in allowed if isinstance(a, type) and a is not type(None))
             raise ConfigError(f"{key}: expected {names}, got {value!r}")
@@ -99,8 +271,50 @@ def load_config(cls: type[T], path: str | os.PathLike | None, overrides: dict | 
             raise ConfigError(f"{p}: not valid YAML: {e}") from None
         base = p.resolve().parent
     data = {**data, **(overrides or {})}
-    return _build(cls, data, "", base)
+    try:
+        return _build(cls, data, "", base)
+    except TypeError as e:  # a dataclass rejected its arguments
+        raise ConfigError(str(e)) from None
 
 
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """``name: type = default  # comment`` lines of a dataclass -> {name: comment}."""
+    import inspect
+    import re
+
+    out = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def reference_markdown(cls, prefix: str = "") -> str:
+    """The config reference table for ``cls`` (nested dataclasses flattened to dotted keys)."""
+    rows: list[str] = []
+
+    def walk(c, pre: str) -> None:
+        comments = _field_comments(c)
+        hints = typing.get_type_hints(c)
+        for f in dataclasses.fields(c):
+            key = f"{pre}{f.name}"
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], key + ".")
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            shown = "`" + (yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()) + "`"
+            rows.append(f"| `{key}` | {shown} | {comments.get(f.name, '').replace('|', '/')} |")
+
+    walk(cls, prefix)
+    return "| key | default | meaning |\n|---|---|---|\n" + "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m pipeline.config TrainConfig  -> the README's table
+    import sys
+
+    print(reference_markdown(globals()[sys.argv[1] if len(sys.argv) > 1 else "TrainConfig"]))

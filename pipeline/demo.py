@@ -1,14 +1,19 @@
 """The embedded CPU demo: run every stage that exists on small data, then write
 ``summary.json`` with each stage's headline figures.
 
-Now: the reward verifier, on data the project generates itself (always) and on
-the real best-of-N responses in ``../shared/data/bon`` (when present).
+* ``verifier``: the reward verifier on data the project generates itself (always)
+  and on the real best-of-N responses in ``../shared/data/bon`` (when present).
+* ``train``: the synthetic arithmetic task -> supervised warm-up of a tiny
+  from-scratch model -> GRPO, plus a same-compute supervised control from the
+  same checkpoint; held-out pass@1 before, after RL and after the control.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import shutil
 import sys
 import time
 from collections import Counter
@@ -75,6 +80,90 @@ def run_verifier_demo(cfg: DemoConfig, out: Path, log=print) -> dict:
     return summary
 
 
+def write_task_data(task, out: Path) -> tuple[Path, Path]:
+    """The synthetic task as verl parquet: ``train.parquet`` (with worked solutions,
+    a share of them flawed) and a disjoint ``heldout.parquet``."""
+    from data.formats import synthetic_rows, write_parquet
+
+    common = dict(steps=task.steps, max_operand=task.max_operand, ops=tuple(task.ops))
+    train = synthetic_rows(task.train, seed=task.seed, split="train", error_rate=task.error_rate, **common)
+    held = synthetic_rows(task.heldout, seed=task.seed + 1, split="test",
+                          exclude={r["extra_info"]["question"] for r in train}, **common) if task.heldout else []
+    write_parquet(train, out / "train.parquet")
+    if held:
+        write_parquet(held, out / "heldout.parquet")
+    return out / "train.parquet", out / "heldout.parquet"
+
+
+def run_supervised_control(train_cfg, warm_model: str, log) -> dict:
+    """Continue supervised training from the warm-up checkpoint with the RL run's
+    compute: as many optimizer steps, each on as many sequences (prompts x K),
+    at the same learning rate and schedule; then the same held-out measurement."""
+    import torch
+
+    from data.formats import read_rl_rows
+    from pipeline.train.heldout import heldout_accuracy
+    from pipeline.train.policy import load_policy
+    from pipeline.train.sft import sft_examples, train_sft
+    from rewards.verifier import Verifier
+
+    tc = train_cfg
+    torch.manual_seed(tc.seed)
+    model, tok = load_policy(warm_model, device=tc.model.device)
+    rows = read_rl_rows(tc.data.train_files)
+    heldout = read_rl_rows(tc.data.heldout_files, limit=tc.data.heldout_limit)
+    t0 = time.perf_counter()
+    train_sft(model, tok, sft_examples(rows, tok), steps=tc.steps, batch_size=tc.prompts_per_step * tc.rollout.n,
+              lr=tc.optim.lr, schedule=tc.optim.schedule, warmup_steps=tc.optim.warmup_steps, seed=tc.seed)
+    seconds = time.perf_counter() - t0
+    with Verifier(workers=1) as v, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tc.seed * 7919 + tc.steps)  # the RL run's final evaluation uses this seed too
+        r = heldout_accuracy(model, tok, heldout, v, samples=tc.heldout_samples, temperature=tc.heldout_temperature,
+                             max_new_tokens=tc.rollout.max_new_tokens)
+    log(f"supervised control: {tc.steps} steps x {tc.prompts_per_step * tc.rollout.n} sequences in {seconds:.0f} s, "
+        f"held-out pass@1 {r['acc']:.3f}")
+    return {"control_acc_after": r["acc"], "control_seconds": round(seconds, 2)}
+
+
+def run_train_demo(cfg: DemoConfig, out: Path, log) -> dict:
+    """Synthetic data -> warm-up -> GRPO and a supervised control (see module doc)."""
+    from pipeline.train.engine import train
+    from pipeline.train.sft import run_warmup
+
+    for sub in ("warmup", "rl"):  # a demo always starts over
+        shutil.rmtree(out / sub, ignore_errors=True)
+    train_file, held_file = write_task_data(cfg.task, out / "data")
+    data = dataclasses.replace(cfg.warmup.data, train_files=[str(train_file)], heldout_files=[str(held_file)])
+    log(f"synthetic task: {cfg.task.train} training / {cfg.task.heldout} held-out problems, "
+        f"{cfg.task.steps} steps of {cfg.task.ops!r} on operands <= {cfg.task.max_operand}, "
+        f"{cfg.task.error_rate:.0%} of worked solutions flawed")
+    warm = run_warmup(dataclasses.replace(cfg.warmup, data=data), out / "warmup", log=log)
+    warm_model = str(out / "warmup" / "model")
+    tc = dataclasses.replace(
+        cfg.train,
+        model=dataclasses.replace(cfg.train.model, path=warm_model),
+        data=dataclasses.replace(cfg.train.data, train_files=[str(train_file)], heldout_files=[str(held_file)]),
+    )
+    rl = train(tc, out / "rl", log=log)
+    log(f"GRPO: held-out pass@1 {rl['heldout_acc_before']:.3f} -> {rl['heldout_acc_after']:.3f} "
+        f"in {tc.steps} steps ({rl['seconds_this_run']:.0f} s)")
+    control = run_supervised_control(tc, warm_model, log)
+    return {
+        "warmup_heldout_acc": warm.get("heldout_acc"),
+        "warmup_heldout_acc_greedy": warm.get("heldout_acc_greedy"),
+        "warmup_seconds": warm["seconds"],
+        "heldout_acc_before": rl["heldout_acc_before"],
+        "heldout_acc_after": rl["heldout_acc_after"],
+        **control,
+        "rl_seconds": rl["seconds_this_run"],
+        "rl_steps": tc.steps,
+        "metrics": str(out / "rl" / "metrics.jsonl"),
+    }
+
+
+DEMO_STAGES = {"verifier": run_verifier_demo, "train": run_train_demo}
+
+
 def run_demo(cfg: DemoConfig, out_dir: str | None = None) -> dict:
     out = Path(out_dir or cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,8 +171,16 @@ def run_demo(cfg: DemoConfig, out_dir: str | None = None) -> dict:
     def log(msg: str) -> None:
         print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
+    unknown = [s for s in cfg.stages if s not in DEMO_STAGES]
+    if unknown:
+        from pipeline.config import ConfigError
+
+        raise ConfigError(f"stages: unknown {unknown}; choose from {list(DEMO_STAGES)}")
     t0 = time.perf_counter()
-    summary = {"config": to_dict(cfg), "stages": ["verifier"], "verifier": run_verifier_demo(cfg, out, log)}
+    summary = {"config": to_dict(cfg), "stages": list(cfg.stages)}
+    for stage in cfg.stages:
+        summary[stage] = DEMO_STAGES[stage](cfg, out, log)
+        write_json(out / "summary.json", summary)  # partial results survive a later failure
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     write_json(out / "summary.json", summary)
     log(f"wrote {out / 'summary.json'}")

@@ -73,10 +73,22 @@ def test_help_explains():
 
 def test_demo_offline_with_nothing_beside_it(tmp_path):
     cfg = tmp_path / "demo.yaml"
-    cfg.write_text("verifier: {workers: 1}\nsynthetic: {problems: 60, seed: 3}\nbon_file: missing/bon.jsonl\n")
+    cfg.write_text(
+        "verifier: {workers: 1}\nsynthetic: {problems: 60, seed: 3}\nbon_file: missing/bon.jsonl\n"
+        "task: {train: 48, heldout: 6}\n"
+        "warmup: {tiny_size: micro, steps: 10, batch_size: 8, threads: 1, heldout_samples: 1, max_new_tokens: 8}\n"
+        "train: {rollout: {n: 2, max_new_tokens: 8}, steps: 2, prompts_per_step: 2, save_every: 1,\n"
+        "        heldout_samples: 1, threads: 1, reward: {verifier: {workers: 1}}}\n"
+    )
     r = run("-m", "pipeline", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["stages"] == ["verifier", "train"]
+    tr = summary["train"]
+    for key in ("heldout_acc_before", "heldout_acc_after", "control_acc_after"):
+        assert 0 <= tr[key] <= 1, key
+    assert (tmp_path / "out" / "data" / "train.parquet").is_file()
+    assert len((tmp_path / "out" / "rl" / "metrics.jsonl").read_text().splitlines()) == 3
     syn = summary["verifier"]["synthetic"]
     assert syn["responses"] == 60 and syn["disagreements"] == 0
     assert 0 < syn["verifier_correct"] < 60
@@ -85,7 +97,7 @@ def test_demo_offline_with_nothing_beside_it(tmp_path):
 
 @pytest.mark.skipif(not BON.is_file(), reason="../shared/data not beside the repo")
 def test_demo_on_real_best_of_n(tmp_path):
-    r = run("-m", "pipeline", "demo", "--config", "configs/demo.yaml", "--out", str(tmp_path))
+    r = run("-m", "pipeline", "demo", "--config", "configs/demo.yaml", "--out", str(tmp_path), "--stages", "verifier")
     assert r.returncode == 0, r.stderr
     bon = json.loads((tmp_path / "summary.json").read_text())["verifier"]["bon"]
     assert bon["responses"] == 800

@@ -1,0 +1,156 @@
+"""The RL algorithms, from verl's ``core_algos``: nothing here re-derives them.
+
+* :func:`compute_advantages`: per-response scores -> per-token advantages with
+  any of verl's outcome estimators (GRPO, Dr.GRPO via ``norm_adv_by_std=False``,
+  RLOO, REINFORCE++ with baseline, OPO, GPG, GRPO pass@k), called as verl's
+  ``compute_advantage`` calls them: the score sits on the last response token
+  and ``index`` groups responses by prompt. ``token_bonus`` (B, R) is added
+  afterwards: the hook for per-token process rewards.
+* :func:`actor_loss`: verl's registered policy loss plus entropy bonus and
+  KL-to-reference, composed exactly as verl's ``ppo_loss`` composes them,
+  with ``global_batch_info`` set so micro-batch losses sum to the mini-batch loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.config import AlgorithmConfig, ConfigError
+
+# estimators that need only scores + group ids (the others want values or baselines)
+OUTCOME_ESTIMATORS = (
+    "grpo", "grpo_vectorized", "rloo", "rloo_vectorized", "reinforce_plus_plus",
+    "reinforce_plus_plus_baseline", "opo", "gpg", "grpo_passk",
+)
+
+
+def _core():
+    from verl.trainer.ppo import core_algos
+
+    return core_algos
+
+
+def validate(cfg: AlgorithmConfig) -> None:
+    """Check names against verl's registries; a ConfigError lists the valid ones."""
+    ca = _core()
+    if cfg.adv_estimator not in OUTCOME_ESTIMATORS:
+        raise ConfigError(f"algorithm.adv_estimator {cfg.adv_estimator!r} is not supported by the single-process "
+                          f"engine; choose one of {list(OUTCOME_ESTIMATORS)}")
+    if cfg.loss_mode not in ca.POLICY_LOSS_REGISTRY:
+        raise ConfigError(f"algorithm.loss_mode {cfg.loss_mode!r}; verl has {sorted(ca.POLICY_LOSS_REGISTRY)}")
+    if cfg.loss_agg_mode not in ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean",
+                                 "seq-mean-token-sum-norm"):
+        raise ConfigError(f"algorithm.loss_agg_mode {cfg.loss_agg_mode!r} is not one of verl's agg_loss modes")
+    try:
+        ca.kl_penalty(torch.zeros(1, 1), torch.zeros(1, 1), cfg.kl_type)
+    except (NotImplementedError, ValueError, KeyError):
+        raise ConfigError(f"algorithm.kl_type {cfg.kl_type!r} is not a verl kl_penalty type "
+                          "(kl, abs, mse, low_var_kl, k1, k2, k3, k3+, low_var_kl+)") from None
+
+
+def algo_config(cfg: AlgorithmConfig):
+    from verl.trainer.config import AlgoConfig
+
+    return AlgoConfig(gamma=1.0, lam=1.0, adv_estimator=cfg.adv_estimator, norm_adv_by_std_in_grpo=cfg.norm_adv_by_std)
+
+
+def actor_config(cfg: AlgorithmConfig, group_size: int):
+    """verl's ``ActorConfig`` carrying the loss settings (the policy losses read it)."""
+    from verl.workers.config import ActorConfig
+    from verl.workers.config.actor import PolicyLossConfig
+
+    ac = ActorConfig(
+        policy_loss=PolicyLossConfig(loss_mode=cfg.loss_mode, dro_beta=0.1 if cfg.loss_mode == "dro" else None),
+        strategy="fsdp",
+        rollout_n=group_size,
+        ppo_micro_batch_size_per_gpu=cfg.micro_batch_size,
+        clip_ratio_low=cfg.clip_ratio_low,
+        clip_ratio_high=cfg.clip_ratio_high,
+        clip_ratio_c=cfg.clip_ratio_c,
+        loss_agg_mode=cfg.loss_agg_mode,
+        entropy_coeff=cfg.entropy_coeff,
+        use_kl_loss=cfg.kl_coef > 0,
+        kl_loss_coef=cfg.kl_coef,
+        kl_loss_type=cfg.kl_type,
+        use_torch_compile=False,
+    )
+    return ac
+
+
+def last_token_rewards(scores: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) scores -> (B, R) token-level rewards with each score on its last response token."""
+    out = torch.zeros_like(response_mask, dtype=torch.float32)
+    lengths = response_mask.sum(-1).long()
+    rows = torch.arange(len(scores))
+    last = (lengths - 1).clamp(min=0)
+    out[rows, last] = scores.float() * (lengths > 0).float()
+    return out
+
+
+def compute_advantages(
+    cfg: AlgorithmConfig,
+    scores: np.ndarray,
+    response_mask: torch.Tensor,
+    group: np.ndarray,
+    token_bonus: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-token advantages (B, R) from per-response scores via verl's estimator."""
+    ca = _core()
+    fn = ca.get_adv_estimator_fn(cfg.adv_estimator)
+    rewards = last_token_rewards(torch.as_tensor(scores, dtype=torch.float32), response_mask)
+    index = np.asarray([str(g) for g in group], dtype=object)
+    kwargs = dict(token_level_rewards=rewards, response_mask=response_mask, index=index, config=algo_config(cfg))
+    if cfg.adv_estimator in ("grpo", "grpo_vectorized", "grpo_passk"):
+        kwargs["norm_adv_by_std_in_grpo"] = cfg.norm_adv_by_std
+    adv, _ = fn(**kwargs)
+    if token_bonus is not None:
+        adv = adv + token_bonus * response_mask
+    return adv
+
+
+def actor_loss(
+    ac,
+    *,
+    log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    entropy: torch.Tensor | None = None,
+    ref_log_prob: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """verl's ``ppo_loss`` composition for one micro-batch; ``ac.global_batch_info``
+    must hold the mini-batch totals (see :func:`set_batch_info`)."""
+    ca = _core()
+    mode = ac.loss_agg_mode
+    gbi = ac.global_batch_info
+    mask = response_mask.bool()
+    pg_loss, pg_metrics = ca.get_policy_loss_fn(ac.policy_loss.loss_mode)(
+        old_log_prob=old_log_prob, log_prob=log_prob, advantages=advantages, response_mask=mask,
+        loss_agg_mode=mode, config=ac, rollout_is_weights=None,
+    )
+    metrics = {k.split("/")[-1]: float(v) for k, v in pg_metrics.items()}
+    metrics["pg_loss"] = float(pg_loss.detach())
+    loss = pg_loss
+    if entropy is not None:
+        ent = ca.agg_loss(loss_mat=entropy, loss_mask=mask, loss_agg_mode=mode, **gbi)
+        loss = loss - ac.entropy_coeff * ent
+        metrics["entropy"] = float(ent.detach())
+    if ac.use_kl_loss:
+        kld = ca.kl_penalty(logprob=log_prob, ref_logprob=ref_log_prob, kl_penalty=ac.kl_loss_type)
+        kl = ca.agg_loss(loss_mat=kld, loss_mask=mask, loss_agg_mode=mode, **gbi)
+        loss = loss + ac.kl_loss_coef * kl
+        metrics["kl"] = float(kl.detach())
+    return loss, metrics
+
+
+def set_batch_info(ac, response_mask: torch.Tensor, max_new_tokens: int | None = None) -> None:
+    """Tell verl's ``agg_loss`` the mini-batch totals, so micro-batch losses add up
+    to the mini-batch loss exactly (gradient accumulation)."""
+    ac.global_batch_info.clear()  # a frozen field holding a mutable dict, as verl's own ppo_loss uses it
+    ac.global_batch_info.update({
+        "dp_size": 1,
+        "batch_num_tokens": int(response_mask.sum()),
+        "global_batch_size": int((response_mask.sum(-1) > 0).sum()),
+        "loss_scale_factor": max_new_tokens,  # Dr.GRPO: a constant normaliser, not the padded width
+    })

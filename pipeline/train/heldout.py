@@ -1,0 +1,41 @@
+"""Held-out accuracy during training: sample, verify, average.
+
+The evaluation stage reports the full set of metrics; training needs one
+number it can track cheaply: mean verifier-correctness of ``samples`` responses
+per held-out prompt at a given temperature (pass@1 estimated from ``samples``
+draws; temperature 0 is greedy).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from data.formats import RLRow
+from pipeline.train.policy import encode_prompt
+from pipeline.train.rollout import HFRollout, Rollout, Sampling
+
+
+def heldout_accuracy(
+    model,
+    tokenizer,
+    rows: Sequence[RLRow],
+    verifier,
+    *,
+    samples: int = 1,
+    temperature: float = 1.0,
+    max_new_tokens: int = 64,
+    rollout: Rollout | None = None,
+) -> dict:
+    """``{"acc", "n", "mean_tokens"}`` over ``rows`` (``samples`` draws each)."""
+    if not rows:
+        return {"acc": None, "n": 0, "mean_tokens": None}
+    n = 1 if temperature == 0 else samples
+    rollout = rollout or HFRollout(model, tokenizer)
+    prompts = [encode_prompt(tokenizer, r.messages) for r in rows]
+    groups = rollout.generate(prompts, n, Sampling(temperature=temperature, max_new_tokens=max_new_tokens))
+    texts = [tokenizer.decode(t, skip_special_tokens=True) for g in groups for t in g]
+    gold = [r.ground_truth for r in rows for _ in range(n)]
+    verdicts = verifier.verify_batch(texts, gold)
+    correct = sum(v.correct for v in verdicts)
+    tokens = sum(len(t) for g in groups for t in g)
+    return {"acc": correct / len(verdicts), "n": len(verdicts), "mean_tokens": tokens / len(verdicts)}
