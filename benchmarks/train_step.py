@@ -50,6 +50,7 @@ def run_ours(a) -> dict:
         "data": {"train_files": [a.data]},
         "rollout": {"n": a.k, "max_new_tokens": a.max_new_tokens, "temperature": 1.0},
         "optim": {"lr": 1.0e-5},
+        "algorithm": {"micro_batch_size": a.micro_batch},
         "reward": {"verifier": {"workers": 1}},
         "steps": a.steps, "prompts_per_step": a.prompts, "save_every": 10_000, "threads": a.threads,
     })
@@ -125,6 +126,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--micro-batch", type=int, default=64, help="our engine's sequences per forward/backward")
     p.add_argument("--model", default=None, help="model directory (default: a fresh tiny model)")
     p.add_argument("--engine", choices=["ours", "trl"], help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -139,7 +141,8 @@ def main() -> None:
         for engine in ("ours", "trl"):
             cmd = [sys.executable, __file__, "--engine", engine, "--work", str(work), "--data", str(data),
                    "--model", model, "--steps", str(a.steps), "--prompts", str(a.prompts), "--k", str(a.k),
-                   "--max-new-tokens", str(a.max_new_tokens), "--threads", str(a.threads)]
+                   "--max-new-tokens", str(a.max_new_tokens), "--threads", str(a.threads),
+                   "--micro-batch", str(a.micro_batch)]
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
             line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
             if r.returncode != 0 or not line:
