@@ -121,12 +121,13 @@ def read_rl_rows(paths: str | os.PathLike | Iterable[str | os.PathLike], limit: 
             if not isinstance(rm, dict) or rm.get("ground_truth") is None:
                 raise InputError(f"{where}: `reward_model.ground_truth` is missing")
             extra = row.get("extra_info") or {}
+            index = extra.get("index")
             out.append(
                 RLRow(
                     messages=[{"role": m.get("role") or "user", "content": str(m["content"])} for m in msgs],
                     ground_truth=str(rm["ground_truth"]),
                     data_source=str(row.get("data_source") or p.stem),
-                    index=int(extra.get("index", len(out)) if extra.get("index") is not None else len(out)),
+                    index=int(index) if index is not None else len(out),
                     solution=extra.get("solution"),
                     question=extra.get("question"),
                 )

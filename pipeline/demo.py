@@ -102,7 +102,7 @@ def run_supervised_control(train_cfg, warm_model: str, log) -> dict:
     import torch
 
     from data.formats import read_rl_rows
-    from pipeline.train.heldout import heldout_accuracy
+    from pipeline.train.heldout import eval_seed, heldout_accuracy
     from pipeline.train.policy import load_policy
     from pipeline.train.sft import sft_examples, train_sft
     from rewards.verifier import Verifier
@@ -116,10 +116,9 @@ def run_supervised_control(train_cfg, warm_model: str, log) -> dict:
     train_sft(model, tok, sft_examples(rows, tok), steps=tc.steps, batch_size=tc.prompts_per_step * tc.rollout.n,
               lr=tc.optim.lr, schedule=tc.optim.schedule, warmup_steps=tc.optim.warmup_steps, seed=tc.seed)
     seconds = time.perf_counter() - t0
-    with Verifier(workers=1) as v, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(tc.seed * 7919 + tc.steps)  # the RL run's final evaluation uses this seed too
+    with Verifier(workers=1) as v:
         r = heldout_accuracy(model, tok, heldout, v, samples=tc.heldout_samples, temperature=tc.heldout_temperature,
-                             max_new_tokens=tc.rollout.max_new_tokens)
+                             max_new_tokens=tc.rollout.max_new_tokens, seed=eval_seed(tc.seed, tc.steps))
     log(f"supervised control: {tc.steps} steps x {tc.prompts_per_step * tc.rollout.n} sequences in {seconds:.0f} s, "
         f"held-out pass@1 {r['acc']:.3f}")
     return {"control_acc_after": r["acc"], "control_seconds": round(seconds, 2)}

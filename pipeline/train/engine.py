@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from data.io import write_json
 from pipeline.config import ConfigError, TrainConfig, to_dict
 from pipeline.train import algorithms
 from pipeline.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from pipeline.train.heldout import heldout_accuracy
+from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
 from pipeline.train.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
 from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
@@ -197,11 +196,9 @@ def _chunked_logprobs(model, batch, size: int) -> torch.Tensor:
 def _evaluate(e: Engine, heldout: list[RLRow], step: int) -> dict:
     cfg = e.cfg
     # a private RNG stream: evaluating never changes what training samples next
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed * 7919 + step)
-        r = heldout_accuracy(e.model, e.tokenizer, heldout, e.verifier, samples=cfg.heldout_samples,
-                             temperature=cfg.heldout_temperature, max_new_tokens=cfg.rollout.max_new_tokens,
-                             rollout=HFRollout(e.model, e.tokenizer, cfg.rollout.max_batch))
+    r = heldout_accuracy(e.model, e.tokenizer, heldout, e.verifier, samples=cfg.heldout_samples,
+                         temperature=cfg.heldout_temperature, max_new_tokens=cfg.rollout.max_new_tokens,
+                         rollout=HFRollout(e.model, e.tokenizer, cfg.rollout.max_batch), seed=eval_seed(cfg.seed, step))
     return {"heldout_acc": r["acc"], "heldout_length": r["mean_tokens"]}
 
 
@@ -306,7 +303,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                 metrics.close()
                 return {"stopped_at": step}
     metrics.close()
-    _save_final(model, tok, out / "model")
+    save_policy(model, tok, out / "model")
     history = read_metrics(out / "metrics.jsonl")
     evals = [r for r in history if r.get("heldout_acc") is not None]
     summary = {
@@ -321,14 +318,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     }
     write_json(out / "summary.json", summary)
     return summary
-
-
-def _save_final(model, tok, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_policy(model, tok, tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
 
 
 def _progress(it, enabled: bool, total: int, start: int):

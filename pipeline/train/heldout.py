@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
+
 from data.formats import RLRow
 from pipeline.train.policy import encode_prompt
 from pipeline.train.rollout import HFRollout, Rollout, Sampling
+
+
+def eval_seed(seed: int, step: int) -> int:
+    """The sampling seed of a training run's held-out measurement at ``step``
+    (shared by the RL run and the demo's supervised control, so both are
+    measured on the same draws)."""
+    return seed * 7919 + step
 
 
 def heldout_accuracy(
@@ -25,8 +34,18 @@ def heldout_accuracy(
     temperature: float = 1.0,
     max_new_tokens: int = 64,
     rollout: Rollout | None = None,
+    seed: int | None = None,
 ) -> dict:
-    """``{"acc", "n", "mean_tokens"}`` over ``rows`` (``samples`` draws each)."""
+    """``{"acc", "n", "mean_tokens"}`` over ``rows`` (``samples`` draws each).
+
+    With ``seed``, sampling draws from a private RNG stream seeded with it: the
+    measurement is reproducible and leaves the caller's RNG state untouched.
+    """
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return heldout_accuracy(model, tokenizer, rows, verifier, samples=samples, temperature=temperature,
+                                    max_new_tokens=max_new_tokens, rollout=rollout)
     if not rows:
         return {"acc": None, "n": 0, "mean_tokens": None}
     n = 1 if temperature == 0 else samples

@@ -139,5 +139,15 @@ def response_logprobs(model, batch: Batch, with_entropy: bool = False, entropy_g
 
 
 def save_policy(model, tokenizer, path: str | os.PathLike) -> None:
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    """Save model + tokenizer to ``path`` atomically: written beside it, then renamed
+    into place, so a crash never leaves a half-written model directory."""
+    import shutil
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)

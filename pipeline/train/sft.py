@@ -114,7 +114,6 @@ def run_warmup(cfg, out, *, log: Callable[[str], None] | None = None, progress: 
     Writes ``out/model`` (loadable by path), ``out/metrics.jsonl`` and
     ``out/summary.json`` with held-out pass@1 before and after.
     """
-    import shutil
     import sys
     from pathlib import Path
 
@@ -172,18 +171,13 @@ def run_warmup(cfg, out, *, log: Callable[[str], None] | None = None, progress: 
     summary = {"examples": len(examples), "steps": cfg.steps, "seconds": round(seconds, 2),
                "parameters": sum(p.numel() for p in model.parameters())}
     if heldout:
-        with Verifier(workers=1) as v, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            r = heldout_accuracy(model, tok, heldout, v, samples=cfg.heldout_samples,
+        with Verifier(workers=1) as v:
+            r = heldout_accuracy(model, tok, heldout, v, samples=cfg.heldout_samples, seed=cfg.seed,
                                  temperature=cfg.heldout_temperature, max_new_tokens=cfg.max_new_tokens)
             g = heldout_accuracy(model, tok, heldout, v, temperature=0, max_new_tokens=cfg.max_new_tokens)
         summary.update(heldout_acc=r["acc"], heldout_acc_greedy=g["acc"])
         log(f"held-out pass@1: {r['acc']:.3f} at temperature {cfg.heldout_temperature}, {g['acc']:.3f} greedy")
-    tmp = out / "model.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_policy(model, tok, tmp)
-    shutil.rmtree(out / "model", ignore_errors=True)
-    tmp.rename(out / "model")
+    save_policy(model, tok, out / "model")
     write_json(out / "config.json", to_dict(cfg))
     write_json(out / "summary.json", summary)
     log(f"{cfg.steps} steps in {seconds:.0f} s; model saved to {out / 'model'}")
