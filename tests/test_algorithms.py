@@ -72,6 +72,7 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(agg):
         logits, labels = _toy()
         algorithms.set_batch_info(ac, MASK, max_new_tokens=4)
         total = 0.0
+        shares = dict.fromkeys(algorithms.SHARE_METRICS, 0.0)
         for ix in splits:
             lp = _logp(logits[ix], labels[ix])
             ent = -(torch.softmax(logits[ix], -1) * torch.log_softmax(logits[ix], -1)).sum(-1)
@@ -80,10 +81,14 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(agg):
             loss.backward()
             total += float(loss.detach())
             assert {"pg_loss", "pg_clipfrac", "kl", "entropy"} <= set(m)
-        return total, logits.grad.clone()
+            for k in shares:
+                shares[k] += m[k]
+        return total, logits.grad.clone(), shares
 
-    full_loss, full_grad = run([torch.arange(6)])
-    micro_loss, micro_grad = run([torch.tensor([0, 1]), torch.tensor([2, 3, 4]), torch.tensor([5])])
+    full_loss, full_grad, full_m = run([torch.arange(6)])
+    micro_loss, micro_grad, micro_m = run([torch.tensor([0, 1]), torch.tensor([2, 3, 4]), torch.tensor([5])])
+    for k in algorithms.SHARE_METRICS:  # what the engine reports: micro-batch shares add up
+        assert micro_m[k] == pytest.approx(full_m[k], rel=1e-5, abs=1e-7), k
     assert micro_loss == pytest.approx(full_loss, rel=1e-5)
     assert torch.allclose(micro_grad, full_grad, atol=1e-6)
     assert full_grad.abs().sum() > 0

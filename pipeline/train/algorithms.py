@@ -109,6 +109,11 @@ def compute_advantages(
     return adv
 
 
+# actor_loss metrics that verl's agg_loss computed with the mini-batch totals: a
+# micro-batch's value is its share, and the shares add up to the mini-batch value
+SHARE_METRICS = frozenset({"pg_loss", "entropy", "kl"})
+
+
 def actor_loss(
     ac,
     *,
@@ -120,7 +125,8 @@ def actor_loss(
     ref_log_prob: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """verl's ``ppo_loss`` composition for one micro-batch; ``ac.global_batch_info``
-    must hold the mini-batch totals (see :func:`set_batch_info`)."""
+    must hold the mini-batch totals (see :func:`set_batch_info`). Metrics named in
+    :data:`SHARE_METRICS` are this micro-batch's share of the mini-batch value."""
     ca = _core()
     mode = ac.loss_agg_mode
     gbi = ac.global_batch_info

@@ -157,8 +157,13 @@ def update_policy(e: Engine, batch, adv: torch.Tensor) -> dict:
             old_logp = _chunked_logprobs(e.model, batch, cfg.micro_batch_size)
         if e.ref_model is not None:
             ref_logp = _chunked_logprobs(e.ref_model, batch, cfg.micro_batch_size)
-    sums: dict[str, float] = {}
-    weights = 0.0
+    # verl-aggregated terms (pg_loss, kl, entropy): each micro-batch holds its share of the
+    # mini-batch value, so they add up per mini-batch; the rest are micro-batch means,
+    # averaged with token weights
+    shares: dict[str, float] = {}
+    means: dict[str, float] = {}
+    tokens = 0.0
+    updates = 0
     grad_norms = []
     for _ in range(cfg.ppo_epochs):
         perm = torch.randperm(B) if cfg.mini_batches > 1 else torch.arange(B)
@@ -177,12 +182,16 @@ def update_policy(e: Engine, batch, adv: torch.Tensor) -> dict:
                 loss.backward()
                 w = float(sub.response_mask.sum())
                 for k, v in m.items():
-                    sums[k] = sums.get(k, 0.0) + v * w
-                weights += w
+                    if k in algorithms.SHARE_METRICS:
+                        shares[k] = shares.get(k, 0.0) + v
+                    else:
+                        means[k] = means.get(k, 0.0) + v * w
+                tokens += w
+            updates += 1
             grad_norms.append(float(torch.nn.utils.clip_grad_norm_(e.model.parameters(), e.cfg.optim.grad_clip)))
             e.optimizer.step()
-    out = {k: v / max(weights, 1.0) for k, v in sums.items()}
-    # pg_loss / kl were aggregated over the mini-batch already: report their per-token means
+    out = {k: v / max(tokens, 1.0) for k, v in means.items()}
+    out.update({k: v / updates for k, v in shares.items()})  # mean over mini-batch updates
     out["grad_norm"] = float(np.mean(grad_norms))
     return out
 
