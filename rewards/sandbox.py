@@ -9,7 +9,7 @@ replacement in the background. The caller never sees an exception, and a check
 never runs past its timeout. The timeout bounds the check, not the queue: when
 every worker is busy (or being replaced, ~0.7 s) a call waits for one first.
 
-Workers are plain ``python -m rewards.worker`` subprocesses, not
+Workers are plain ``rewards.worker`` subprocesses, not
 ``multiprocessing`` children: those re-import the parent's ``__main__`` (a user
 script without a main guard, or Ray's own worker script) and forking a threaded
 parent is unsafe. Each worker caps its address space with ``RLIMIT_AS``: a runaway
@@ -95,7 +95,9 @@ class WorkerPool:
         # The worker must import this package the way the parent did.
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rewards.worker", self.task, str(self.memory_mb)],
+            # not ``-m rewards.worker``: the package imports that module first, and runpy warns
+            [sys.executable, "-c", "import sys; from rewards.worker import main; sys.exit(main(sys.argv[1:]))",
+             self.task, str(self.memory_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

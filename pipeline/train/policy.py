@@ -119,8 +119,17 @@ def make_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[in
 
 def response_logits(model, batch: Batch) -> torch.Tensor:
     """Logits predicting each response token: (B, R, V)."""
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids, use_cache=False)
-    return out.logits[:, batch.prompt_len - 1 : -1, :].float()
+    R = batch.input_ids.shape[1] - batch.prompt_len
+    kwargs = {"logits_to_keep": R + 1} if _takes_logits_to_keep(model) else {}  # skip the LM head on the prompt
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                use_cache=False, **kwargs)
+    return out.logits[:, -(R + 1) : -1, :].float()
+
+
+def _takes_logits_to_keep(model) -> bool:
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def response_logprobs(model, batch: Batch, with_entropy: bool = False, entropy_grad: bool = True):
