@@ -4,6 +4,9 @@
     python -m pipeline synthetic --config configs/task/arithmetic.yaml --out runs/task
     python -m pipeline warmup    --config configs/warmup/tiny.yaml --out runs/warmup
     python -m pipeline train     --config configs/train/tiny.yaml --out runs/grpo [--resume]
+    python -m pipeline evaluate  --model runs/grpo/model --benchmarks math500 --n 8 --out runs/eval
+    python -m pipeline evaluate  --generations gens.jsonl --response-key response --answer-key gt --out runs/bon
+    python -m pipeline compare   runs/eval_a runs/eval_b
 """
 
 from __future__ import annotations
@@ -59,7 +62,87 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e = sub.add_parser(
+        "evaluate",
+        help="evaluate a model on held-out benchmarks, or score a generations file",
+        description="Generate n responses per problem on each benchmark (resumable: a re-run with the same --out "
+        "continues), grade them with the verifier, and write OUT/report.json, OUT/report.md, plots, "
+        "OUT/generations/ and OUT/graded.jsonl. Reports pass@k for every k <= n (unbiased estimator), maj@k "
+        "(answers grouped by the verifier's equivalence), best-of-N by a verifier score (bon@k: top response; "
+        "wbon@k: top summed score per answer group), self-correction metrics when second attempts exist, "
+        "response lengths, and bootstrap confidence intervals. With --generations, scores an existing JSONL "
+        "(one row per problem, responses as a list) without a model. Flags override the config.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  python -m pipeline evaluate --model runs/grpo/model --benchmarks math500,gsm8k --n 8 --limit 100 "
+        "--out runs/eval\n"
+        "  python -m pipeline evaluate --generations ../shared/data/bon/math_cot_100.jsonl --response-key response "
+        "--answer-key gt --correct-key score --verifier-score-key pred_score --out runs/bon",
+    )
+    e.add_argument("--config", default=None, help="evaluation config YAML (see EvalConfig in pipeline/config.py)")
+    e.add_argument("--out", required=True, help="output directory")
+    e.add_argument("--model", help="model to generate with: hub name or local directory (model.path)")
+    e.add_argument("--benchmarks", help="comma-separated: math500,aime24,amc23,minerva_math,olympiadbench,gsm8k "
+                   "or .jsonl paths")
+    e.add_argument("--data-dir", help="directory with the benchmark files (default: ../shared/data/eval if present, "
+                   "else the Hugging Face Hub)")
+    e.add_argument("--limit", type=_positive_int, help="first N problems of each benchmark")
+    e.add_argument("--n", type=_positive_int, help="responses per problem (generation.n)")
+    e.add_argument("--k", help="comma-separated k values shown in report.md (report.json has every k <= n)")
+    e.add_argument("--temperature", type=float, help="sampling temperature (0: greedy)")
+    e.add_argument("--max-new-tokens", type=_positive_int, help="generation budget per response")
+    e.add_argument("--instruction", help="text appended to each question (default: the \\boxed{} instruction; "
+                   "'' for none, e.g. for prompts that carry their own)")
+    e.add_argument("--backend", choices=["hf", "vllm"], help="hf: transformers (CPU / one GPU); vllm: the gpu extra")
+    e.add_argument("--generations", help="score this JSONL instead of generating")
+    e.add_argument("--response-key", help="field with the responses (default: responses)")
+    e.add_argument("--answer-key", help="field with the reference answer (default: answer)")
+    e.add_argument("--question-key", help="field with the question (default: question)")
+    e.add_argument("--correct-key", help="field with per-response correctness; without it the verifier grades "
+                   "(and is compared with the file's own score/correct/is_correct field when there is one)")
+    e.add_argument("--verifier-score-key", help="field with per-response verifier scores (numbers or step lists)")
+    e.add_argument("--second-response-key", help="field with second attempts, for self-correction metrics")
+    e.add_argument("--aggregate", choices=["last", "min", "product", "mean", "max"],
+                   help="how per-step verifier scores become one (default: last)")
+    e.add_argument("--reward-model", help="sequence-classification reward model scoring responses for best-of-N")
+    e.add_argument("--mode", choices=["strict", "lenient"], help="verifier mode (default: strict, \\boxed{} only)")
+    e.add_argument("--workers", type=_positive_int, help="verifier worker processes")
+    e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    c = sub.add_parser(
+        "compare",
+        help="put two evaluation runs side by side",
+        description="Print a Markdown table of two evaluation runs' shared metrics per benchmark, with the "
+        "difference B - A.",
+    )
+    c.add_argument("run_a", help="evaluation output directory (or its report.json)")
+    c.add_argument("run_b", help="evaluation output directory (or its report.json)")
+    c.add_argument("--k", help="comma-separated k values to show")
+    c.add_argument("--out", help="also write the table to this file")
     return p
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _int_list(s: str | None, flag: str) -> list[int] | None:
+    if not s:
+        return None
+    try:
+        vals = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag}: expected comma-separated integers, got {s!r}") from None
+    if any(v < 1 for v in vals):
+        raise ConfigError(f"{flag}: values must be >= 1, got {s!r}")
+    return vals
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -103,7 +186,70 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "synthetic": cmd_synthetic, "warmup": cmd_warmup, "train": cmd_train}
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import os
+
+    from pipeline.config import EvalConfig, load_config
+    from pipeline.evaluate.run import evaluate
+
+    o: dict = {}
+
+    def put(path: str, value) -> None:
+        if value is None:
+            return
+        *parents, leaf = path.split(".")
+        d = o
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[leaf] = value
+
+    cwd = os.getcwd()
+    absolute = lambda v: v if v is None or os.path.isabs(v) else os.path.join(cwd, v)  # noqa: E731
+    put("model.path", args.model if args.model is None or not os.path.exists(args.model) else absolute(args.model))
+    put("benchmarks", [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None)
+    put("data_dir", absolute(args.data_dir))
+    put("limit", args.limit)
+    put("generation.n", args.n)
+    put("generation.temperature", args.temperature)
+    put("generation.max_new_tokens", args.max_new_tokens)
+    put("generation.backend", args.backend)
+    put("instruction", args.instruction)
+    put("generations", absolute(args.generations))
+    put("keys.response", args.response_key)
+    put("keys.answer", args.answer_key)
+    put("keys.question", args.question_key)
+    put("keys.correct", args.correct_key)
+    put("keys.verifier_score", args.verifier_score_key)
+    put("keys.second_response", args.second_response_key)
+    put("aggregate", args.aggregate)
+    put("reward_model", args.reward_model)
+    put("verifier.mode", args.mode)
+    put("verifier.workers", args.workers)
+    put("ks", _int_list(args.k, "--k"))
+    if args.no_plots:
+        put("plots", False)
+    cfg = load_config(EvalConfig, args.config, o)
+    evaluate(cfg, args.out, progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from data.io import atomic_writer
+    from pipeline.evaluate.report import compare_markdown, load_report
+
+    table = compare_markdown(load_report(args.run_a), load_report(args.run_b), Path(args.run_a).name or args.run_a,
+                             Path(args.run_b).name or args.run_b, _int_list(args.k, "--k"))
+    print(table, end="")
+    if args.out:
+        with atomic_writer(args.out) as f:
+            f.write(table)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "synthetic": cmd_synthetic, "warmup": cmd_warmup, "train": cmd_train,
+            "evaluate": cmd_evaluate, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -193,21 +193,78 @@ class WarmupConfig:
 
 
 @dataclasses.dataclass
+class GenerationKeys:
+    """Field names in a generations file (``evaluate --generations``)."""
+
+    response: str = "responses"  # the N responses: a list of strings (or one string)
+    answer: str = "answer"  # the reference answer
+    question: str = "question"  # the problem text (optional)
+    correct: str | None = None  # per-response correctness in the file; None: grade with the verifier
+    reference_correct: str | None = None  # the file's own grades to compare the verifier with (None: score/correct/is_correct if present)
+    verifier_score: str | None = None  # per-response verifier scores (a number, or a list of step scores)
+    second_response: str | None = None  # second attempts (self-correction), same order as response
+    tokens: str | None = "tokens"  # per-response token counts (optional)
+    benchmark: str = "benchmark"  # benchmark name (default: the file name)
+    id: str = "id"  # problem id (default: idx, else the line number)
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """``python -m pipeline evaluate``: held-out benchmarks, pass@k, maj@k, best-of-N."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # the model to generate with (not needed for generations)
+    benchmarks: list[str] = dataclasses.field(default_factory=lambda: ["math500"])  # math500 aime24 amc23 minerva_math olympiadbench gsm8k, or .jsonl paths
+    data_dir: str | None = None  # local benchmark files (default: $PIPELINE_EVAL_DIR, else ../shared/data/eval if present, else the Hub)
+    limit: int | None = None  # first N problems of each benchmark (None: all)
+    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."  # appended to each question
+    system_prompt: str | None = None  # optional system message
+    generation: RolloutConfig = dataclasses.field(default_factory=lambda: RolloutConfig(n=4, temperature=0.6, top_p=0.95, max_new_tokens=1024, max_batch=64))  # sampling; n = samples per problem
+    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
+    generations: str | None = None  # score this JSONL instead of generating (see keys)
+    keys: GenerationKeys = dataclasses.field(default_factory=GenerationKeys)
+    aggregate: str = "last"  # per-step verifier scores -> one: last / min / product / mean / max
+    reward_model: str | None = None  # a sequence-classification model (hub name or path) scoring responses for best-of-N
+    ks: list[int] = dataclasses.field(default_factory=list)  # k values shown in report.md (empty: powers of two and n); report.json has all
+    bootstrap: int = 1000  # bootstrap resamples for confidence intervals (0: none)
+    confidence: float = 0.95  # confidence level of the intervals
+    max_subsets: int = 256  # size-k subsets averaged per problem for maj@k / bon@k with k < n (exact when fewer)
+    plots: bool = True  # write PNG plots
+    seed: int = 0  # sampling and bootstrap seed
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    def __post_init__(self) -> None:
+        from pipeline.evaluate.metrics import AGGREGATIONS
+
+        if self.aggregate not in AGGREGATIONS:
+            raise ConfigError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {self.aggregate!r}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError("confidence must be in (0, 1)")
+        if self.bootstrap < 0 or self.max_subsets < 1 or (self.limit is not None and self.limit < 1):
+            raise ConfigError("bootstrap must be >= 0, max_subsets >= 1, limit >= 1")
+        if any(k < 1 for k in self.ks):
+            raise ConfigError(f"ks must be positive integers, got {self.ks}")
+
+
+@dataclasses.dataclass
 class DemoConfig:
     out: str = "runs/demo"  # output directory
     verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
     bon_file: str | None = None  # real best-of-N responses with labels; skipped when missing
-    stages: list[str] = dataclasses.field(default_factory=lambda: ["verifier", "train"])  # which demo parts run
+    stages: list[str] = dataclasses.field(default_factory=lambda: ["verifier", "train", "evaluate"])  # which demo parts run
     task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     warmup: WarmupConfig = dataclasses.field(default_factory=WarmupConfig)  # data/model filled in by the demo
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # data/model filled in by the demo
+    evaluate: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(instruction="", bootstrap=1000, generation=RolloutConfig(n=8, temperature=1.0, max_new_tokens=40)))  # models/benchmarks filled in by the demo
 
 
-_PATH_FIELDS = {"out", "bon_file", "train_files", "heldout_files"}
+_PATH_FIELDS = {"out", "bon_file", "train_files", "heldout_files", "data_dir", "generations"}
 
 
-def _build(cls: type[T], data: Any, where: str, base: Path) -> T:
+def _build(cls: type[T], data: Any, where: str, base: Path, default: Any = None) -> T:
+    """``data`` as a ``cls``; keys it omits keep ``default``'s values when given (a
+    nested section's own defaults: ``generation: {n: 8}`` keeps EvalConfig's
+    temperature 0.6, not RolloutConfig's 1.0), else the class defaults."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -220,14 +277,17 @@ def _build(cls: type[T], data: Any, where: str, base: Path) -> T:
         key = f"{where}.{name}" if where else name
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key, base)
+            f = fields[name]
+            own = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+            kwargs[name] = _build(hint, value, key, base, getattr(default, name) if default is not None else own)
             continue
         origin = typing.get_origin(hint)
         if origin is list:
-            if isinstance(value, str):  # a single item where a list is expected
+            item = (typing.get_args(hint) or (str,))[0]
+            if isinstance(value, (str, int)) and not isinstance(value, bool):  # one item where a list is expected
                 value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+            if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{key}: expected a list of {item.__name__}s, got {value!r}")
             if name in _PATH_FIELDS:
                 value = [v if os.path.isabs(v) else str((base / v).resolve()) for v in value]
             kwargs[name] = value
@@ -254,6 +314,8 @@ def _build(cls: type[T], data: Any, where: str, base: Path) -> T:
         if name in _PATH_FIELDS and isinstance(value, str) and not os.path.isabs(value):
             value = str((base / value).resolve())
         kwargs[name] = value
+    if default is not None:
+        return dataclasses.replace(default, **kwargs)
     return cls(**kwargs)
 
 
@@ -270,11 +332,19 @@ def load_config(cls: type[T], path: str | os.PathLike | None, overrides: dict | 
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML: {e}") from None
         base = p.resolve().parent
-    data = {**data, **(overrides or {})}
+    data = _merge(data, overrides or {})
     try:
         return _build(cls, data, "", base)
     except TypeError as e:  # a dataclass rejected its arguments
         raise ConfigError(str(e)) from None
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``; nested mappings merge key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def to_dict(cfg: Any) -> dict:
@@ -298,15 +368,20 @@ def reference_markdown(cls, prefix: str = "") -> str:
     """The config reference table for ``cls`` (nested dataclasses flattened to dotted keys)."""
     rows: list[str] = []
 
-    def walk(c, pre: str) -> None:
+    def walk(c, pre: str, instance=None) -> None:
+        """Defaults come from ``instance`` (a nested field's own default) when given:
+        ``EvalConfig.generation`` is a RolloutConfig with other defaults than the class's."""
         comments = _field_comments(c)
         hints = typing.get_type_hints(c)
         for f in dataclasses.fields(c):
             key = f"{pre}{f.name}"
+            if instance is not None:
+                default = getattr(instance, f.name)
+            else:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             if dataclasses.is_dataclass(hints[f.name]):
-                walk(hints[f.name], key + ".")
+                walk(hints[f.name], key + ".", default)
                 continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             shown = "`" + (yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()) + "`"
             rows.append(f"| `{key}` | {shown} | {comments.get(f.name, '').replace('|', '/')} |")
 

@@ -6,6 +6,9 @@
 * ``train``: the synthetic arithmetic task -> supervised warm-up of a tiny
   from-scratch model -> GRPO, plus a same-compute supervised control from the
   same checkpoint; held-out pass@1 before, after RL and after the control.
+* ``evaluate``: the evaluation stage on the held-out split for the warm-up, RL
+  and control models (pass@k, maj@k, side-by-side tables), and on the real
+  best-of-N file (when present), reproducing its upstream figures.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ def write_task_data(task, out: Path) -> tuple[Path, Path]:
     return out / "train.parquet", out / "heldout.parquet"
 
 
-def run_supervised_control(train_cfg, warm_model: str, log) -> dict:
+def run_supervised_control(train_cfg, warm_model: str, log, save_to: Path | None = None) -> dict:
     """Continue supervised training from the warm-up checkpoint with the RL run's
     compute: as many optimizer steps, each on as many sequences (prompts x K),
     at the same learning rate and schedule; then the same held-out measurement."""
@@ -103,7 +106,7 @@ def run_supervised_control(train_cfg, warm_model: str, log) -> dict:
 
     from data.formats import read_rl_rows
     from pipeline.train.heldout import eval_seed, heldout_accuracy
-    from pipeline.train.policy import load_policy
+    from pipeline.train.policy import load_policy, save_policy
     from pipeline.train.sft import sft_examples, train_sft
     from rewards.verifier import Verifier
 
@@ -116,6 +119,8 @@ def run_supervised_control(train_cfg, warm_model: str, log) -> dict:
     train_sft(model, tok, sft_examples(rows, tok), steps=tc.steps, batch_size=tc.prompts_per_step * tc.rollout.n,
               lr=tc.optim.lr, schedule=tc.optim.schedule, warmup_steps=tc.optim.warmup_steps, seed=tc.seed)
     seconds = time.perf_counter() - t0
+    if save_to is not None:
+        save_policy(model, tok, save_to)
     with Verifier(workers=1) as v:
         r = heldout_accuracy(model, tok, heldout, v, samples=tc.heldout_samples, temperature=tc.heldout_temperature,
                              max_new_tokens=tc.rollout.max_new_tokens, seed=eval_seed(tc.seed, tc.steps))
@@ -129,7 +134,7 @@ def run_train_demo(cfg: DemoConfig, out: Path, log) -> dict:
     from pipeline.train.engine import train
     from pipeline.train.sft import run_warmup
 
-    for sub in ("warmup", "rl"):  # a demo always starts over
+    for sub in ("warmup", "rl", "control"):  # a demo always starts over
         shutil.rmtree(out / sub, ignore_errors=True)
     train_file, held_file = write_task_data(cfg.task, out / "data")
     data = dataclasses.replace(cfg.warmup.data, train_files=[str(train_file)], heldout_files=[str(held_file)])
@@ -146,7 +151,7 @@ def run_train_demo(cfg: DemoConfig, out: Path, log) -> dict:
     rl = train(tc, out / "rl", log=log)
     log(f"GRPO: held-out pass@1 {rl['heldout_acc_before']:.3f} -> {rl['heldout_acc_after']:.3f} "
         f"in {tc.steps} steps ({rl['seconds_this_run']:.0f} s)")
-    control = run_supervised_control(tc, warm_model, log)
+    control = run_supervised_control(tc, warm_model, log, save_to=out / "control" / "model")
     return {
         "warmup_heldout_acc": warm.get("heldout_acc"),
         "warmup_heldout_acc_greedy": warm.get("heldout_acc_greedy"),
@@ -160,7 +165,45 @@ def run_train_demo(cfg: DemoConfig, out: Path, log) -> dict:
     }
 
 
-DEMO_STAGES = {"verifier": run_verifier_demo, "train": run_train_demo}
+def run_evaluate_demo(cfg: DemoConfig, out: Path, log) -> dict:
+    """The evaluation stage on the demo's own models and, when present, the real
+    best-of-N file; comparison tables in ``OUT/eval/*.md``."""
+    from pipeline.evaluate.report import compare_markdown
+    from pipeline.evaluate.run import evaluate
+
+    summary: dict = {}
+    held = out / "data" / "heldout.parquet"
+    models = {name: out / name / "model" for name in ("warmup", "rl", "control")}
+    models = {k: p for k, p in models.items() if p.is_dir()}
+    ec = cfg.evaluate
+    keep = ("pass@1", f"pass@{ec.generation.n}", f"maj@{ec.generation.n}")
+    if held.is_file() and models:
+        reports = {}
+        for name, path in models.items():
+            shutil.rmtree(out / "eval" / name, ignore_errors=True)  # a demo always starts over
+            c = dataclasses.replace(ec, model=dataclasses.replace(ec.model, path=str(path)), benchmarks=[str(held)],
+                                    generations=None)
+            reports[name] = evaluate(c, out / "eval" / name, progress=False, log=lambda m: None)
+            summary[name] = {k: reports[name][k] for k in keep}
+            log(f"evaluate {name} on held-out ({ec.generation.n} samples, T={ec.generation.temperature}): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in summary[name].items()))
+        for other in ("rl", "control"):
+            if "warmup" in reports and other in reports:
+                with atomic_writer(out / "eval" / f"warmup_vs_{other}.md") as f:
+                    f.write(compare_markdown(reports["warmup"], reports[other], "warmup", other))
+    else:
+        summary["heldout"] = {"skipped": "no demo models yet (run the train stage first)"}
+    bon = Path(cfg.bon_file) if cfg.bon_file else None
+    if bon is not None and bon.is_file():
+        keys = dataclasses.replace(ec.keys, response="response", answer="gt", correct="score", verifier_score="pred_score")
+        c = dataclasses.replace(ec, generations=str(bon), keys=keys, model=dataclasses.replace(ec.model, path=""))
+        rep = evaluate(c, out / "eval" / "bon", progress=False, log=lambda m: None)
+        summary["bon"] = {k: rep[k] for k in ("pass@1", "maj@8", "bon@8", "pass@8")}
+        log(f"evaluate {bon.name} from its own fields: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["bon"].items()))
+    return summary
+
+
+DEMO_STAGES = {"verifier": run_verifier_demo, "train": run_train_demo, "evaluate": run_evaluate_demo}
 
 
 def run_demo(cfg: DemoConfig, out_dir: str | None = None) -> dict:

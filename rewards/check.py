@@ -111,3 +111,85 @@ def check(
         return done(False, shown, REASON_MISMATCH)
     except Exception:  # untrusted input must never crash the caller (RecursionError, MemoryError, ...)
         return done(False, None, REASON_ERROR)
+
+
+# Most distinct answers one grouping call compares pairwise (n^2 comparisons).
+MAX_GROUPED_ANSWERS = 64
+
+
+@dataclass(frozen=True)
+class AnswerGroups:
+    """Final answers of several responses to one problem, grouped by equivalence.
+
+    ``answers[i]``: response i's final answer (``None``: none, or ambiguous).
+    ``labels[i]``: its group, numbered in order of first appearance; ``-1`` when it
+    has no answer. Two answers share a group when the verifier judges them equal
+    (``1/2`` and ``0.5``), not only when their strings match.
+    ``reason``: ``ok``, or why grouping fell back to exact strings.
+    """
+
+    answers: tuple[str | None, ...]
+    labels: tuple[int, ...]
+    reason: str = "ok"
+
+
+def final_answer(response: str, mode: str = STRICT) -> str | None:
+    """The single final answer a response commits to, or ``None`` (no answer, or
+    several different ones, which :func:`check` would also not credit)."""
+    try:
+        if not isinstance(response, str):
+            response = "" if response is None else str(response)
+        response = response.replace("\x00", "")[-MAX_RESPONSE_CHARS:]
+        answers = list(dict.fromkeys(a for a in extract_answers(response, mode).answers if clean(a)))
+        return answers[-1] if len(answers) == 1 else None
+    except Exception:
+        return None
+
+
+def _groups_by_string(answers: list[str | None], reason: str) -> AnswerGroups:
+    first: dict[str, int] = {}
+    labels = []
+    for a in answers:
+        key = None if a is None else clean(a)
+        labels.append(-1 if not key else first.setdefault(key, len(first)))
+    return AnswerGroups(tuple(answers), tuple(labels), reason)
+
+
+def group_answers(responses: list[str], mode: str = STRICT, equivalence: bool = True) -> AnswerGroups:
+    """Extract each response's final answer and group equivalent ones; never raises.
+
+    Each new answer joins the first group whose representative (the group's first
+    answer) it equals, checked in both directions. ``equivalence=False`` groups
+    identical (cleaned) strings only: the cheap fallback."""
+    answers = [final_answer(r, mode) for r in responses]
+    if not equivalence:
+        return _groups_by_string(answers, "exact strings")
+    try:
+        reps: list[str] = []
+        labels: list[int] = []
+        seen: dict[str, int] = {}
+        for a in answers:
+            if a is None:
+                labels.append(-1)
+                continue
+            if a in seen:
+                labels.append(seen[a])
+                continue
+            if len(seen) >= MAX_GROUPED_ANSWERS:
+                return _groups_by_string(answers, "too many distinct answers")
+            for j, rep in enumerate(reps):
+                if compare(a, rep).outcome == MATCH or compare(rep, a).outcome == MATCH:
+                    break
+            else:
+                j = len(reps)
+                reps.append(a)
+            seen[a] = j
+            labels.append(j)
+        return AnswerGroups(tuple(answers), tuple(labels))
+    except Exception:
+        return _groups_by_string(answers, "error")
+
+
+def run(op: str, *args, **kwargs):
+    """The sandbox workers' entry point: ``check`` or ``group_answers``."""
+    return {"check": check, "group_answers": group_answers}[op](*args, **kwargs)

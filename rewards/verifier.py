@@ -15,6 +15,7 @@ from threads, asyncio (:func:`averify`) and Ray actors.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Callable, Sequence
 
 from rewards.check import (
     MAX_RESPONSE_CHARS,
+    AnswerGroups,
     REASON_ERROR,
     REASON_TIMEOUT,
     Verdict,
@@ -50,7 +52,7 @@ class Verifier:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         self.mode = mode
         self.timeout = float(timeout)
-        self.pool = WorkerPool("rewards.check:check", workers=workers, timeout=timeout, memory_mb=memory_mb)
+        self.pool = WorkerPool("rewards.check:run", workers=workers, timeout=timeout, memory_mb=memory_mb)
 
     @property
     def workers(self) -> int:
@@ -74,7 +76,7 @@ class Verifier:
             question = question[:MAX_RESPONSE_CHARS]
         limit = self.timeout if timeout is None else float(timeout)
         status, value = self.pool.call(
-            response, ground_truth, mode or self.mode, question, options, timeout=limit
+            "check", response, ground_truth, mode or self.mode, question, options, timeout=limit
         )
         if status == OK and isinstance(value, Verdict):
             return value
@@ -103,19 +105,54 @@ class Verifier:
         n = len(responses)
         qs = questions if questions is not None else [None] * n
         os_ = options if options is not None else [None] * n
-        out: list[Verdict | None] = [None] * n
+        return self._map(
+            lambda i: self.verify(responses[i], ground_truths[i], mode=mode, question=qs[i], options=os_[i], timeout=timeout),
+            n, on_result)
+
+    def _map(self, fn: Callable[[int], object], n: int, on_result: Callable | None) -> list:
+        """``[fn(0), ..., fn(n-1)]`` on one thread per worker, in order; ``on_result(i, value)`` as each finishes."""
+        out: list = [None] * n
 
         def one(i: int) -> None:
-            v = self.verify(responses[i], ground_truths[i], mode=mode, question=qs[i], options=os_[i], timeout=timeout)
-            out[i] = v
+            out[i] = fn(i)
             if on_result is not None:
-                on_result(i, v)
+                on_result(i, out[i])
 
         if n:
             self.pool.start()
             with ThreadPoolExecutor(max_workers=min(n, self.workers), thread_name_prefix="verify") as ex:
                 list(ex.map(one, range(n)))
-        return out  # type: ignore[return-value]
+        return out
+
+    def group_answers(
+        self,
+        responses_per_problem: Sequence[Sequence[str]],
+        *,
+        mode: str | None = None,
+        timeout: float | None = None,
+        on_result: Callable[[int, AnswerGroups], None] | None = None,
+    ) -> list[AnswerGroups]:
+        """For each problem, its responses' final answers grouped by equivalence
+        (see :class:`rewards.check.AnswerGroups`): the basis of majority voting.
+
+        Each problem is one sandboxed call, bounded by ``timeout`` (default: the
+        verifier's timeout per response, at least 4 responses' worth); one that
+        runs out falls back to grouping exact answer strings, extracted in a
+        second bounded call (``reason`` says so)."""
+        def one(i: int) -> AnswerGroups:
+            resp = [("" if r is None else str(r))[-MAX_RESPONSE_CHARS:] for r in responses_per_problem[i]]
+            limit = float(timeout) if timeout is not None else self.timeout * max(4, len(resp))
+            status, value = self.pool.call("group_answers", resp, mode or self.mode, timeout=limit)
+            if status != OK or not isinstance(value, AnswerGroups):
+                why = "timeout" if status == TIMEOUT else "error"
+                status, value = self.pool.call("group_answers", resp, mode or self.mode, False, timeout=limit)
+                if status == OK and isinstance(value, AnswerGroups):
+                    value = dataclasses.replace(value, reason=f"{why}; grouped exact strings")
+                else:
+                    value = AnswerGroups((None,) * len(resp), (-1,) * len(resp), why)
+            return value
+
+        return self._map(one, len(responses_per_problem), on_result)
 
     async def averify(self, response: str, ground_truth: object, **kwargs) -> Verdict:
         """:meth:`verify` for asyncio code: runs in the loop's default executor."""

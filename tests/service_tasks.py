@@ -1,10 +1,10 @@
-"""Sandbox task used by the service tests: a check that is slow on purpose."""
+"""Sandbox task used by the service tests: the verifier's worker entry point, slow on purpose."""
 
 import time
 
-from rewards.check import check
+from rewards.check import run
 
 
-def slow_check(response, ground_truth, *args, **kwargs):
+def slow_check(op, *args, **kwargs):
     time.sleep(1.5)
-    return check(response, ground_truth, *args, **kwargs)
+    return run(op, *args, **kwargs)

@@ -79,11 +79,12 @@ def test_demo_offline_with_nothing_beside_it(tmp_path):
         "warmup: {tiny_size: micro, steps: 10, batch_size: 8, threads: 1, heldout_samples: 1, max_new_tokens: 8}\n"
         "train: {rollout: {n: 2, max_new_tokens: 8}, steps: 2, prompts_per_step: 2, save_every: 1,\n"
         "        heldout_samples: 1, threads: 1, reward: {verifier: {workers: 1}}}\n"
+        "evaluate: {generation: {n: 2, max_new_tokens: 8}, bootstrap: 50, plots: false, verifier: {workers: 1}}\n"
     )
     r = run("-m", "pipeline", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["stages"] == ["verifier", "train"]
+    assert summary["stages"] == ["verifier", "train", "evaluate"]
     tr = summary["train"]
     for key in ("heldout_acc_before", "heldout_acc_after", "control_acc_after"):
         assert 0 <= tr[key] <= 1, key
@@ -93,6 +94,12 @@ def test_demo_offline_with_nothing_beside_it(tmp_path):
     assert syn["responses"] == 60 and syn["disagreements"] == 0
     assert 0 < syn["verifier_correct"] < 60
     assert "skipped" in summary["verifier"]["bon"]
+    ev = summary["evaluate"]
+    assert set(ev) == {"warmup", "rl", "control"}  # no best-of-N file: only the demo's own models
+    for name in ev:
+        assert 0 <= ev[name]["pass@1"] <= ev[name]["pass@2"] <= 100
+        assert (tmp_path / "out" / "eval" / name / "report.md").is_file()
+    assert "| overall | pass@1 |" in (tmp_path / "out" / "eval" / "warmup_vs_rl.md").read_text()
 
 
 @pytest.mark.skipif(not BON.is_file(), reason="../shared/data not beside the repo")

@@ -1,0 +1,222 @@
+"""Evaluation metrics over N responses per problem, with bootstrap confidence intervals.
+
+Every metric is first computed per problem, then averaged over problems (in
+percent); the confidence interval resamples problems with replacement.
+
+* ``pass@k``: the unbiased estimator of Chen et al. (2021),
+  ``1 - C(n-c, k) / C(n, k)`` for ``c`` correct of ``n``; every ``k <= n``.
+* ``maj@k``: majority vote over ``k`` responses, answers grouped by the
+  verifier's equivalence (``labels``), responses without an answer abstain; the
+  problem counts as solved when the winning group's first response is correct.
+* ``bon@k``: best-of-k by a verifier score: the highest-scoring response
+  (``bon``), or the answer group with the highest summed score (``wbon``,
+  weighted best-of-k).
+
+For ``k < n`` the vote-based figures are expectations over size-``k`` subsets
+of the ``n`` responses: exact when there are at most ``max_subsets`` subsets,
+otherwise a seeded random sample of that many. Ties go to the group (or
+response) that appears first, as ``collections.Counter.most_common`` does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+AGGREGATIONS = ("last", "min", "product", "mean", "max")
+
+
+def aggregate_score(x, how: str = "last") -> float:
+    """One score from a response's score: a number, or a list of per-step scores
+    (a process verifier's) reduced by ``how``: last / min / product / mean / max."""
+    if isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool):
+        return float(x)
+    if isinstance(x, (list, tuple, np.ndarray)):
+        vals = [aggregate_score(v, "last") if isinstance(v, (list, tuple)) else float(v) for v in x]
+        if not vals:
+            return float("-inf")
+        if how == "last":
+            return vals[-1]
+        if how == "min":
+            return min(vals)
+        if how == "max":
+            return max(vals)
+        if how == "product":
+            return float(np.prod(vals))
+        if how == "mean":
+            return float(np.mean(vals))
+        raise ValueError(f"unknown aggregation {how!r}; choose from {AGGREGATIONS}")
+    raise TypeError(f"a score must be a number or a list of numbers, not {type(x).__name__}")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of ``k`` draws (without replacement) from ``n``
+    responses, ``c`` of them correct, is correct."""
+    if k > n:
+        raise ValueError(f"k={k} > n={n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def vote_ks(n: int) -> list[int]:
+    """The k's reported for maj@k / bon@k: powers of two below n, and n."""
+    ks = [1 << i for i in range(n.bit_length()) if (1 << i) < n]
+    return ks + [n] if n else []
+
+
+def subsets(n: int, k: int, max_subsets: int, rng: random.Random) -> list[tuple[int, ...]]:
+    """All size-k index subsets of range(n) (in order), or ``max_subsets`` random ones."""
+    if math.comb(n, k) <= max_subsets:
+        return list(itertools.combinations(range(n), k))
+    return [tuple(sorted(rng.sample(range(n), k))) for _ in range(max_subsets)]
+
+
+def _winner(labels: Sequence[int], weights: Sequence[float] | None, idx: Sequence[int]) -> int | None:
+    """The response that speaks for the winning answer group among ``idx``
+    (its first member), or None when no response in ``idx`` has an answer."""
+    total: dict[int, float] = {}
+    first: dict[int, int] = {}
+    for i in idx:
+        g = labels[i]
+        if g < 0:
+            continue
+        total[g] = total.get(g, 0.0) + (1.0 if weights is None else weights[i])
+        first.setdefault(g, i)
+    if not total:
+        return None
+    best = max(total.values())
+    g = min((first[g], g) for g, t in total.items() if t == best)[1]  # tie: the group seen first
+    return first[g]
+
+
+def _argmax(scores: Sequence[float], idx: Sequence[int]) -> int:
+    return max(idx, key=lambda i: (scores[i], -i))  # tie: the earlier response
+
+
+@dataclass
+class ProblemResult:
+    """One problem's N responses as the metrics see them."""
+
+    correct: list[bool]
+    labels: list[int] | None = None  # answer groups (see rewards.check.AnswerGroups)
+    scores: list[float] | None = None  # verifier scores, already aggregated per response
+    lengths: list[int] | None = None  # response lengths (tokens)
+    correct_t2: list[bool] | None = None  # second attempt (self-correction), same order
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.correct)
+
+
+def problem_metrics(p: ProblemResult, max_subsets: int = 256, seed: int = 0) -> dict[str, float]:
+    """Every metric for one problem, as fractions in [0, 1] (None-free)."""
+    n, c = p.n, int(sum(p.correct))
+    out: dict[str, float] = {}
+    if n == 0:
+        return out
+    for k in range(1, n + 1):
+        out[f"pass@{k}"] = pass_at_k(n, c, k)
+    rng = random.Random(seed)
+    for k in vote_ks(n):
+        subs = subsets(n, k, max_subsets, rng)
+        if p.labels is not None:
+            wins = [_winner(p.labels, None, s) for s in subs]
+            out[f"maj@{k}"] = float(np.mean([w is not None and p.correct[w] for w in wins]))
+        if p.scores is not None:
+            out[f"bon@{k}"] = float(np.mean([p.correct[_argmax(p.scores, s)] for s in subs]))
+            if p.labels is not None:
+                wins = [_winner(p.labels, p.scores, s) for s in subs]
+                out[f"wbon@{k}"] = float(np.mean([w is not None and p.correct[w] for w in wins]))
+    if p.correct_t2 is not None:
+        c1, c2 = np.asarray(p.correct, float), np.asarray(p.correct_t2, float)
+        out["acc@t1"], out["acc@t2"] = float(c1.mean()), float(c2.mean())
+        out["delta(t1,t2)"] = out["acc@t2"] - out["acc@t1"]
+        out["delta_i2c"] = float(((c1 == 0) & (c2 == 1)).mean())
+        out["delta_c2i"] = float(((c1 == 1) & (c2 == 0)).mean())
+    return out
+
+
+def bootstrap_ci(values: np.ndarray, resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> np.ndarray:
+    """Percentile intervals of the mean of each column of ``values`` (problems x
+    metrics), resampling problems with replacement: ``(metrics, 2)``."""
+    values = np.asarray(values, float)
+    if values.ndim == 1:
+        values = values[:, None]
+    P = values.shape[0]
+    if P == 0 or resamples <= 0:
+        return np.full((values.shape[1], 2), np.nan)
+    rng = np.random.default_rng(seed)
+    means = np.empty((resamples, values.shape[1]))
+    for s in range(0, resamples, 256):  # bounded memory on large sets
+        idx = rng.integers(0, P, size=(min(256, resamples - s), P))
+        means[s : s + len(idx)] = values[idx].mean(axis=1)
+    lo, hi = (1 - confidence) / 2, 1 - (1 - confidence) / 2
+    return np.quantile(means, [lo, hi], axis=0).T
+
+
+def summarize(
+    problems: Sequence[ProblemResult],
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    max_subsets: int = 256,
+    seed: int = 0,
+) -> dict:
+    """Mean of every per-problem metric in percent, with bootstrap intervals:
+    ``{"metrics": {name: value}, "ci": {name: [lo, hi]}, ...}`` plus length figures."""
+    per = [problem_metrics(p, max_subsets, seed * 1_000_003 + i) for i, p in enumerate(problems)]
+    names = _common_keys(per)
+    values = np.array([[m[k] for k in names] for m in per], float) if per else np.zeros((0, len(names)))
+    means = values.mean(axis=0) * 100 if len(values) else np.full(len(names), np.nan)
+    ci = bootstrap_ci(values, resamples, confidence, seed) * 100
+    out = {
+        "problems": len(problems),
+        "responses": int(sum(p.n for p in problems)),
+        "metrics": {k: round(float(v), 4) for k, v in zip(names, means)},
+        "ci": {k: [round(float(a), 4), round(float(b), 4)] for k, (a, b) in zip(names, ci)},
+        "confidence": confidence,
+    }
+    out.update(length_stats(problems))
+    return out
+
+
+def _common_keys(per: list[dict]) -> list[str]:
+    """Metric names every problem has (problems with different N share pass@k for k
+    up to the smallest N), in a stable, readable order."""
+    if not per:
+        return []
+    keys = set(per[0])
+    for m in per[1:]:
+        keys &= set(m)
+    order = {"pass": 0, "maj": 1, "bon": 2, "wbon": 3}
+    return sorted(keys, key=lambda k: (order.get(k.split("@")[0], 9), int(k.split("@")[1]) if "@" in k and k.split("@")[1].isdigit() else 0, k))
+
+
+def length_stats(problems: Sequence[ProblemResult], bins: int = 5) -> dict:
+    """Mean response length, correct answers per 1k tokens, and accuracy by length
+    quantile bin (the data behind the accuracy-vs-length plot)."""
+    pairs = [(L, c) for p in problems if p.lengths is not None for L, c in zip(p.lengths, p.correct)]
+    if not pairs:
+        return {}
+    lengths = np.array([L for L, _ in pairs], float)
+    correct = np.array([c for _, c in pairs], float)
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, bins + 1)))
+    by_bin = []
+    for i in range(max(1, len(edges) - 1)):
+        lo, hi = (edges[i], edges[i + 1]) if len(edges) > 1 else (edges[0], edges[0])
+        sel = (lengths >= lo) & ((lengths <= hi) if i == len(edges) - 2 or len(edges) == 1 else (lengths < hi))
+        if sel.any():
+            by_bin.append({"min_tokens": float(lo), "max_tokens": float(hi), "responses": int(sel.sum()),
+                           "acc": round(float(correct[sel].mean() * 100), 4)})
+    return {
+        "mean_tokens": round(float(lengths.mean()), 2),
+        "correct_per_1k_tokens": round(float(correct.sum() / max(lengths.sum(), 1) * 1000), 4),
+        "acc_by_length": by_bin,
+    }

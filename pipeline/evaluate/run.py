@@ -1,0 +1,137 @@
+"""The evaluation stage: generate (or read) responses, grade, score, report.
+
+    evaluate(cfg, out)   # -> the report dict; writes OUT/report.{json,md}, plots,
+                         #    OUT/generations/<benchmark>.jsonl and OUT/graded.jsonl
+
+Two ways in: a model and benchmark names (responses are generated, resumably),
+or an existing generations file (``cfg.generations``), scored without a model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+from data.io import atomic_writer
+from pipeline.config import ConfigError, EvalConfig, to_dict
+from pipeline.evaluate.grade import GradedProblem, disagreements, grade, load_generations
+from pipeline.evaluate.metrics import summarize
+from pipeline.evaluate.report import write_report
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+def generate_all(cfg: EvalConfig, out: Path, progress: bool, log: Callable[[str], None]) -> list[dict]:
+    from data.benchmarks import load_benchmark
+    from pipeline.evaluate.generate import Generator, check_resumable, generate_benchmark
+
+    if not cfg.model.path:
+        raise ConfigError("model.path (--model) is required unless --generations gives responses to score")
+    problems = {b: load_benchmark(b, cfg.data_dir, cfg.limit) for b in cfg.benchmarks}
+    gen_dir = out / "generations"
+    gen_dir.mkdir(parents=True, exist_ok=True)
+    check_resumable(cfg, gen_dir)
+    log(f"loading {cfg.model.path}")
+    generator = Generator(cfg)
+    rows: list[dict] = []
+    for name, probs in problems.items():
+        with _bar(len(probs), f"generate {name}", progress) as bar:
+            rows += generate_benchmark(generator, probs, gen_dir / f"{Path(name).stem}.jsonl", progress=bar.update)
+        log(f"{name}: {len(probs)} problems x {cfg.generation.n} responses")
+    return rows
+
+
+def _token_counter(cfg: EvalConfig):
+    """Token counts for files without them: the model's tokenizer when one is named."""
+    if not cfg.model.path:
+        return None
+    from pipeline.train.policy import load_tokenizer
+
+    tok = load_tokenizer(cfg.model.path, cfg.model.gguf_file)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    from rewards.verifier import Verifier
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if cfg.generations:
+        rows = load_generations(cfg.generations, cfg.keys, cfg.aggregate, cfg.limit)
+        count = _token_counter(cfg)
+        log(f"{cfg.generations}: {len(rows)} problems, {sum(len(r['responses']) for r in rows)} responses")
+    else:
+        rows = generate_all(cfg, out, progress, log)
+        count = None
+    if cfg.reward_model:
+        from pipeline.evaluate.scoring import reward_model_scores
+
+        for r, s in zip(rows, reward_model_scores(cfg.reward_model, rows, device=cfg.model.device)):
+            r["scores"] = s
+    t_gen = time.perf_counter() - t0
+
+    v = cfg.verifier
+    n_checks = sum(len(r["responses"]) * ("correct" not in r) + len(r.get("responses_t2") or []) for r in rows) + len(rows)
+    with Verifier(workers=v.workers, timeout=v.timeout, mode=v.mode) as verifier, _bar(n_checks, "grade", progress) as bar:
+        graded = grade(rows, verifier, count_tokens=count, progress=bar.update)
+    t_grade = time.perf_counter() - t0 - t_gen
+    _write_graded(graded, out / "graded.jsonl")
+
+    by_bench: dict[str, list[GradedProblem]] = defaultdict(list)
+    for g in graded:
+        by_bench[g.benchmark].append(g)
+    opts = dict(resamples=cfg.bootstrap, confidence=cfg.confidence, max_subsets=cfg.max_subsets, seed=cfg.seed)
+    overall = summarize([g.result() for g in graded], **opts)
+    report = {
+        **overall["metrics"],
+        "ci": overall["ci"],
+        "overall": overall,
+        "benchmarks": {b: summarize([g.result() for g in gs], **opts) for b, gs in by_bench.items()},
+        "graded_by": (f"the file's `{cfg.keys.correct}`" if cfg.keys.correct and cfg.generations
+                      else f"the project's verifier ({v.mode} mode)"),
+        "disagreements": disagreements(graded),
+        "grouping_fallbacks": sum(g.extra.get("grouping") != "ok" for g in graded),
+        "settings": _settings(cfg),
+        "seconds": {"generate": round(t_gen, 2), "grade": round(t_grade, 2)},
+    }
+    write_report(report, out, plots=cfg.plots, ks=cfg.ks or None)
+    headline = ", ".join(f"{k} {overall['metrics'][k]:.1f}" for k in _headline(overall["metrics"]))
+    log(f"{overall['problems']} problems: {headline}; wrote {out / 'report.md'}")
+    return report
+
+
+def _headline(metrics: dict) -> list[str]:
+    n = max((int(k.split("@")[1]) for k in metrics if k.startswith("pass@")), default=1)
+    return [k for k in ("pass@1", f"pass@{n}", f"maj@{n}", f"bon@{n}", f"wbon@{n}", "acc@t1", "acc@t2") if k in metrics]
+
+
+def _settings(cfg: EvalConfig) -> dict:
+    d = to_dict(cfg)
+    if cfg.generations:
+        return {"generations": cfg.generations, "keys": d["keys"], "aggregate": cfg.aggregate,
+                "reward_model": cfg.reward_model, "verifier": d["verifier"], "bootstrap": cfg.bootstrap}
+    g = d.pop("generation")
+    return {"model": cfg.model.path, "benchmarks": cfg.benchmarks, "n": g["n"], "temperature": g["temperature"],
+            "top_p": g["top_p"], "max_new_tokens": g["max_new_tokens"], "backend": g["backend"],
+            "instruction": cfg.instruction, "system_prompt": cfg.system_prompt, "limit": cfg.limit,
+            "reward_model": cfg.reward_model, "verifier": d["verifier"], "bootstrap": cfg.bootstrap, "seed": cfg.seed}
+
+
+def _write_graded(graded: list[GradedProblem], path: Path) -> None:
+    """Per-response grades, answers and groups: what every figure was computed from."""
+    with atomic_writer(path) as f:
+        for g in graded:
+            row = {"benchmark": g.benchmark, "id": g.id, "answer": g.answer, "correct": g.correct,
+                   "extracted": g.answers, "group": g.labels}
+            for k in ("reasons", "scores", "tokens", "correct_t2", "file_correct"):
+                if getattr(g, k) is not None:
+                    row[k] = getattr(g, k)
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")

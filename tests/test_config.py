@@ -1,0 +1,29 @@
+"""The config loader: nested sections keep their own defaults, overrides merge, typed lists."""
+
+import pytest
+
+from pipeline.config import ConfigError, EvalConfig, WarmupConfig, load_config
+
+
+def test_a_partial_nested_section_keeps_that_sections_own_defaults(tmp_path):
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text("generation: {n: 16}\n")
+    e = load_config(EvalConfig, cfg)
+    # EvalConfig's generation defaults (temperature 0.6, 1024 tokens), not RolloutConfig's class defaults
+    assert (e.generation.n, e.generation.temperature, e.generation.max_new_tokens) == (16, 0.6, 1024)
+    w = load_config(WarmupConfig, None, {"optim": {"lr": 1e-3}})
+    assert (w.optim.lr, w.optim.schedule, w.optim.warmup_steps) == (1e-3, "cosine", 20)
+
+
+def test_overrides_merge_into_nested_sections_and_validate(tmp_path):
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text("keys: {response: response, answer: gt}\nks: [1, 4]\n")
+    e = load_config(EvalConfig, cfg, {"keys": {"correct": "score"}})
+    assert (e.keys.response, e.keys.answer, e.keys.correct) == ("response", "gt", "score")
+    assert e.ks == [1, 4]
+    with pytest.raises(ConfigError, match="ks: expected a list of ints"):
+        load_config(EvalConfig, None, {"ks": ["four"]})
+    with pytest.raises(ConfigError, match="aggregate must be one of"):
+        load_config(EvalConfig, None, {"aggregate": "median"})
+    with pytest.raises(ConfigError, match=r"generation: unknown key\(s\) \['rollout'\]"):
+        load_config(EvalConfig, None, {"generation": {"rollout": 1}})
