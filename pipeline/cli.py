@@ -7,6 +7,7 @@
     python -m pipeline evaluate  --model runs/grpo/model --benchmarks math500 --n 8 --out runs/eval
     python -m pipeline evaluate  --generations gens.jsonl --response-key response --answer-key gt --out runs/bon
     python -m pipeline compare   runs/eval_a runs/eval_b
+    python -m pipeline curate    --config configs/curate/shared.yaml --out runs/curated
 """
 
 from __future__ import annotations
@@ -109,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=_positive_int, help="verifier worker processes")
     e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    cu = sub.add_parser(
+        "curate",
+        help="turn raw problem sources into a clean, verifiable, decontaminated RL set",
+        description="Read every source (field mappings in the config), run the filters in the configured order, "
+        "and write OUT/train.parquet and OUT/val.parquet (verl's schema), OUT/dropped.parquet (every dropped row "
+        "with its filter and reason), OUT/report.md, OUT/report.json and OUT/drop_reasons.png. A re-run with the "
+        "same config and unchanged inputs does nothing.",
+        epilog="example: python -m pipeline curate --config configs/curate/shared.yaml --out runs/curated",
+    )
+    cu.add_argument("--config", required=True, help="curation config YAML (see CurateConfig in pipeline/config.py)")
+    cu.add_argument("--out", required=True, help="output directory")
+    cu.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     c = sub.add_parser(
         "compare",
@@ -233,14 +247,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curate(args: argparse.Namespace) -> int:
+    from pipeline.config import CurateConfig, load_config
+    from pipeline.curate.run import curate
+
+    curate(load_config(CurateConfig, args.config), args.out, progress=not args.no_progress,
+           log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from data.io import atomic_writer
-    from pipeline.evaluate.report import compare_markdown, load_report
+    from pipeline.evaluate.report import compare_markdown, load_report, run_name
 
-    table = compare_markdown(load_report(args.run_a), load_report(args.run_b), Path(args.run_a).name or args.run_a,
-                             Path(args.run_b).name or args.run_b, _int_list(args.k, "--k"))
+    table = compare_markdown(load_report(args.run_a), load_report(args.run_b), run_name(args.run_a),
+                             run_name(args.run_b), _int_list(args.k, "--k"))
     print(table, end="")
     if args.out:
         with atomic_writer(args.out) as f:
@@ -249,7 +270,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "synthetic": cmd_synthetic, "warmup": cmd_warmup, "train": cmd_train,
-            "evaluate": cmd_evaluate, "compare": cmd_compare}
+            "evaluate": cmd_evaluate, "compare": cmd_compare, "curate": cmd_curate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -228,6 +229,7 @@ class EvalConfig:
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals (0: none)
     confidence: float = 0.95  # confidence level of the intervals
     max_subsets: int = 256  # size-k subsets averaged per problem for maj@k / bon@k with k < n (exact when fewer)
+    share_ties: bool = False  # false: a tied vote goes to the answer seen first (as upstream scripts); true: tied answers share the credit
     plots: bool = True  # write PNG plots
     seed: int = 0  # sampling and bootstrap seed
     threads: int | None = None  # torch CPU threads (None: torch's default)
@@ -246,19 +248,78 @@ class EvalConfig:
 
 
 @dataclasses.dataclass
+class SourceConfig:
+    """One raw source and where its fields are (every source has its own schema)."""
+
+    name: str = ""  # short name; row ids become <name>:<id>
+    file: str | None = None  # local .jsonl or .parquet
+    hub: str | None = None  # or a Hugging Face dataset name
+    hub_config: str | None = None  # its config (subset)
+    split: str = "train"  # its split
+    question: str = "question"  # field with the question, or a template over fields: "{Body} {Question}"
+    answer: str = "answer"  # field (or template) with the reference answer
+    id: str | None = None  # field with a row id (default: the row number)
+    options: str | None = None  # field with multiple-choice options: a list, a list as text, or "A) .. B) .." text
+    correct_option: str | None = None  # field with the correct option: a letter, or a 0-based index
+    subject: str | None = None  # field with a subject/topic (for the subject filter)
+    limit: int | None = None  # read at most this many rows
+
+    def __post_init__(self) -> None:
+        if not self.name or not re.fullmatch(r"[\w.-]+", self.name):
+            raise ConfigError(f"sources: every source needs a name of letters, digits, '_', '.', '-' (got {self.name!r})")
+        if bool(self.file) == bool(self.hub):
+            raise ConfigError(f"source {self.name}: give exactly one of `file` and `hub`")
+
+
+def _default_filters() -> list:
+    from pipeline.curate.filters import DEFAULT_ORDER
+
+    return list(DEFAULT_ORDER)
+
+
+@dataclasses.dataclass
+class CurateConfig:
+    """``python -m pipeline curate``: raw sources -> a clean, verifiable, decontaminated RL set."""
+
+    sources: list[SourceConfig] = dataclasses.field(default_factory=list)  # the raw sources (see SourceConfig)
+    eval_sets: list[str] = dataclasses.field(default_factory=lambda: ["math500", "aime24", "amc23", "minerva_math", "olympiadbench", "gsm8k"])  # decontaminate against these (names or .jsonl paths)
+    eval_dir: str | None = None  # local evaluation files (default: $PIPELINE_EVAL_DIR, else ../shared/data/eval, else the Hub)
+    filters: list = dataclasses.field(default_factory=lambda: _default_filters())  # filter names in order, or {name: {param: value}}
+    val_size: float = 0.05  # held-out share of the kept rows (< 1) or a row count (>= 1) for val.parquet
+    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."  # appended to each prompt
+    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
+    examples_per_reason: int = 3  # examples of each drop reason in the report
+    seed: int = 0  # split and MinHash seed
+
+    def __post_init__(self) -> None:
+        from pipeline.curate.run import filter_plan
+
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"sources: duplicate names {dup}")
+        if self.val_size < 0:
+            raise ConfigError("val_size must be >= 0")
+        filter_plan(self.filters)  # names and parameters checked now, not after an hour of work
+
+
+@dataclasses.dataclass
 class DemoConfig:
     out: str = "runs/demo"  # output directory
     verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
     bon_file: str | None = None  # real best-of-N responses with labels; skipped when missing
-    stages: list[str] = dataclasses.field(default_factory=lambda: ["verifier", "train", "evaluate"])  # which demo parts run
+    stages: list[str] = dataclasses.field(default_factory=lambda: ["verifier", "curate", "train", "evaluate"])  # which demo parts run
+    curate_config: str | None = None  # a curation config for the curate part (skipped when its sources are missing)
+    curate_limit: int | None = 300  # rows read per source in the demo (None: all)
     task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     warmup: WarmupConfig = dataclasses.field(default_factory=WarmupConfig)  # data/model filled in by the demo
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # data/model filled in by the demo
     evaluate: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(instruction="", bootstrap=1000, generation=RolloutConfig(n=8, temperature=1.0, max_new_tokens=40)))  # models/benchmarks filled in by the demo
 
 
-_PATH_FIELDS = {"out", "bon_file", "train_files", "heldout_files", "data_dir", "generations"}
+_FILE_ITEM_FIELDS = {"benchmarks", "eval_sets"}  # lists of names or .jsonl/.parquet paths
+_PATH_FIELDS = {"out", "bon_file", "curate_config", "train_files", "heldout_files", "data_dir", "generations", "file", "eval_dir"}
 
 
 def _build(cls: type[T], data: Any, where: str, base: Path, default: Any = None) -> T:
@@ -282,6 +343,16 @@ def _build(cls: type[T], data: Any, where: str, base: Path, default: Any = None)
             kwargs[name] = _build(hint, value, key, base, getattr(default, name) if default is not None else own)
             continue
         origin = typing.get_origin(hint)
+        if hint is list:  # a list of anything (checked by the dataclass)
+            if not isinstance(value, list):
+                raise ConfigError(f"{key}: expected a list, got {value!r}")
+            kwargs[name] = value
+            continue
+        if origin is list and dataclasses.is_dataclass((typing.get_args(hint) or (str,))[0]):
+            if not isinstance(value, list):
+                raise ConfigError(f"{key}: expected a list of mappings, got {value!r}")
+            kwargs[name] = [_build(typing.get_args(hint)[0], v, f"{key}[{i}]", base) for i, v in enumerate(value)]
+            continue
         if origin is list:
             item = (typing.get_args(hint) or (str,))[0]
             if isinstance(value, (str, int)) and not isinstance(value, bool):  # one item where a list is expected
@@ -290,6 +361,9 @@ def _build(cls: type[T], data: Any, where: str, base: Path, default: Any = None)
                 raise ConfigError(f"{key}: expected a list of {item.__name__}s, got {value!r}")
             if name in _PATH_FIELDS:
                 value = [v if os.path.isabs(v) else str((base / v).resolve()) for v in value]
+            elif name in _FILE_ITEM_FIELDS:  # names or files: only the files are paths
+                value = [str((base / v).resolve()) if isinstance(v, str) and v.endswith((".jsonl", ".parquet"))
+                         and not os.path.isabs(v) else v for v in value]
             kwargs[name] = value
             continue
         if hint is dict or origin is dict:
@@ -382,7 +456,8 @@ def reference_markdown(cls, prefix: str = "") -> str:
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], key + ".", default)
                 continue
-            shown = "`" + (yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()) + "`"
+            dumped = yaml.safe_dump(default, default_flow_style=True, width=10**6)
+            shown = "`" + dumped.strip().removesuffix("...").strip() + "`"
             rows.append(f"| `{key}` | {shown} | {comments.get(f.name, '').replace('|', '/')} |")
 
     walk(cls, prefix)

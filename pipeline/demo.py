@@ -3,6 +3,8 @@
 
 * ``verifier``: the reward verifier on data the project generates itself (always)
   and on the real best-of-N responses in ``../shared/data/bon`` (when present).
+* ``curate``: the curation stage on a slice of the real raw sources in
+  ``../shared/data/raw`` (when present), decontaminated against the evaluation sets.
 * ``train``: the synthetic arithmetic task -> supervised warm-up of a tiny
   from-scratch model -> GRPO, plus a same-compute supervised control from the
   same checkpoint; held-out pass@1 before, after RL and after the control.
@@ -203,7 +205,32 @@ def run_evaluate_demo(cfg: DemoConfig, out: Path, log) -> dict:
     return summary
 
 
-DEMO_STAGES = {"verifier": run_verifier_demo, "train": run_train_demo, "evaluate": run_evaluate_demo}
+def run_curate_demo(cfg: DemoConfig, out: Path, log) -> dict:
+    """The curation stage on the first ``curate_limit`` rows of each real raw source
+    (``curate_config``; skipped with a note when the sources are not there)."""
+    from pipeline.config import CurateConfig, load_config
+    from pipeline.curate.run import curate
+
+    if not cfg.curate_config or not Path(cfg.curate_config).is_file():
+        log(f"curation config not found ({cfg.curate_config}); curate part skipped")
+        return {"skipped": f"{cfg.curate_config} not found"}
+    cc = load_config(CurateConfig, cfg.curate_config)
+    missing = [s.file for s in cc.sources if s.file and not Path(s.file).is_file()]
+    if missing:
+        log(f"raw sources not found ({missing[0]} ...); curate part skipped (real data is optional)")
+        return {"skipped": f"raw sources not found: {', '.join(missing)}"}
+    for s in cc.sources:
+        s.limit = cfg.curate_limit
+    rep = curate(cc, out / "curated", progress=False, log=lambda m: None)
+    log(f"curate {rep['rows_in']} raw rows ({cfg.curate_limit} per source): kept {rep['kept']}, "
+        + ", ".join(f"{f['filter']} -{f['dropped']}" for f in rep["filters"] if f["dropped"]))
+    return {k: rep[k] for k in ("rows_in", "kept", "train", "val", "dropped", "contaminated_by_eval_set",
+                                "reformulated_multiple_choice")} | {
+        "dropped_by_filter": {f["filter"]: f["dropped"] for f in rep["filters"]}, "report": str(out / "curated" / "report.md")}
+
+
+DEMO_STAGES = {"verifier": run_verifier_demo, "curate": run_curate_demo, "train": run_train_demo,
+               "evaluate": run_evaluate_demo}
 
 
 def run_demo(cfg: DemoConfig, out_dir: str | None = None) -> dict:

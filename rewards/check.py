@@ -190,6 +190,97 @@ def group_answers(responses: list[str], mode: str = STRICT, equivalence: bool = 
         return _groups_by_string(answers, "error")
 
 
+# Kinds of reference answer (see :func:`answer_form`).
+FORM_NUMBER = "number"  # 3, -2.5, \frac{7}{2}, 25%
+FORM_EXPRESSION = "expression"  # 10-4n, 2\sqrt{3}, \pi/4
+FORM_EQUATION = "equation"  # y = 2x + 1, x \le 3
+FORM_STRUCTURE = "structure"  # (3, \pi/2), \{1, 2\}, [0, 1), a matrix
+FORM_LETTER = "letter"  # a multiple-choice option letter
+FORM_TEXT = "text"  # words, or LaTeX the parser cannot read
+FORM_EMPTY = "empty"
+FORM_TOO_LONG = "too_long"
+CLOSED_FORMS = (FORM_NUMBER, FORM_EXPRESSION, FORM_EQUATION, FORM_STRUCTURE)
+
+
+@dataclass(frozen=True)
+class AnswerForm:
+    """How the verifier reads a reference answer (for curating data, not grading).
+
+    ``canonical``: the answer after the verifier's normalisation (wrappers, units,
+    thousands separators gone; ``145.0`` -> ``145``). ``kind``: one of the
+    ``FORM_*`` values. ``self_match``: ``\\boxed{canonical}`` verifies against the
+    original answer, i.e. a model that writes the answer gets credit for it.
+    """
+
+    canonical: str
+    kind: str
+    self_match: bool
+
+
+def _canonical_number(text: str) -> str:
+    from rewards.equivalence import _plain_value
+
+    v = _plain_value(text)
+    if v is not None and v[0].denominator == 1 and ("." in text or "e" in text.lower()):
+        return str(v[0].numerator)  # 145.0 -> 145, 1.5e3 -> 1500
+    return text
+
+
+def answer_form(raw: object) -> AnswerForm:
+    """Classify and canonicalise a reference answer; never raises."""
+    from rewards.equivalence import _plain_value, parse_latex
+    from rewards.normalize import normalize
+
+    try:
+        a = normalize(reference_answer(raw))
+        if a.too_long:
+            return AnswerForm(a.text, FORM_TOO_LONG, False)
+        if a.letter:
+            return AnswerForm(a.text, FORM_LETTER, False)
+        if not a.text:
+            return AnswerForm("", FORM_EMPTY, False)
+        text = _canonical_number(a.text)
+        canonical = text + ("\\%" if a.percent else "")
+        if a.base:
+            canonical = f"{text}_{{{a.base}}}"
+        self_match = check(f"\\boxed{{{canonical}}}", raw).correct
+        if _plain_value(text) is not None:
+            return AnswerForm(canonical, FORM_NUMBER, self_match)
+        parsed = parse_latex(text)
+        if parsed is None:
+            return AnswerForm(canonical, FORM_TEXT, self_match)
+        import sympy
+
+        if isinstance(parsed, sympy.core.relational.Relational):
+            kind = FORM_EQUATION
+        elif isinstance(parsed, (sympy.Tuple, sympy.Set, sympy.MatrixBase, tuple, list, set, frozenset)):
+            kind = FORM_STRUCTURE
+        elif isinstance(parsed, sympy.Number):
+            # a bare number from text with letters or relations is a lossy parse (set-builder notation)
+            lossy = re.search(r"[A-Za-z<>|]", re.sub(r"\\[A-Za-z]+", "", text))
+            kind = FORM_TEXT if lossy else FORM_NUMBER
+        elif isinstance(parsed, sympy.Expr) and looks_like_prose(text):
+            kind = FORM_TEXT  # "Monday" parses as M*o*n*d*a*y
+        elif isinstance(parsed, sympy.Expr):
+            kind = FORM_EXPRESSION
+        else:
+            kind = FORM_TEXT
+        return AnswerForm(canonical, kind, self_match)
+    except Exception:
+        return AnswerForm(str(raw)[:200], FORM_TEXT, False)
+
+
+_WORD = re.compile(r"(?<!\\)\b[A-Za-z]{3,}\b")
+
+
+def looks_like_prose(text: str) -> bool:
+    """Runs of three or more letters that are not LaTeX commands: prose, not math
+    (``\\sqrt``, ``\\pi`` and ``\\frac`` are commands; ``sin``/``log`` are functions)."""
+    words = [w for w in _WORD.findall(re.sub(r"\\[A-Za-z]+", " ", text))
+             if w.lower() not in {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "max", "min", "mod", "gcd", "lcm"}]
+    return len(words) >= 1
+
+
 def run(op: str, *args, **kwargs):
-    """The sandbox workers' entry point: ``check`` or ``group_answers``."""
-    return {"check": check, "group_answers": group_answers}[op](*args, **kwargs)
+    """The sandbox workers' entry point: ``check``, ``group_answers`` or ``answer_form``."""
+    return {"check": check, "group_answers": group_answers, "answer_form": answer_form}[op](*args, **kwargs)

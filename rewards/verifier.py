@@ -22,7 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 from rewards.check import (
+    FORM_TEXT,
     MAX_RESPONSE_CHARS,
+    AnswerForm,
     AnswerGroups,
     REASON_ERROR,
     REASON_TIMEOUT,
@@ -136,12 +138,13 @@ class Verifier:
         (see :class:`rewards.check.AnswerGroups`): the basis of majority voting.
 
         Each problem is one sandboxed call, bounded by ``timeout`` (default: the
-        verifier's timeout per response, at least 4 responses' worth); one that
+        verifier's timeout per response, at least 4 and at most 60 s); one that
         runs out falls back to grouping exact answer strings, extracted in a
         second bounded call (``reason`` says so)."""
         def one(i: int) -> AnswerGroups:
             resp = [("" if r is None else str(r))[-MAX_RESPONSE_CHARS:] for r in responses_per_problem[i]]
-            limit = float(timeout) if timeout is not None else self.timeout * max(4, len(resp))
+            # default budget: a check's timeout per response, at least 4 and at most 60 s' worth
+            limit = float(timeout) if timeout is not None else max(4 * self.timeout, min(self.timeout * len(resp), 60.0))
             status, value = self.pool.call("group_answers", resp, mode or self.mode, timeout=limit)
             if status != OK or not isinstance(value, AnswerGroups):
                 why = "timeout" if status == TIMEOUT else "error"
@@ -153,6 +156,21 @@ class Verifier:
             return value
 
         return self._map(one, len(responses_per_problem), on_result)
+
+    def answer_forms(
+        self, answers: Sequence[object], *, on_result: Callable[[int, AnswerForm], None] | None = None
+    ) -> list[AnswerForm]:
+        """How the verifier reads each reference answer (kind, canonical form,
+        self-match; see :class:`rewards.check.AnswerForm`), sandboxed like a check:
+        one that runs out of time comes back as unreadable text."""
+
+        def one(i: int) -> AnswerForm:
+            status, value = self.pool.call("answer_form", answers[i], timeout=self.timeout)
+            if status == OK and isinstance(value, AnswerForm):
+                return value
+            return AnswerForm(str(answers[i])[:200], FORM_TEXT, False)
+
+        return self._map(one, len(answers), on_result)
 
     async def averify(self, response: str, ground_truth: object, **kwargs) -> Verdict:
         """:meth:`verify` for asyncio code: runs in the loop's default executor."""

@@ -84,7 +84,8 @@ def test_demo_offline_with_nothing_beside_it(tmp_path):
     r = run("-m", "pipeline", "demo", "--config", str(cfg), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["stages"] == ["verifier", "train", "evaluate"]
+    assert summary["stages"] == ["verifier", "curate", "train", "evaluate"]
+    assert "skipped" in summary["curate"]  # no raw sources beside a bare clone
     tr = summary["train"]
     for key in ("heldout_acc_before", "heldout_acc_after", "control_acc_after"):
         assert 0 <= tr[key] <= 1, key

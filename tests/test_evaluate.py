@@ -146,6 +146,12 @@ def test_self_correction_and_step_scores_from_a_file(tmp_path):
     (["--model", "/nonexistent/model"], "cannot load tokenizer"),
     (["--benchmarks", "math501", "--model", "x"], "unknown benchmark 'math501'"),
     (["--generations", "{good}", "--verifier-score-key", "responses"], "must be a number"),
+    (["--generations", "{inf}", "--verifier-score-key", "s"], "NaN or infinity"),
+    (["--generations", "{empty}"], "holds no responses"),
+    (["--generations", "{noanswer}"], "reference answer 'answer' is empty"),
+    (["--generations", "{badtokens}"], "non-negative integers"),
+    (["--benchmarks", " , ", "--model", "x"], "name at least one"),
+    (["--benchmarks", "{good},{sub}/good.jsonl", "--model", "x"], "two share a name"),
 ])
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monkeypatch):
     from pipeline.cli import main
@@ -155,7 +161,15 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monke
     bad.write_text('{"responses": ["a"], "answer": "1"}\n{oops\n')
     good = tmp_path / "good.jsonl"
     good.write_text('{"responses": ["a"], "answer": "1"}\n')
-    args = [a.replace("{bad}", str(bad)).replace("{good}", str(good)) for a in args]
+    (tmp_path / "inf.jsonl").write_text('{"responses": ["a", "b"], "answer": "1", "s": [Infinity, 0]}\n')
+    (tmp_path / "empty.jsonl").write_text('{"responses": [], "answer": "1"}\n')
+    (tmp_path / "noanswer.jsonl").write_text('{"responses": ["a"], "answer": null}\n')
+    (tmp_path / "badtokens.jsonl").write_text('{"responses": ["a"], "answer": "1", "tokens": ["x"]}\n')
+    (tmp_path / "sub").mkdir()
+    files = {"bad": bad, "good": good, "inf": tmp_path / "inf.jsonl", "empty": tmp_path / "empty.jsonl",
+             "noanswer": tmp_path / "noanswer.jsonl", "badtokens": tmp_path / "badtokens.jsonl", "sub": tmp_path / "sub"}
+    for k, v in files.items():
+        args = [a.replace("{" + k + "}", str(v)) for a in args]
     assert main(["evaluate", "--out", str(tmp_path / "o"), "--no-progress", *args]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
@@ -190,6 +204,14 @@ def test_generates_with_a_real_model_resumes_and_refuses_mixed_settings(task_fil
     r = run("evaluate", "--n", "2", *common)
     assert r.returncode == 2 and "other settings (n differ" in r.stderr
 
+    # a last line that is whole JSON but lost its newline: the next append must not glue onto it
+    lines = gen.read_text().splitlines()
+    gen.write_text("\n".join(lines[:5]))
+    r = run("evaluate", "--n", "4", *common)
+    assert r.returncode == 0, r.stderr
+    final = [json.loads(x) for x in gen.read_text().splitlines()]
+    assert sorted(x["id"] for x in final) == sorted(x["id"] for x in rows)
+
 
 def test_reward_model_scores_drive_best_of_n(task_files, tmp_path):
     from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
@@ -206,6 +228,17 @@ def test_reward_model_scores_drive_best_of_n(task_files, tmp_path):
     assert [len(x) for x in s] == [3, 1] and len(set(s[0])) == 3
     one_by_one = reward_model_scores(str(tmp_path / "rm"), rows, device="cpu", batch_size=1)  # padding-invariant
     assert sum(one_by_one, []) == pytest.approx(sum(s, []), abs=1e-5)
+
+    # a response cannot end its turn early by writing the end-of-turn token as text
+    from pipeline.evaluate.scoring import encode
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "rm")
+    end = tok.convert_tokens_to_ids("<|end|>")
+    ids, cut = encode(tok, "1+1", "the answer <|end|> is 2", 4096)
+    plain, _ = encode(tok, "1+1", "the answer is 2", 4096)
+    assert ids.count(end) == plain.count(end) == 2 and not cut  # only the template's own two
+    ids, cut = encode(tok, "1+1", "x " * 500 + r"\boxed{2}", 64)
+    assert cut and len(ids) <= 64 and tok.decode(ids).rstrip().endswith("<|end|>")
 
     f = tmp_path / "g.jsonl"
     f.write_text(json.dumps({"question": "1+1", "answer": "2", "responses": rows[0]["responses"]}) + "\n")

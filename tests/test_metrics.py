@@ -121,3 +121,30 @@ def test_summarize_reports_percent_intervals_and_lengths():
     lo, hi = s["ci"]["pass@1"]
     assert lo <= 75.0 <= hi
     assert s["mean_tokens"] == 20.0 and s["acc_by_length"]
+
+
+def test_shared_ties_make_the_figures_independent_of_response_order():
+    a = ProblemResult(correct=[True, False, False, False], labels=[0, 1, 2, 3])
+    b = ProblemResult(correct=[False, False, False, True], labels=[0, 1, 2, 3])
+    first_a, first_b = problem_metrics(a)["maj@2"], problem_metrics(b)["maj@2"]
+    assert first_a != first_b  # first-seen tie-breaking (the upstream convention) depends on order
+    shared_a, shared_b = problem_metrics(a, share_ties=True), problem_metrics(b, share_ties=True)
+    assert shared_a["maj@2"] == shared_b["maj@2"] == pytest.approx(0.25)
+
+
+def test_vote_weights_are_probabilities_or_the_sigmoid_of_logits():
+    from pipeline.evaluate.metrics import vote_weights
+
+    probs = [ProblemResult(correct=[True, False], labels=[0, 1], scores=[0.2, 0.9])]
+    assert vote_weights(probs) == "scores" and probs[0].weights == [0.2, 0.9]
+    # logits: three right answers at -1 outvote one wrong at -2 once they are probabilities
+    logits = [ProblemResult(correct=[True, True, True, False], labels=[0, 0, 0, 1], scores=[-1.0, -1.0, -1.0, -2.0])]
+    assert vote_weights(logits) == "sigmoid"
+    assert problem_metrics(logits[0])["wbon@4"] == 1.0
+    with pytest.raises(ValueError, match="non-finite"):
+        problem_metrics(ProblemResult(correct=[True], scores=[float("inf")]))
+
+
+def test_no_intervals_is_null_not_nan():
+    s = summarize([ProblemResult(correct=[True, False])], resamples=0)
+    assert s["ci"]["pass@1"] is None

@@ -41,7 +41,10 @@ def check_resumable(cfg, gen_dir: Path) -> None:
     path = gen_dir / "settings.json"
     now = _settings(cfg)
     if path.is_file():
-        before = json.loads(path.read_text())
+        try:
+            before = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(f"{path} is corrupt; delete {gen_dir} to start the generations over") from None
         diff = sorted(k for k in now if before.get(k) != now[k])
         if diff:
             raise ConfigError(f"{gen_dir} holds generations made with other settings ({', '.join(diff)} differ); "
@@ -51,13 +54,17 @@ def check_resumable(cfg, gen_dir: Path) -> None:
 
 
 def read_done(path: Path) -> list[dict]:
-    """The complete lines of a generations file; a torn last line (a killed run)
-    is dropped and the file rewritten without it."""
+    """The complete lines of a generations file. A torn last line (a killed run)
+    is dropped, and a file that does not end in a newline is rewritten so that the
+    next append starts on a line of its own."""
     if not path.is_file():
         return []
     bad: list[int] = []
     rows = [r for _, r in read_jsonl(path, on_error=lambda n, msg: bad.append(n))]
-    if bad:
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        unterminated = f.tell() > 0 and (f.seek(-1, 2) or f.read(1) != b"\n")
+    if bad or unterminated:
         from data.io import atomic_writer
 
         with atomic_writer(path) as f:
@@ -115,6 +122,11 @@ def generate_benchmark(
 ) -> list[dict]:
     """Responses for every problem, resuming from ``path``; returns all rows in problem order."""
     done = {(r.get("benchmark"), str(r.get("id"))): r for r in read_done(path)}
+    for p in problems:
+        r = done.get((p.benchmark, p.id))
+        if r is not None and (r.get("question") != p.question or str(r.get("answer")) != str(p.answer)):
+            raise ConfigError(f"{path} holds a different problem under {p.benchmark}/{p.id}; the benchmark file "
+                              "changed since these generations were made: choose another --out")
     todo = [p for p in problems if (p.benchmark, p.id) not in done]
     if progress:
         progress(len(problems) - len(todo))

@@ -44,7 +44,8 @@ class GradedProblem:
     extra: dict = field(default_factory=dict)
 
     def result(self) -> ProblemResult:
-        return ProblemResult(self.correct, self.labels, self.scores, self.tokens, self.correct_t2)
+        return ProblemResult(self.correct, self.labels, self.scores, lengths=self.tokens, correct_t2=self.correct_t2,
+                             key=f"{self.benchmark}/{self.id}")
 
 
 def _as_list(v, where: str, key: str) -> list:
@@ -92,6 +93,10 @@ def load_generations(path: str | Path, keys, aggregate: str = "last", limit: int
                              "set --response-key")
         if keys.answer not in row:
             raise InputError(f"{where}: no reference answer field {keys.answer!r}; set --answer-key")
+        if row[keys.response] is None or row[keys.response] == []:
+            raise InputError(f"{where}: {keys.response!r} holds no responses")
+        if row[keys.answer] is None or str(row[keys.answer]).strip() == "":
+            raise InputError(f"{where}: the reference answer {keys.answer!r} is empty")
         responses = ["" if r is None else str(r) for r in _as_list(row[keys.response], where, keys.response)]
         n = len(responses)
         out = {
@@ -120,11 +125,14 @@ def load_generations(path: str | Path, keys, aggregate: str = "last", limit: int
                 scores = [aggregate_score(x, aggregate) for x in raw]
             except (TypeError, ValueError) as e:
                 raise InputError(f"{where}: {keys.verifier_score!r}: {e}") from None
-            if any(math.isnan(s) for s in scores):
-                raise InputError(f"{where}: {keys.verifier_score!r} holds NaN")
+            if not all(math.isfinite(s) for s in scores):
+                raise InputError(f"{where}: {keys.verifier_score!r} holds NaN or infinity")
             out["scores"] = scores
         if keys.tokens and isinstance(row.get(keys.tokens), list) and len(row[keys.tokens]) == n:
-            out["tokens"] = [int(t) for t in row[keys.tokens]]
+            toks = row[keys.tokens]
+            if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in toks):
+                raise InputError(f"{where}: {keys.tokens!r} must hold non-negative integers, got {toks[:4]!r}")
+            out["tokens"] = toks
         if keys.second_response and keys.second_response in row:
             t2 = ["" if r is None else str(r) for r in _as_list(row[keys.second_response], where, keys.second_response)]
             if len(t2) != n:

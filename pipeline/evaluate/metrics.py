@@ -7,15 +7,18 @@ percent); the confidence interval resamples problems with replacement.
   ``1 - C(n-c, k) / C(n, k)`` for ``c`` correct of ``n``; every ``k <= n``.
 * ``maj@k``: majority vote over ``k`` responses, answers grouped by the
   verifier's equivalence (``labels``), responses without an answer abstain; the
-  problem counts as solved when the winning group's first response is correct.
+  problem counts as solved when the winning group is correct.
 * ``bon@k``: best-of-k by a verifier score: the highest-scoring response
-  (``bon``), or the answer group with the highest summed score (``wbon``,
-  weighted best-of-k).
+  (``bon``), or the answer group with the highest summed weight (``wbon``,
+  weighted best-of-k; weights are the scores when they are probabilities,
+  else their sigmoid, see :func:`vote_weights`).
 
 For ``k < n`` the vote-based figures are expectations over size-``k`` subsets
 of the ``n`` responses: exact when there are at most ``max_subsets`` subsets,
-otherwise a seeded random sample of that many. Ties go to the group (or
-response) that appears first, as ``collections.Counter.most_common`` does.
+otherwise a seeded random sample of that many (seeded per problem, by its key).
+Ties go to the group (or response) seen first, as the usual evaluation scripts'
+``Counter.most_common`` does, so their published figures reproduce; with
+``share_ties`` a tie earns the share of tied candidates that are correct instead.
 """
 
 from __future__ import annotations
@@ -77,9 +80,19 @@ def subsets(n: int, k: int, max_subsets: int, rng: random.Random) -> list[tuple[
     return [tuple(sorted(rng.sample(range(n), k))) for _ in range(max_subsets)]
 
 
-def _winner(labels: Sequence[int], weights: Sequence[float] | None, idx: Sequence[int]) -> int | None:
-    """The response that speaks for the winning answer group among ``idx``
-    (its first member), or None when no response in ``idx`` has an answer."""
+def _tied_top(totals: dict[int, float]) -> list[int]:
+    best = max(totals.values())
+    return [g for g, t in totals.items() if math.isclose(t, best, rel_tol=1e-9, abs_tol=1e-12)]
+
+
+def vote_credit(labels: Sequence[int], correct: Sequence[bool], weights: Sequence[float] | None,
+                idx: Sequence[int], share_ties: bool = False) -> float:
+    """Credit of a (weighted) majority vote among responses ``idx``: 1 if the
+    winning answer group is correct, 0 if not. A tie between groups goes to the
+    group seen first (as ``Counter.most_common`` in the usual evaluation
+    scripts), or with ``share_ties`` earns the share of tied groups that are
+    correct (order-free). No answer at all: 0. The first member of a group
+    speaks for it (its members are equivalent answers)."""
     total: dict[int, float] = {}
     first: dict[int, int] = {}
     for i in idx:
@@ -89,14 +102,20 @@ def _winner(labels: Sequence[int], weights: Sequence[float] | None, idx: Sequenc
         total[g] = total.get(g, 0.0) + (1.0 if weights is None else weights[i])
         first.setdefault(g, i)
     if not total:
-        return None
-    best = max(total.values())
-    g = min((first[g], g) for g, t in total.items() if t == best)[1]  # tie: the group seen first
-    return first[g]
+        return 0.0
+    tied = _tied_top(total)
+    if not share_ties:
+        return float(bool(correct[min(first[g] for g in tied)]))
+    return sum(bool(correct[first[g]]) for g in tied) / len(tied)
 
 
-def _argmax(scores: Sequence[float], idx: Sequence[int]) -> int:
-    return max(idx, key=lambda i: (scores[i], -i))  # tie: the earlier response
+def argmax_credit(scores: Sequence[float], correct: Sequence[bool], idx: Sequence[int], share_ties: bool = False) -> float:
+    """Credit of picking the top-scored response among ``idx``; a tie goes to the
+    earlier response, or with ``share_ties`` is shared."""
+    tied = _tied_top({i: scores[i] for i in idx})
+    if not share_ties:
+        return float(bool(correct[min(tied)]))
+    return sum(bool(correct[i]) for i in tied) / len(tied)
 
 
 @dataclass
@@ -106,8 +125,10 @@ class ProblemResult:
     correct: list[bool]
     labels: list[int] | None = None  # answer groups (see rewards.check.AnswerGroups)
     scores: list[float] | None = None  # verifier scores, already aggregated per response
+    weights: list[float] | None = None  # weighted-vote weights (>= 0); default: the scores
     lengths: list[int] | None = None  # response lengths (tokens)
     correct_t2: list[bool] | None = None  # second attempt (self-correction), same order
+    key: str = ""  # a stable name (benchmark/id): seeds its subset sample the same wherever it is summarised
     extra: dict = field(default_factory=dict)
 
     @property
@@ -115,25 +136,28 @@ class ProblemResult:
         return len(self.correct)
 
 
-def problem_metrics(p: ProblemResult, max_subsets: int = 256, seed: int = 0) -> dict[str, float]:
+def problem_metrics(p: ProblemResult, max_subsets: int = 256, seed: int = 0, share_ties: bool = False) -> dict[str, float]:
     """Every metric for one problem, as fractions in [0, 1] (None-free)."""
     n, c = p.n, int(sum(p.correct))
     out: dict[str, float] = {}
     if n == 0:
-        return out
+        raise ValueError("a problem with no responses")
+    if p.scores is not None and not all(math.isfinite(x) for x in p.scores):
+        raise ValueError(f"non-finite verifier scores {p.scores}")
+    if p.correct_t2 is not None and len(p.correct_t2) != n:
+        raise ValueError(f"{len(p.correct_t2)} second attempts for {n} first attempts")
     for k in range(1, n + 1):
         out[f"pass@{k}"] = pass_at_k(n, c, k)
     rng = random.Random(seed)
     for k in vote_ks(n):
         subs = subsets(n, k, max_subsets, rng)
         if p.labels is not None:
-            wins = [_winner(p.labels, None, s) for s in subs]
-            out[f"maj@{k}"] = float(np.mean([w is not None and p.correct[w] for w in wins]))
+            out[f"maj@{k}"] = float(np.mean([vote_credit(p.labels, p.correct, None, s, share_ties) for s in subs]))
         if p.scores is not None:
-            out[f"bon@{k}"] = float(np.mean([p.correct[_argmax(p.scores, s)] for s in subs]))
-            if p.labels is not None:
-                wins = [_winner(p.labels, p.scores, s) for s in subs]
-                out[f"wbon@{k}"] = float(np.mean([w is not None and p.correct[w] for w in wins]))
+            out[f"bon@{k}"] = float(np.mean([argmax_credit(p.scores, p.correct, s, share_ties) for s in subs]))
+            w = p.weights if p.weights is not None else p.scores
+            if p.labels is not None and min(w) >= 0:  # summing needs non-negative weights
+                out[f"wbon@{k}"] = float(np.mean([vote_credit(p.labels, p.correct, w, s, share_ties) for s in subs]))
     if p.correct_t2 is not None:
         c1, c2 = np.asarray(p.correct, float), np.asarray(p.correct_t2, float)
         out["acc@t1"], out["acc@t2"] = float(c1.mean()), float(c2.mean())
@@ -168,23 +192,52 @@ def summarize(
     confidence: float = 0.95,
     max_subsets: int = 256,
     seed: int = 0,
+    share_ties: bool = False,
 ) -> dict:
     """Mean of every per-problem metric in percent, with bootstrap intervals:
     ``{"metrics": {name: value}, "ci": {name: [lo, hi]}, ...}`` plus length figures."""
-    per = [problem_metrics(p, max_subsets, seed * 1_000_003 + i) for i, p in enumerate(problems)]
+    per = [problem_metrics(p, max_subsets, _seed(seed, p.key or str(i)), share_ties) for i, p in enumerate(problems)]
     names = _common_keys(per)
     values = np.array([[m[k] for k in names] for m in per], float) if per else np.zeros((0, len(names)))
     means = values.mean(axis=0) * 100 if len(values) else np.full(len(names), np.nan)
     ci = bootstrap_ci(values, resamples, confidence, seed) * 100
+    dropped = sorted(set().union(*per) - set(names), key=_metric_order) if per else []
     out = {
         "problems": len(problems),
         "responses": int(sum(p.n for p in problems)),
         "metrics": {k: round(float(v), 4) for k, v in zip(names, means)},
-        "ci": {k: [round(float(a), 4), round(float(b), 4)] for k, (a, b) in zip(names, ci)},
+        "ci": {k: None if np.isnan(a) else [round(float(a), 4), round(float(b), 4)] for k, (a, b) in zip(names, ci)},
         "confidence": confidence,
     }
+    if dropped:  # e.g. problems with different n, or negative scores for the weighted vote
+        out["not_reported"] = {"metrics": dropped, "why": "not defined for every problem (different n per "
+                               "problem, missing second attempts, or negative scores for the weighted vote)"}
     out.update(length_stats(problems))
     return out
+
+
+def vote_weights(problems: Sequence[ProblemResult]) -> str:
+    """Set each problem's weighted-vote weights from its scores: the scores as they
+    are when every score of the run lies in [0, 1] (probabilities), else their
+    sigmoid (reward-model logits, which can be negative and would not add up).
+    Returns which it was: ``"scores"`` or ``"sigmoid"``."""
+    scored = [p for p in problems if p.scores]
+    raw = all(0.0 <= x <= 1.0 for p in scored for x in p.scores)
+    for p in scored:
+        p.weights = list(p.scores) if raw else [1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x)))) for x in p.scores]
+    return "scores" if raw else "sigmoid"
+
+
+def _seed(seed: int, key: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "little")
+
+
+def _metric_order(k: str) -> tuple:
+    order = {"pass": 0, "maj": 1, "bon": 2, "wbon": 3}
+    head, _, tail = k.partition("@")
+    return (order.get(head, 9), int(tail) if tail.isdigit() else 0, k)
 
 
 def _common_keys(per: list[dict]) -> list[str]:
@@ -195,8 +248,7 @@ def _common_keys(per: list[dict]) -> list[str]:
     keys = set(per[0])
     for m in per[1:]:
         keys &= set(m)
-    order = {"pass": 0, "maj": 1, "bon": 2, "wbon": 3}
-    return sorted(keys, key=lambda k: (order.get(k.split("@")[0], 9), int(k.split("@")[1]) if "@" in k and k.split("@")[1].isdigit() else 0, k))
+    return sorted(keys, key=_metric_order)
 
 
 def length_stats(problems: Sequence[ProblemResult], bins: int = 5) -> dict:
@@ -217,6 +269,6 @@ def length_stats(problems: Sequence[ProblemResult], bins: int = 5) -> dict:
                            "acc": round(float(correct[sel].mean() * 100), 4)})
     return {
         "mean_tokens": round(float(lengths.mean()), 2),
-        "correct_per_1k_tokens": round(float(correct.sum() / max(lengths.sum(), 1) * 1000), 4),
+        "correct_per_1k_tokens": round(float(correct.sum() / lengths.sum() * 1000), 4) if lengths.sum() else None,
         "acc_by_length": by_bin,
     }

@@ -42,11 +42,16 @@ def _table(summary: dict, ks: list[int] | None) -> list[str]:
     level = int(round(summary.get("confidence", 0.95) * 100))
     lines = [f"| metric | value | {level}% CI |", "|---|---:|---|"]
     for name in shown_metrics(m, ks):
-        lo, hi = ci.get(name, [float("nan")] * 2)
-        lines.append(f"| {name} | {m[name]:.2f} | [{lo:.2f}, {hi:.2f}] |")
+        interval = ci.get(name)
+        shown = f"[{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "-"
+        lines.append(f"| {name} | {m[name]:.2f} | {shown} |")
     if "mean_tokens" in summary:
         lines.append(f"| mean tokens / response | {summary['mean_tokens']:.1f} | |")
-        lines.append(f"| correct answers / 1k tokens | {summary['correct_per_1k_tokens']:.3f} | |")
+        if summary.get("correct_per_1k_tokens") is not None:
+            lines.append(f"| correct answers / 1k tokens | {summary['correct_per_1k_tokens']:.3f} | |")
+    if summary.get("not_reported"):
+        lines.append(f"\nNot reported: {', '.join(summary['not_reported']['metrics'])} "
+                     f"({summary['not_reported']['why']}).")
     return lines
 
 
@@ -166,9 +171,18 @@ def load_report(path: str | Path) -> dict:
     if not p.is_file():
         raise InputError(f"{p}: no such report (give an evaluation output directory or its report.json)")
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
+        rep = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(rep, dict) or not isinstance(rep.get("overall"), dict) or not isinstance(rep.get("benchmarks"), dict):
+        raise InputError(f"{p}: not an evaluation report (no overall / benchmarks sections)")
+    return rep
+
+
+def run_name(path: str | Path) -> str:
+    """A short label for a run: its directory's name (also when given its report.json)."""
+    p = Path(path).resolve()
+    return p.parent.name if p.is_file() else p.name
 
 
 def compare_markdown(a: dict, b: dict, name_a: str, name_b: str, ks: list[int] | None = None) -> str:

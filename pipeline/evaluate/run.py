@@ -18,7 +18,7 @@ from typing import Callable
 from data.io import atomic_writer
 from pipeline.config import ConfigError, EvalConfig, to_dict
 from pipeline.evaluate.grade import GradedProblem, disagreements, grade, load_generations
-from pipeline.evaluate.metrics import summarize
+from pipeline.evaluate.metrics import summarize, vote_weights
 from pipeline.evaluate.report import write_report
 
 
@@ -34,6 +34,12 @@ def generate_all(cfg: EvalConfig, out: Path, progress: bool, log: Callable[[str]
 
     if not cfg.model.path:
         raise ConfigError("model.path (--model) is required unless --generations gives responses to score")
+    if not cfg.benchmarks:
+        raise ConfigError("benchmarks: name at least one (e.g. --benchmarks math500,gsm8k)")
+    stems = [Path(b).stem for b in cfg.benchmarks]
+    if len(set(stems)) != len(stems):
+        raise ConfigError(f"benchmarks: two share a name ({', '.join(sorted({s for s in stems if stems.count(s) > 1}))}); "
+                          "their generations would share a file: rename one")
     problems = {b: load_benchmark(b, cfg.data_dir, cfg.limit) for b in cfg.benchmarks}
     gen_dir = out / "generations"
     gen_dir.mkdir(parents=True, exist_ok=True)
@@ -54,14 +60,18 @@ def _token_counter(cfg: EvalConfig):
         return None
     from pipeline.train.policy import load_tokenizer
 
+    from rewards.check import MAX_RESPONSE_CHARS
+
     tok = load_tokenizer(cfg.model.path, cfg.model.gguf_file)
-    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+    return lambda text: len(tok(text[-MAX_RESPONSE_CHARS:], add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
 def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     from rewards.verifier import Verifier
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if cfg.generations:
@@ -74,7 +84,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
     if cfg.reward_model:
         from pipeline.evaluate.scoring import reward_model_scores
 
-        for r, s in zip(rows, reward_model_scores(cfg.reward_model, rows, device=cfg.model.device)):
+        if any("scores" in r for r in rows):
+            log(f"--reward-model: its scores replace the file's {cfg.keys.verifier_score!r}")
+        for r, s in zip(rows, reward_model_scores(cfg.reward_model, rows, device=cfg.model.device, log=log)):
             r["scores"] = s
     t_gen = time.perf_counter() - t0
 
@@ -88,13 +100,17 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
     by_bench: dict[str, list[GradedProblem]] = defaultdict(list)
     for g in graded:
         by_bench[g.benchmark].append(g)
-    opts = dict(resamples=cfg.bootstrap, confidence=cfg.confidence, max_subsets=cfg.max_subsets, seed=cfg.seed)
-    overall = summarize([g.result() for g in graded], **opts)
+    results = {id(g): g.result() for g in graded}
+    weights = vote_weights(list(results.values()))
+    opts = dict(resamples=cfg.bootstrap, confidence=cfg.confidence, max_subsets=cfg.max_subsets, seed=cfg.seed,
+                share_ties=cfg.share_ties)
+    overall = summarize(list(results.values()), **opts)
     report = {
         **overall["metrics"],
         "ci": overall["ci"],
         "overall": overall,
-        "benchmarks": {b: summarize([g.result() for g in gs], **opts) for b, gs in by_bench.items()},
+        "benchmarks": {b: summarize([results[id(g)] for g in gs], **opts) for b, gs in by_bench.items()},
+        "weighted_vote_weights": weights if any(g.scores for g in graded) else None,
         "graded_by": (f"the file's `{cfg.keys.correct}`" if cfg.keys.correct and cfg.generations
                       else f"the project's verifier ({v.mode} mode)"),
         "disagreements": disagreements(graded),
@@ -110,7 +126,8 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
 
 def _headline(metrics: dict) -> list[str]:
     n = max((int(k.split("@")[1]) for k in metrics if k.startswith("pass@")), default=1)
-    return [k for k in ("pass@1", f"pass@{n}", f"maj@{n}", f"bon@{n}", f"wbon@{n}", "acc@t1", "acc@t2") if k in metrics]
+    keys = dict.fromkeys(("pass@1", f"pass@{n}", f"maj@{n}", f"bon@{n}", f"wbon@{n}", "acc@t1", "acc@t2"))
+    return [k for k in keys if k in metrics]
 
 
 def _settings(cfg: EvalConfig) -> dict:

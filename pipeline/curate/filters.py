@@ -1,0 +1,315 @@
+"""The curation filters: named units, each deciding per record whether it stays.
+
+A filter is ``fn(records, ctx, **params) -> list[str | None]``: for each record a
+drop reason (a short detail such as ``"zh"`` or ``"duplicate of asdiv:12"``) or
+``None`` to keep it. A filter may rewrite a record it keeps (normalisation,
+multiple choice reformulated as open-ended, the answer canonicalised). They run
+in the order the config lists them (``filters:``), each on the survivors of the
+ones before; :data:`DEFAULT_ORDER` is the documented default. Cheap text filters
+come first, the verifier's checks next, then the set-level ones (duplicates,
+contamination) and the expensive solve rates last.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from pipeline.curate.sources import Record, split_lettered
+
+FilterFn = Callable[..., list]
+FILTERS: dict[str, FilterFn] = {}
+
+DEFAULT_ORDER = [
+    "normalize", "language", "hyperlink", "subject", "multiple_choice", "yes_no", "multi_part", "proof",
+    "closed_form", "self_verify", "exact_dedup", "near_dedup", "decontaminate",
+]
+
+
+def register(name: str):
+    def deco(fn: FilterFn) -> FilterFn:
+        FILTERS[name] = fn
+        return fn
+
+    return deco
+
+
+@dataclass
+class Context:
+    """What filters may use besides the records."""
+
+    verifier: object = None  # rewards.verifier.Verifier
+    eval_problems: list = field(default_factory=list)  # data.benchmarks.EvalProblem, for decontamination
+    tick: Callable[[int], None] = lambda n: None  # progress
+    out: object = None  # the output directory (for resumable work)
+    seed: int = 0
+
+
+def _each(records: Sequence[Record], ctx: Context, fn: Callable[[Record], str | None]) -> list[str | None]:
+    out = []
+    for r in records:
+        out.append(fn(r))
+        ctx.tick(1)
+    return out
+
+
+# ----------------------------------------------------------------- text filters
+
+_MATH_SPAN = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]", re.S)
+_HSPACE = re.compile(r"[ \t\u00a0\u3000]+")
+
+
+def clean_question(text: str) -> str:
+    """Unicode NFC, no control characters, runs of spaces collapsed, at most one
+    blank line in a row, ``$$ $$`` display math kept as is."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    text = _HSPACE.sub(" ", text)
+    text = re.sub(r" *\n *", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+@register("normalize")
+def normalize(records, ctx, min_question_chars: int = 10, max_question_chars: int = 4000):
+    """Clean whitespace and control characters of the question; drop rows with no
+    answer, or a question shorter/longer than the limits (characters)."""
+
+    def one(r: Record) -> str | None:
+        r.question = clean_question(r.question)
+        r.answer = r.answer.strip()
+        if not r.answer and not r.correct_option:
+            return "no answer"
+        if len(r.question) < min_question_chars:
+            return "question missing or too short"
+        if len(r.question) > max_question_chars:
+            return f"question longer than {max_question_chars} characters"
+        return None
+
+    return _each(records, ctx, one)
+
+
+_SCRIPTS = [  # (language label, unicode ranges) for scripts langid needs no help with
+    ("zh", r"\u4e00-\u9fff\u3400-\u4dbf"), ("ja", r"\u3040-\u30ff"), ("ko", r"\uac00-\ud7af"),
+    ("ru", r"\u0400-\u04ff"), ("ar", r"\u0600-\u06ff"), ("el", r"\u0370-\u03ff"), ("hi", r"\u0900-\u097f"),
+]
+_identifier = None
+
+
+def detect_language(text: str, min_letters: int = 20) -> tuple[str, float]:
+    """(language code, confidence) of the prose in ``text``, math stripped first.
+    Non-Latin scripts are counted directly; Latin prose goes to ``py3langid``.
+    Too little prose to tell gives ``("und", 0.0)``."""
+    global _identifier
+    prose = _MATH_SPAN.sub(" ", text)
+    prose = re.sub(r"\\[A-Za-z]+|[\d_^{}\\$]", " ", prose)
+    letters = [ch for ch in prose if ch.isalpha()]
+    if not letters:
+        return "und", 0.0
+    latin_words = sum(len(w) for w in re.findall(r"[A-Za-z]{2,}", prose))  # x, y: variables, not prose
+    for lang, ranges in _SCRIPTS:
+        n = len(re.findall(f"[{ranges}]", prose))
+        if n >= 2 and n / (n + latin_words) > 0.3:  # a script of its own: decisive
+            return lang, 1.0
+    if len(letters) < min_letters:
+        return "und", 0.0
+    if _identifier is None:
+        from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+        _identifier = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+    lang, p = _identifier.classify(prose)
+    return lang, float(p)
+
+
+@register("language")
+def language(records, ctx, allowed: Sequence[str] = ("en",), min_confidence: float = 0.9, min_letters: int = 20):
+    """Drop questions whose prose is confidently in another language (math and
+    LaTeX are stripped first; too little prose to tell is kept)."""
+
+    def one(r: Record) -> str | None:
+        lang, p = detect_language(r.question, min_letters)
+        r.meta["language"] = lang
+        if lang != "und" and lang not in allowed and p >= min_confidence:
+            return lang
+        return None
+
+    return _each(records, ctx, one)
+
+
+_LINK = re.compile(r"https?://|\bwww\.[a-z0-9-]+\.|\]\((?:https?:)?//|\b[a-z0-9-]+\.(?:com|org|net|edu|io)/", re.I)
+
+
+@register("hyperlink")
+def hyperlink(records, ctx):
+    """Drop questions that contain a URL (they point at content the model cannot see)."""
+    return _each(records, ctx, lambda r: "contains a URL" if _LINK.search(r.question) else None)
+
+
+@register("subject")
+def subject(records, ctx, keep: Sequence[str] = (), drop: Sequence[str] = ()):
+    """For sources that map a subject field: keep only subjects containing one of
+    ``keep`` (when given) and none of ``drop`` (case-insensitive substrings).
+    Rows without a subject pass."""
+    keep_l, drop_l = [k.lower() for k in keep], [d.lower() for d in drop]
+
+    def one(r: Record) -> str | None:
+        if not r.subject:
+            return None
+        s = r.subject.lower()
+        if any(d in s for d in drop_l) or (keep_l and not any(k in s for k in keep_l)):
+            return r.subject
+        return None
+
+    return _each(records, ctx, one)
+
+
+_NEEDS_OPTIONS = re.compile(
+    r"which of the following|which one of|of the following|the following (?:is|are|must|could|can|best|statements?)"
+    r"|among the (?:following|options|choices|answers)|none of (?:these|the above)|all of the above"
+    r"|\b(?:select|choose|pick) (?:the|one|all|an?)\b|which (?:option|choice|answer|statement)",
+    re.I,
+)
+
+
+def _inline_options(question: str) -> tuple[str, dict[str, str]] | None:
+    """Options written into the question: (stem, {letter: text}) or None."""
+    opts = split_lettered(question)
+    if not opts or len(opts) < 3:
+        return None
+    start = re.search(r"(?:^|(?<=\s))\(?A\s*[).:．、]", question)
+    if start is None:
+        return None
+    return question[: start.start()].rstrip(), opts
+
+
+@register("multiple_choice")
+def multiple_choice(records, ctx):
+    """Multiple choice -> open-ended: when the correct option's text is a closed-form
+    answer and the stem stands without the options, the stem becomes the question
+    and the option's text the answer; otherwise the row is dropped. Options come
+    from the source's options field or are found inline (``A) ... B) ...``)."""
+    from rewards.check import looks_like_prose
+    from rewards.normalize import clean, normalize as normalize_answer
+
+    def one(r: Record) -> str | None:
+        stem, opts = r.question, r.options
+        if not opts:
+            inline = _inline_options(r.question)
+            if inline:
+                stem, opts = inline
+        letter = r.correct_option or (normalize_answer(r.answer).letter if r.answer else None)
+        if not opts:
+            if letter and not r.correct_option:
+                return "answer is an option letter but the options are missing"
+            return None
+        r.meta["multiple_choice"] = True
+        if letter and letter in opts:
+            content = opts[letter]
+        elif r.answer and not normalize_answer(r.answer).letter:
+            content = r.answer  # the source stores the option's text as the answer
+        else:
+            return "no recognisable correct option"
+        if _NEEDS_OPTIONS.search(stem) or not stem.strip():
+            return "the stem needs its options"
+        content = clean(content)
+        if not content or looks_like_prose(normalize_answer(content).text):  # "36 minutes" is a number with a unit
+            return "the correct option is not a closed-form answer"
+        r.question, r.answer = stem.strip(), content
+        r.meta["reformulated"] = "multiple_choice"
+        return None
+
+    return _each(records, ctx, one)
+
+
+_YES_NO_ANSWER = re.compile(r"^(?:\\text\{)?\s*(?:yes|no|true|false|correct|incorrect)\s*\}?\.?$", re.I)
+_YES_NO_QUESTION = re.compile(r"^\s*(?:true or false|is it true|determine (?:whether|if)|decide (?:whether|if))", re.I)
+
+
+@register("yes_no")
+def yes_no(records, ctx):
+    """Drop yes/no and true/false problems (a coin flip earns half the reward)."""
+
+    def one(r: Record) -> str | None:
+        if _YES_NO_ANSWER.match(r.answer.strip().strip("$").strip()):
+            return "answer is yes/no or true/false"
+        if _YES_NO_QUESTION.search(r.question):
+            return "question asks true/false or whether"
+        return None
+
+    return _each(records, ctx, one)
+
+
+_PARTS = [
+    re.compile(r"\(a\)[\s\S]*?\(b\)"), re.compile(r"\(i\)[\s\S]*?\(ii\)"),
+    re.compile(r"(?m)^\s*\(?a[.)]\s[\s\S]*^\s*\(?b[.)]\s"), re.compile(r"\bpart \(?[ab1]\)?[:.,\s]", re.I),
+]
+# "(a) 3 (b) 4", "part", "x=1; y=2", or several formulas on separate lines
+_ANSWER_PARTS = re.compile(r"\(a\)|\(b\)|\(i\)|\(ii\)|\bpart\b|;|\$\s*\n\s*\$", re.I)
+
+
+@register("multi_part")
+def multi_part(records, ctx, max_questions: int = 1):
+    """Drop multi-part problems: ``(a) ... (b)`` / ``(i) ... (ii)`` parts, more than
+    ``max_questions`` question marks in the prose, or an answer with parts."""
+
+    def one(r: Record) -> str | None:
+        if any(p.search(r.question) for p in _PARTS):
+            return "question has parts"
+        prose = _MATH_SPAN.sub(" ", r.question)
+        if prose.count("?") > max_questions:
+            return f"{prose.count('?')} questions"
+        if _ANSWER_PARTS.search(r.answer):
+            return "answer has parts"
+        return None
+
+    return _each(records, ctx, one)
+
+
+# "prove/show/verify that", "prove", "a proof"; "explain why" opening a sentence (not "if the limit
+# does not exist, explain why", whose answer is still the limit); "on show that day" is no proof
+_PROOF = re.compile(r"(?<!\bon )(?<!\bthe )(?<!\ba )\b(?:prove|show|demonstrate|verify|justify)\s+(?:that|why)\b"
+                    r"|(?:^|[.?!:]\s+)explain (?:why|how)\b|\bprove\b|\bproof\b", re.I)
+
+
+@register("proof")
+def proof(records, ctx):
+    """Drop proof problems ("prove that", "show that", ...): no single answer to check."""
+    return _each(records, ctx, lambda r: "asks for a proof" if _PROOF.search(r.question) else None)
+
+
+# ----------------------------------------------------------------- the verifier's checks
+
+
+_ELLIPSIS = re.compile(r"\.\.\.|…|\\[lc]?dots\b")
+
+
+@register("closed_form")
+def closed_form(records, ctx, kinds: Sequence[str] = ("number", "expression", "equation", "structure")):
+    """Canonicalise each answer through the verifier (``9 (apples)`` -> ``9``,
+    ``145.0`` -> ``145``, ``$10-4n$`` -> ``10-4n``) and drop answers that are not
+    closed-form: prose, LaTeX the parser cannot read, option letters, empty or
+    very long answers, answers with an ellipsis (``0.333...``). ``kinds``: the answer kinds kept (see rewards.check.FORM_*)."""
+    forms = ctx.verifier.answer_forms([r.answer for r in records], on_result=lambda i, v: ctx.tick(1))
+    out = []
+    for r, f in zip(records, forms):
+        r.meta["answer_kind"] = f.kind
+        if _ELLIPSIS.search(r.answer):  # 0.333... or 1, 2, 4, ...: not the value it stands for
+            out.append("answer has an ellipsis")
+            continue
+        if f.kind not in kinds:
+            out.append(f"answer is {f.kind.replace('_', ' ')}: {f.canonical[:60]}")
+            continue
+        r.answer = f.canonical
+        out.append(None)
+    return out
+
+
+@register("self_verify")
+def self_verify(records, ctx):
+    """Drop answers that do not verify against themselves: ``\\boxed{answer}`` must
+    earn the reward with the answer as reference (otherwise no response can)."""
+    verdicts = ctx.verifier.verify_batch([f"\\boxed{{{r.answer}}}" for r in records], [r.answer for r in records],
+                                         on_result=lambda i, v: ctx.tick(1))
+    return [None if v.correct else f"self-check failed ({v.reason})" for v in verdicts]

@@ -1,0 +1,169 @@
+"""Raw problem sources -> :class:`Record` rows, by per-source field mappings in config.
+
+Every source has its own schema, so a :class:`pipeline.config.SourceConfig` says
+where the question, answer, options, correct option, id and subject live:
+
+* a field name (``answer``), or a template over fields (``"{Body} {Question}"``);
+* options as a list field, a list stored as text (``"['A)5', 'B)6']"``), or text
+  (``"A) $f(-6)=0$ B) $f(6)=-6$"``); options inline in the question are found
+  by the multiple-choice filter;
+* the correct option as a letter (``C``) or a 0-based index (``2``).
+
+Local JSONL and Parquet files, or a Hugging Face dataset by name.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from data.io import InputError, read_jsonl
+
+_FIELD = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
+_LETTERS = "ABCDEFGHIJ"
+
+
+@dataclass
+class Record:
+    """One raw problem as the filters see it (filters may rewrite question/answer)."""
+
+    uid: str  # "<source>:<id>", unique
+    source: str
+    source_id: str
+    line: int  # line (JSONL) or row (1-based) in the source
+    question: str
+    answer: str
+    original_question: str = ""
+    original_answer: str = ""
+    options: dict[str, str] | None = None  # letter -> option text
+    correct_option: str | None = None  # letter
+    subject: str | None = None
+    meta: dict = field(default_factory=dict)  # filled by filters: language, answer kind, solve rate ...
+
+
+def _get(row: dict, spec: str | None):
+    """A field value, or a template filled from several fields; None if absent."""
+    if not spec:
+        return None
+    if "{" not in spec:
+        v = row.get(spec)
+        return None if v is None or (isinstance(v, float) and v != v) else v
+    missing = [f for f in _FIELD.findall(spec) if row.get(f) in (None, "")]
+    if len(missing) == len(_FIELD.findall(spec)):
+        return None
+    return _FIELD.sub(lambda m: str(row.get(m.group(1)) or ""), spec).strip()
+
+
+def parse_options(value) -> dict[str, str] | None:
+    """Options in any of the shapes sources use -> {letter: text}; None if none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                value = ast.literal_eval(text)  # a list stored as text (data, never model output)
+            except (ValueError, SyntaxError):
+                value = text
+        if isinstance(value, str):
+            return split_lettered(value)
+    if isinstance(value, dict):
+        return {str(k).strip().upper(): str(v).strip() for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [str(x).strip() for x in value]
+        lettered = [re.match(r"^\(?([A-J])\s*[).:]\s*(.*)$", x, re.S) for x in items]
+        if items and all(lettered):
+            return {m.group(1): m.group(2).strip() for m in lettered}
+        return {_LETTERS[i]: x for i, x in enumerate(items[: len(_LETTERS)])}
+    return None
+
+
+_OPTION_MARK = re.compile(r"(?:^|(?<=\s))\(?([A-J])\s*[).:．、]\s*")
+
+
+def split_lettered(text: str) -> dict[str, str] | None:
+    """``"A) 5 B) 6 C) 7"`` -> {A: 5, B: 6, C: 7}; needs consecutive letters from A."""
+    marks = [m for m in _OPTION_MARK.finditer(text)]
+    seq, want = [], "A"
+    for m in marks:
+        if m.group(1) == want:
+            seq.append(m)
+            want = chr(ord(want) + 1)
+    if len(seq) < 2:
+        return None
+    out = {}
+    for i, m in enumerate(seq):
+        end = seq[i + 1].start() if i + 1 < len(seq) else len(text)
+        out[m.group(1)] = text[m.end() : end].strip()
+    return out
+
+
+def correct_letter(value, options: dict[str, str] | None) -> str | None:
+    """The correct option's letter from a letter (``C``, ``(C)``) or an index (``2``)."""
+    if value is None:
+        return None
+    s = str(value).strip().strip("()").strip().upper()
+    if len(s) == 1 and s in _LETTERS:
+        return s
+    if s.isdigit() and options:
+        i = int(s)
+        return _LETTERS[i] if i < len(options) else None
+    return None
+
+
+def _rows(src) -> Iterator[tuple[int, dict]]:
+    if src.hub:
+        try:
+            import datasets
+
+            ds = datasets.load_dataset(src.hub, src.hub_config, split=src.split)
+        except Exception as e:
+            raise InputError(f"source {src.name}: loading {src.hub} ({src.split}) from the Hugging Face Hub failed: "
+                             f"{type(e).__name__}: {str(e)[:200]}") from None
+        yield from enumerate((dict(r) for r in ds), 1)
+        return
+    path = Path(src.file)
+    if not path.is_file():
+        raise InputError(f"source {src.name}: {path}: no such file")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as e:
+            raise InputError(f"source {src.name}: {path}: not a readable parquet file ({e})") from None
+        yield from enumerate(table.to_pylist(), 1)
+    else:
+        yield from read_jsonl(path)
+
+
+def read_source(src) -> list[Record]:
+    """All rows of one source as Records. A row without a question or an answer
+    field is still a Record (with an empty string): the filters drop it with a
+    reason, so that nothing is lost silently."""
+    out = []
+    seen: dict[str, int] = {}
+    for line, row in _rows(src):
+        sid = _get(row, src.id)
+        sid = str(sid) if sid is not None else str(line - 1)
+        if sid in seen:  # ids must be unique within a source; fall back to the line
+            sid = f"{sid}@{line}"
+        seen[sid] = line
+        q = _get(row, src.question)
+        a = _get(row, src.answer)
+        options = parse_options(_get(row, src.options))
+        letter = correct_letter(_get(row, src.correct_option), options)
+        subject = _get(row, src.subject)
+        rec = Record(
+            uid=f"{src.name}:{sid}", source=src.name, source_id=sid, line=line,
+            question="" if q is None else str(q), answer="" if a is None else str(a),
+            options=options, correct_option=letter, subject=None if subject is None else str(subject),
+        )
+        rec.original_question, rec.original_answer = rec.question, rec.answer
+        out.append(rec)
+        if src.limit and len(out) >= src.limit:
+            break
+    return out
