@@ -148,6 +148,7 @@ def synthetic_rows(
     max_operand: int = 10,
     ops: tuple[str, ...] = ("+", "-", "*"),
     error_rate: float = 0.0,
+    check_rate: float = 0.0,
     instruction: str | None = None,
     exclude: set[str] | None = None,
 ) -> list[dict]:
@@ -156,7 +157,9 @@ def synthetic_rows(
     Each row's ``extra_info.solution`` is a worked solution; a share
     ``error_rate`` of them carries a slip (``extra_info.solution_correct`` is
     false) while ``ground_truth`` stays right, so supervised training on the
-    solutions copies the slips and the verifier does not reward them.
+    solutions copies the slips and the verifier does not reward them. A share
+    ``check_rate`` re-checks every step on a line of its own (longer, no more
+    correct: room for a length penalty to work).
     ``exclude``: questions to skip (keeps a held-out split disjoint).
     """
     from data.synthetic import make_problem, worked_solution
@@ -173,7 +176,7 @@ def synthetic_rows(
         if p.question in seen:
             continue
         seen.add(p.question)
-        text, ok = worked_solution(p, rng, error_rate)
+        text, ok = worked_solution(p, rng, error_rate, check_rate)
         rows.append(
             verl_row(
                 p.question, p.answer, data_source=SYNTHETIC_SOURCE, index=len(rows), split=split,

@@ -99,13 +99,26 @@ def flawed_steps(p: Problem, rng: random.Random) -> tuple[int, tuple[str, ...], 
     return bad, tuple(lines), value
 
 
-def worked_solution(p: Problem, rng: random.Random, error_rate: float = 0.0) -> tuple[str, bool]:
+def with_checks(lines: tuple[str, ...] | list[str]) -> list[str]:
+    """Each step followed by a line re-checking it: longer, never more correct
+    (the verbosity a length penalty should learn to drop where it is not needed)."""
+    out = []
+    for line in lines:
+        out += [line, f"Check: {line}."]
+    return out
+
+
+def worked_solution(p: Problem, rng: random.Random, error_rate: float = 0.0, check_rate: float = 0.0) -> tuple[str, bool]:
     """A supervised target: the reference solution, or with probability
-    ``error_rate`` one with a slip in a step (``(text, is_correct)``)."""
+    ``error_rate`` one with a slip in a step (``(text, is_correct)``); with
+    probability ``check_rate`` every step is followed by a check line."""
+    value = p.value
+    lines: tuple[str, ...] | list[str] = p.steps
     if error_rate > 0 and rng.random() < error_rate:
         _, lines, value = flawed_steps(p, rng)
-        return "\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."]), value == p.value
-    return solution_text(p), True
+    if check_rate > 0 and rng.random() < check_rate:
+        lines = with_checks(lines)
+    return "\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."]), value == p.value
 
 
 def solution_text(p: Problem, answer: str | None = None) -> str:

@@ -208,13 +208,11 @@ class AnswerForm:
 
     ``canonical``: the answer after the verifier's normalisation (wrappers, units,
     thousands separators gone; ``145.0`` -> ``145``). ``kind``: one of the
-    ``FORM_*`` values. ``self_match``: ``\\boxed{canonical}`` verifies against the
-    original answer, i.e. a model that writes the answer gets credit for it.
+    ``FORM_*`` values.
     """
 
     canonical: str
     kind: str
-    self_match: bool
 
 
 def _canonical_number(text: str) -> str:
@@ -232,52 +230,59 @@ def answer_form(raw: object) -> AnswerForm:
     from rewards.normalize import normalize
 
     try:
-        a = normalize(reference_answer(raw))
+        text_in = reference_answer(raw)
+        # an en dash is a minus sign in many data sets; "$x=0$ or $x=1$": inner math delimiters
+        text_in = text_in.replace("\u2013", "-").replace("\\$", "")
+        if text_in.count("$") > 2 or (text_in.count("$") == 2 and not (text_in.startswith("$") and text_in.endswith("$"))):
+            text_in = text_in.replace("$", " ")
+        a = normalize(text_in)
         if a.too_long:
-            return AnswerForm(a.text, FORM_TOO_LONG, False)
+            return AnswerForm(a.text, FORM_TOO_LONG)
         if a.letter:
-            return AnswerForm(a.text, FORM_LETTER, False)
+            return AnswerForm(a.text, FORM_LETTER)
         if not a.text:
-            return AnswerForm("", FORM_EMPTY, False)
+            return AnswerForm("", FORM_EMPTY)
         text = _canonical_number(a.text)
         canonical = text + ("\\%" if a.percent else "")
         if a.base:
             canonical = f"{text}_{{{a.base}}}"
-        self_match = check(f"\\boxed{{{canonical}}}", raw).correct
         if _plain_value(text) is not None:
-            return AnswerForm(canonical, FORM_NUMBER, self_match)
+            return AnswerForm(canonical, FORM_NUMBER)
+        if looks_like_prose(text):  # "Yes, this is a subspace", "No. Consider x+y+z=2"
+            return AnswerForm(canonical, FORM_TEXT)
         parsed = parse_latex(text)
         if parsed is None:
-            return AnswerForm(canonical, FORM_TEXT, self_match)
+            return AnswerForm(canonical, FORM_TEXT)
         import sympy
 
-        if isinstance(parsed, sympy.core.relational.Relational):
-            kind = FORM_EQUATION
+        if isinstance(parsed, (sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction)):
+            kind = FORM_EQUATION  # x = 2, x < 3, 1 < x < 3 (an And)
         elif isinstance(parsed, (sympy.Tuple, sympy.Set, sympy.MatrixBase, tuple, list, set, frozenset)):
             kind = FORM_STRUCTURE
         elif isinstance(parsed, sympy.Number):
             # a bare number from text with letters or relations is a lossy parse (set-builder notation)
             lossy = re.search(r"[A-Za-z<>|]", re.sub(r"\\[A-Za-z]+", "", text))
             kind = FORM_TEXT if lossy else FORM_NUMBER
-        elif isinstance(parsed, sympy.Expr) and looks_like_prose(text):
-            kind = FORM_TEXT  # "Monday" parses as M*o*n*d*a*y
         elif isinstance(parsed, sympy.Expr):
             kind = FORM_EXPRESSION
         else:
             kind = FORM_TEXT
-        return AnswerForm(canonical, kind, self_match)
+        return AnswerForm(canonical, kind)
     except Exception:
-        return AnswerForm(str(raw)[:200], FORM_TEXT, False)
+        return AnswerForm(str(raw)[:200], FORM_TEXT)
 
 
 _WORD = re.compile(r"(?<!\\)\b[A-Za-z]{3,}\b")
+_ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{\w+\*?\}(?:\s*\{[lcr|]*\})?")
+_PROSE_OK = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "max", "min", "mod", "gcd", "lcm", "det"}
 
 
 def looks_like_prose(text: str) -> bool:
-    """Runs of three or more letters that are not LaTeX commands: prose, not math
-    (``\\sqrt``, ``\\pi`` and ``\\frac`` are commands; ``sin``/``log`` are functions)."""
-    words = [w for w in _WORD.findall(re.sub(r"\\[A-Za-z]+", " ", text))
-             if w.lower() not in {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "max", "min", "mod", "gcd", "lcm"}]
+    """Words of three or more letters that are neither LaTeX commands (``\\sqrt``,
+    ``\\pi``, ``\\frac``) nor function names (``sin``, ``log``), outside
+    ``\\text{}`` units already stripped: prose, not a closed-form answer."""
+    text = _ENVIRONMENT.sub(" ", text)  # \\begin{array}{rrr}: a column spec, not a word
+    words = [w for w in _WORD.findall(re.sub(r"\\[A-Za-z]+", " ", text)) if w.lower() not in _PROSE_OK]
     return len(words) >= 1
 
 

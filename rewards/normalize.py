@@ -134,9 +134,17 @@ def normalize(raw: str) -> Answer:
     return Answer(_strip_unit(s), percent=percent)
 
 
+# Words after a number that are part of its value, not a unit: "5 million", "2 pi", "4 sin x".
+_NOT_UNITS = frozenset(
+    "hundred thousand million billion trillion dozen score half halves third thirds quarter quarters percent "
+    "pi sin cos tan cot sec csc log ln exp sqrt arcsin arccos arctan sinh cosh tanh times".split()
+)
+
+
 def _strip_unit(s: str) -> str:
     unit = _NUMBER_WITH_UNIT.match(s)
-    if unit and not _CONNECTIVE.search(unit.group(0)[len(unit.group("num")):]):
+    word = (unit.group("paren") or unit.group("unit") or "").split()[0].lower() if unit else ""
+    if unit and word not in _NOT_UNITS and not _CONNECTIVE.search(unit.group(0)[len(unit.group("num")):]):
         s = unit.group("num").replace("\\$", "").replace("$", "").strip()
     if _THOUSANDS.match(s):
         s = s.replace("{,}", "").replace("\\,", "").replace(",", "")

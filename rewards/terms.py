@@ -71,6 +71,64 @@ def outcome(batch: RolloutScores, *, correct: float = 1.0, incorrect: float = 0.
     return np.where(batch.correct, correct, incorrect).astype(float)
 
 
+def solve_rate(batch: RolloutScores) -> np.ndarray:
+    """Per response, the share of its group's K responses that are correct: the
+    online difficulty of its prompt under the current policy (ALP's p_solved)."""
+    return batch.group_mean(batch.correct.astype(float))
+
+
+@register_term("alp")
+def adaptive_length_penalty(batch: RolloutScores, *, beta: float = 0.5, budget: int | None = None) -> np.ndarray:
+    """ALP ("Just Enough Thinking", arXiv 2506.05256): ``-(beta / N) * max(p, 1/K) * |y|``.
+
+    ``p`` is the prompt's online solve rate over its K responses, ``|y|`` the
+    response's tokens and ``N`` the generation budget (``budget``, default the
+    batch's). Easy prompts (p near 1) pay the full per-token price, prompts no
+    response solved pay 1/K of it; correct and incorrect responses alike. With
+    ``outcome`` at weight 1, a correct and an incorrect response of the same
+    length differ by exactly 1. The paper's beta (1e-7) goes with another length
+    normaliser; here ``beta`` is the price of a full-budget response at p = 1."""
+    beta = _number("beta", beta)
+    n = _number("budget", budget, 1) if budget is not None else float(batch.max_response_length)
+    p = np.maximum(solve_rate(batch), 1.0 / batch.group_size)
+    return -(beta / n) * p * batch.response_length
+
+
+@register_term("overlong")
+def soft_overlong_punishment(batch: RolloutScores, *, cache: int = 256, budget: int | None = None) -> np.ndarray:
+    """DAPO's soft overlong punishment, the fixed-budget baseline: 0 up to
+    ``N - cache`` tokens, then falling linearly to -1 at the budget ``N``; -1 for a
+    response cut off by the budget (truncated)."""
+    cache = _number("cache", cache, 1)
+    n = _number("budget", budget, 1) if budget is not None else float(batch.max_response_length)
+    start = n - cache
+    length = batch.response_length.astype(float)
+    pen = np.where(length <= start, 0.0, (start - length) / cache)
+    pen = np.clip(pen, -1.0, 0.0)
+    return np.where(batch.truncated | (length > n), -1.0, pen)
+
+
+@register_term("length")
+def uniform_length_penalty(batch: RolloutScores, *, alpha: float = 0.5, correct_only: bool = False,
+                           budget: int | None = None) -> np.ndarray:
+    """A uniform length penalty, the non-adaptive baseline: ``-alpha * |y| / N`` for
+    every response (or only the correct ones), whatever the prompt's difficulty."""
+    alpha = _number("alpha", alpha)
+    n = _number("budget", budget, 1) if budget is not None else float(batch.max_response_length)
+    pen = -alpha * batch.response_length / n
+    return np.where(batch.correct, pen, 0.0) if correct_only else pen
+
+
+_TRIAL = RolloutScores(correct=[True, False, True, True], response_length=[3, 8, 5, 8], group=[0, 0, 1, 1],
+                       group_size=2, max_response_length=8, truncated=[False, True, False, True])
+
+
+def _number(name: str, value, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
+        raise ValueError(f"{name} must be a number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
 def _params(spec: dict) -> dict:
     return {k: v for k, v in spec.items() if k != "weight"}
 
@@ -93,6 +151,12 @@ def validate_terms(terms: dict) -> None:
         unknown = sorted(set(_params(spec)) - {p.name for p in accepted})
         if unknown:
             raise ValueError(f"{name}: unknown parameter(s) {unknown}; accepted: {[p.name for p in accepted]}")
+        try:  # a trial run on a tiny batch: bad parameter values fail now, not at step 1
+            out = np.asarray(TERMS[name](_TRIAL, **_params(spec)), dtype=float)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name}: {e}") from None
+        if out.shape != _TRIAL.correct.shape or not np.all(np.isfinite(out)):
+            raise ValueError(f"{name}: parameters {_params(spec)} give non-finite or misshapen rewards")
 
 
 def compose(batch: RolloutScores, terms: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:

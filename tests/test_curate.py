@@ -49,6 +49,8 @@ def test_normalize_cleans_spacing_and_drops_rows_without_content():
 
 @pytest.mark.parametrize("text, lang", [
     ("下列四个数中，最小的数是多少？请计算", "zh"),
+    ("解不等式组: \\left\\{\\begin{array}{c}2 x+1 \\geq x+2 \\end{array}\\right. 的解集", "zh"),
+    ("If α+β=5 and αβ=6, find α²+β².", "und"),  # Greek letters are math, not Greek
     ("计算：x(x-2y)+(x+y)^2", "zh"),  # two characters of prose among variables
     ("Combien de pommes y a-t-il dans le panier si Marie en mange trois?", "fr"),
     ("How many apples are in the basket if Mary eats three of them?", "en"),
@@ -88,6 +90,24 @@ def test_correct_option_from_letter_or_index():
     assert correct_letter("7", opts) is None
 
 
+def test_multiple_choice_stems_that_need_their_options():
+    opts = {"A": "$3x^2-3=0$", "B": "$3x^2+3x+3=0$"}
+    rows = [rec("Which quadratic equation has no real solutions?", "B", options=opts, correct_option="B"),
+            rec("Approximately how many gray wolves were there in 2008?", "B", options={"A": "1,190", "B": "2,900"},
+                correct_option="B"),
+            rec("Which number could be the actual population?", "A", options={"A": "4,500,321", "B": "3"},
+                correct_option="A"),
+            rec("What is the value of the expression 3 x 4?", "A", options={"A": "12", "B": "7"}, correct_option="A"),
+            rec("How many sides does a hexagon have here?", "7", options={"A": "6", "B": "5"}, correct_option_given=True)]
+    assert apply("multiple_choice", rows) == ["the stem needs its options"] * 3 + [None, "no recognisable correct option"]
+
+
+def test_normalize_repairs_latex_that_json_escapes_swallowed():
+    rows = [rec("Compute \x0crac{1}{2} + \x0crac{1}{3} for me.", "x \\geq -3, x \neq 0")]
+    assert apply("normalize", rows) == [None]
+    assert rows[0].question == "Compute \\frac{1}{2} + \\frac{1}{3} for me." and rows[0].answer == "x \\geq -3, x \\neq 0"
+
+
 def test_multiple_choice_reformulates_or_drops_with_a_reason():
     rows = [
         rec("A rectangle is 8 cm by 3 cm. Find its perimeter.", "B", options={"A": "24", "B": "22"}, correct_option="B"),
@@ -110,8 +130,10 @@ def test_yes_no_multi_part_proof():
                             rec("What is 7 squared?", "49")]) == \
         ["answer is yes/no or true/false", "question asks true/false or whether", None]
     assert apply("multi_part", [rec("(a) Find x. (b) Find y.", "3"), rec("What is x? And what is y?", "2"),
-                                rec("What is x?", "(a) 3 (b) 4"), rec("Solve $x^2=4$. What is x?", "\\{-2, 2\\}")]) == \
-        ["question has parts", "2 questions", "answer has parts", None]
+                                rec("What is x?", "(a) 3 (b) 4"), rec("Solve $x^2=4$. What is x?", "\\{-2, 2\\}"),
+                                rec("Fill in the blank: 35 / ? = 7. What number goes there?", "5"),
+                                rec('Tom asks "how many are left?" What does Ann answer?', "4")]) == \
+        ["question has parts", "2 questions", "answer has parts", None, None, None]
     assert apply("proof", [rec("Prove that there are infinitely many primes."), rec("Show that $x>0$ and find x."),
                            rec("The zoo has 3 eagles on show that day. How many birds?"),
                            rec("Find the limit. If a limit does not exist, explain why."),
@@ -124,13 +146,20 @@ def test_yes_no_multi_part_proof():
 
 def test_closed_form_canonicalises_answers_through_the_verifier(verifier):
     rows = [rec("q", a) for a in ["9 (apples)", "145.0", "$10-4 n$", "$(45,2),(-10,-9)$", "Westford location", "C",
-                                  "0.333...", "3,250"]]
+                                  "0.333...", "60,180", "3{,}250", "5 million", "2 pi", "–9", "Yes, this is a subspace"]]
+    rows.append(rec("At what time does the train arrive?", "5:45"))
     reasons = apply("closed_form", rows, Context(verifier=verifier))
-    assert reasons[:4] == [None] * 4 and reasons[7] is None
-    assert [r.answer for r in rows[:4]] == ["9", "145", "10-4 n", "(45,2),(-10,-9)"] and rows[7].answer == "3250"
+    assert reasons[:4] == [None] * 4
+    assert [r.answer for r in rows[:4]] == ["9", "145", "10-4 n", "(45,2),(-10,-9)"]
+    assert [r.meta["answer_kind"] for r in rows[:4]] == ["number", "number", "expression", "structure"]
     assert reasons[4].startswith("answer is text") and reasons[5].startswith("answer is letter")
     assert reasons[6] == "answer has an ellipsis"
-    assert [r.meta["answer_kind"] for r in rows[:4]] == ["number", "number", "expression", "structure"]
+    assert reasons[7].startswith("ambiguous comma")  # sixty thousand one hundred eighty, or 60 and 180?
+    assert reasons[8] is None and rows[8].answer == "3250"  # {,} is a thousands separator for sure
+    assert reasons[9].startswith("answer is text")  # "5 million" is not 5
+    assert reasons[10] is None and rows[10].answer == "2 pi"  # nor is "2 pi" 2
+    assert reasons[11] is None and rows[11].answer == "-9"  # an en dash as a minus sign
+    assert reasons[12].startswith("answer is text") and reasons[13] == "answer is a clock time"
 
 
 def test_self_verify(verifier):
@@ -142,8 +171,9 @@ def test_self_verify(verifier):
 
 
 def test_exact_and_near_duplicates():
-    rows = [rec("What is $2+3$?", uid="a:1"), rec("what is 2 + 3 ?", uid="a:2"), rec("What is 2+4?", uid="a:3")]
-    assert apply("exact_dedup", rows) == [None, "duplicate of a:1", None]
+    rows = [rec("What is $2+3$?", uid="a:1"), rec("what is 2 + 3 ?", uid="a:2"), rec("What is 2+4?", uid="a:3"),
+            rec("Simplify $x^{100}$.", uid="a:4"), rec("Simplify $x^{-100}$.", uid="a:5")]
+    assert apply("exact_dedup", rows) == [None, "duplicate of a:1", None, None, None]  # a sign is a different problem
     base = "A tourist group has 26 people and wants to rent some large rooms for 3 people each and small rooms"
     rows = [rec(base + " for 2 each. How many small rooms?", uid="b:1"),
             rec(base + " for 2 each. How many small rooms do they rent?", uid="b:2"),  # same numbers: a duplicate
@@ -151,6 +181,8 @@ def test_exact_and_near_duplicates():
     reasons = apply("near_dedup", rows, threshold=0.7)
     assert reasons[0] is None and reasons[1].startswith("near-duplicate of b:1") and reasons[2] is None
     assert apply("near_dedup", rows, threshold=0.7, same_numbers=False)[2].startswith("near-duplicate of b:1")
+    rows[1].answer = "7"  # the same words asking something else ("large" vs "small" rooms): both stay
+    assert apply("near_dedup", rows, threshold=0.7)[1] is None
 
 
 def test_decontamination_names_the_eval_set_and_problem():
@@ -162,12 +194,20 @@ def test_decontamination_names_the_eval_set_and_problem():
             rec("janet has 3 apples"),
             rec("Janet has 3 apples and 4 pears; how many fruit does she have?"),
             rec("Find the count of ordered pairs of integers (a, b) so that the cubic "
-                "x^3 + a x^2 + b x + 6 has exactly three distinct integer roots.")]  # reworded: no 13-gram in common
-    reasons = apply("decontaminate", rows, Context(eval_problems=evals), ngram=13, near_threshold=0.3)  # its Jaccard is 0.39
+                "x^3 + ax^2 + bx + 6 has exactly three distinct integer roots.")]
+    reasons = apply("decontaminate", rows, Context(eval_problems=evals), ngram=13)
     assert reasons[0] == "math500:7 (13-gram overlap)"
     assert reasons[1] == "gsm8k:3 (identical)"
     assert reasons[2] is None  # shares words with a short eval problem but is not it
-    assert reasons[3].startswith("math500:7 (near duplicate")
+    assert reasons[3] is None  # reworded: no 13-gram in common, Jaccard ~0.23, below the default 0.7
+    near = apply("decontaminate", rows[3:], Context(eval_problems=evals[:1]), ngram=13, near_threshold=0.2)
+    assert near[0].startswith("math500:7 (near duplicate")
+    # boilerplate that two eval problems share is no evidence of contamination
+    tail = " where m and n are relatively prime positive integers. Find m+n."
+    evals = [EvalProblem("aime24", "1", "A walk takes m/n hours" + tail, "1"),
+             EvalProblem("aime24", "2", "A light bulb glows for m/n seconds" + tail, "2")]
+    assert apply("decontaminate", [rec("A garden hose fills a pool in m/n minutes" + tail)],
+                 Context(eval_problems=evals), ngram=13) == [None]
 
 
 # ---------------------------------------------------------------- the stage
@@ -291,6 +331,11 @@ def test_curate_end_to_end_accounts_for_every_row_and_verl_reads_it(tmp_path):
     ({"sources": [{"name": "x", "file": "a.jsonl", "hub": "org/set"}]}, "exactly one of `file` and `hub`"),
     ({"sources": [{"name": "x", "hub": "org/not-here"}]}, "org/not-here"),
     ({"sources": []}, "at least one source"),
+    ({"filters": [{"near_dedup": {"threshold": "high"}}]}, "near_dedup.threshold: expected float"),
+    ({"filters": [{"decontaminate": {"near_threshold": 1.5}}]}, "must be between 0 and 1"),
+    ({"sources": [{"name": "x", "file": "choice.jsonl", "question": "{q} {Qestion}", "answer": "ans"}]},
+     "no row has the field(s) ['Qestion', 'ans']"),
+    ({"val_size": 100}, "takes all 5 kept rows"),
 ])
 def test_user_errors_are_one_line(tmp_path, change, message):
     cfg = json.loads(write_messy_sources(tmp_path).read_text())

@@ -120,7 +120,7 @@ def test_sigkilled_run_resumes_to_identical_metrics(task_files, tmp_path):
     ({"model": {"path": "/nonexistent/model"}}, "cannot load tokenizer"),
     ({"data": {"train_files": ["/nonexistent/train.parquet"]}}, "no such file"),
     ({"algorithm": {"loss_mode": "ppo2"}}, "verl has"),
-    ({"reward": {"terms": {"length": {}}}}, "unknown reward term 'length'"),
+    ({"reward": {"terms": {"brevity": {}}}}, "unknown reward term 'brevity'"),
     ({"optim": {"lr": "fast"}}, "optim.lr: expected float"),
     ({"rollout": {"backend": "sglang"}}, "rollout.backend"),
     ({"stepz": 3}, "unknown key(s) ['stepz']"),

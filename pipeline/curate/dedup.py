@@ -20,18 +20,25 @@ import numpy as np
 from pipeline.curate.filters import register
 from pipeline.curate.sources import Record
 
-_NON_WORD = re.compile(r"[^\w]+")
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[+\-*/^=<>!|]")
+
+
+def tokens(text: str) -> list[str]:
+    """Words, numbers and the operators that change a problem (``x^100`` vs
+    ``x^-100``, ``-5\\sqrt{15}`` vs ``5\\sqrt{15}``); case, spacing, ``$`` and
+    other punctuation are not kept."""
+    text = text.lower().replace("\\left", "").replace("\\right", "")
+    return _TOKEN.findall(text)
 
 
 def normal_text(text: str) -> str:
-    """Lower case, ``$`` and punctuation gone, single spaces: the key duplicates share."""
-    text = text.lower().replace("\\left", "").replace("\\right", "")
-    return _NON_WORD.sub(" ", text).strip()
+    """The tokens joined by single spaces: the key exact duplicates share."""
+    return " ".join(tokens(text))
 
 
 def shingles(text: str, n: int) -> list[str]:
-    """Word n-grams of the normalised text (the whole text when it is shorter)."""
-    words = normal_text(text).split()
+    """Token n-grams (the whole text when it is shorter)."""
+    words = tokens(text)
     if len(words) <= n:
         return [" ".join(words)] if words else []
     return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
@@ -66,6 +73,10 @@ def numbers(text: str) -> tuple[str, ...]:
     return tuple(_NUMBER.findall(text))
 
 
+def _answer_key(r: Record) -> str:
+    return re.sub(r"\s+", "", r.answer)
+
+
 @register("near_dedup")
 def near_dedup(records, ctx, threshold: float = 0.8, shingle: int = 3, num_perm: int = 128, same_numbers: bool = True):
     """Drop questions whose word-``shingle`` Jaccard similarity with an earlier kept
@@ -89,6 +100,8 @@ def near_dedup(records, ctx, threshold: float = 0.8, shingle: int = 3, num_perm:
             cands = kept
         best = None
         for cand in cands:
+            if _answer_key(records[cand]) != _answer_key(r):  # "how many large ..." vs "how many small ...": 15 vs 1
+                continue
             j = m.jaccard(hashes[cand])
             if j >= threshold and (best is None or j > best[1]):
                 best = (cand, j)
@@ -117,10 +130,10 @@ def _hash(grams: Iterable[str]) -> np.ndarray:
 
 @register("decontaminate")
 def decontaminate(records, ctx, ngram: int = 13, near_threshold: float = 0.7, shingle: int = 3, num_perm: int = 128):
-    """Drop questions that overlap an evaluation problem: a shared word ``ngram``-gram
-    (a whole problem when it is shorter), an identical normalised question, or a
-    MinHash near duplicate at ``near_threshold``. The reason names the evaluation
-    set and problem."""
+    """Drop questions that overlap an evaluation problem: a shared ``ngram``-gram of
+    tokens (n-grams that two or more evaluation problems share are boilerplate and
+    do not count), an identical normalised question, or a MinHash near duplicate
+    at ``near_threshold``. The reason names the evaluation set and problem."""
     from datasketch import MinHashLSH
 
     evals = ctx.eval_problems
@@ -128,11 +141,16 @@ def decontaminate(records, ctx, ngram: int = 13, near_threshold: float = 0.7, sh
         ctx.tick(len(records))
         return [None] * len(records)
     owner: dict[int, int] = {}  # n-gram hash -> eval problem index
+    shared: set[int] = set()  # n-grams of two or more eval problems: boilerplate ("m and n are relatively prime ...")
     exact: dict[str, int] = {}
     for k, p in enumerate(evals):
         exact.setdefault(normal_text(p.question), k)
-        for h in _hash(shingles(p.question, ngram)).tolist():
+        for h in set(_hash(shingles(p.question, ngram)).tolist()):
+            if h in owner and owner[h] != k:
+                shared.add(h)
             owner.setdefault(h, k)
+    for h in shared:
+        del owner[h]
     # recall first: a missed contamination costs more than a second look at a candidate
     lsh = MinHashLSH(threshold=near_threshold, num_perm=num_perm, weights=(0.1, 0.9))
     eval_hashes = _minhashes([p.question for p in evals], shingle, num_perm, ctx.seed)

@@ -72,14 +72,37 @@ def clean_question(text: str) -> str:
     return text.strip()
 
 
+# LaTeX whose backslash became a JSON escape somewhere upstream: "\frac" read as form feed + "rac",
+# "\neq" as newline + "eq". Form feed and backspace never belong in a problem; tab, carriage return
+# and newline only before the command names listed.
+_MANGLED = [
+    (re.compile("\x0c(?=[a-z])"), "\\f"), (re.compile("\x08(?=[a-z])"), "\\b"),
+    (re.compile("\t(?=(?:imes|heta|ext\\{|an\\b|au\\b|frac|riangle|op\\b|ilde))"), "\\t"),
+    (re.compile("\r(?=(?:ight|ho\\b|angle|m\\{|ceil|floor))"), "\\r"),
+    (re.compile("\n(?=(?:eq\\b|abla\\b|eg\\b|u\\b|ot\\b|ewline))"), "\\n"),
+]
+
+
+def repair_escapes(text: str) -> str:
+    """Put back the backslash of LaTeX commands that a JSON escape swallowed."""
+    if not any(c in text for c in "\x0c\x08\t\r\n"):
+        return text
+    for rx, rep in _MANGLED:
+        text = rx.sub(rep.replace("\\", "\\\\"), text)
+    return text
+
+
 @register("normalize")
 def normalize(records, ctx, min_question_chars: int = 10, max_question_chars: int = 4000):
-    """Clean whitespace and control characters of the question; drop rows with no
+    """Repair LaTeX escapes that JSON swallowed (``\\x0crac`` -> ``\\frac``), clean
+    whitespace and control characters of the question; drop rows with no usable
     answer, or a question shorter/longer than the limits (characters)."""
 
     def one(r: Record) -> str | None:
-        r.question = clean_question(r.question)
-        r.answer = r.answer.strip()
+        r.question = clean_question(repair_escapes(r.question))
+        r.answer = repair_escapes(r.answer).strip()
+        if r.meta.get("answer_problem"):
+            return r.meta["answer_problem"]
         if not r.answer and not r.correct_option:
             return "no answer"
         if len(r.question) < min_question_chars:
@@ -91,9 +114,9 @@ def normalize(records, ctx, min_question_chars: int = 10, max_question_chars: in
     return _each(records, ctx, one)
 
 
-_SCRIPTS = [  # (language label, unicode ranges) for scripts langid needs no help with
+_SCRIPTS = [  # (language label, unicode ranges) for scripts langid needs no help with; not Greek: alpha, beta are math
     ("zh", r"\u4e00-\u9fff\u3400-\u4dbf"), ("ja", r"\u3040-\u30ff"), ("ko", r"\uac00-\ud7af"),
-    ("ru", r"\u0400-\u04ff"), ("ar", r"\u0600-\u06ff"), ("el", r"\u0370-\u03ff"), ("hi", r"\u0900-\u097f"),
+    ("ru", r"\u0400-\u04ff"), ("ar", r"\u0600-\u06ff"), ("hi", r"\u0900-\u097f"),
 ]
 _identifier = None
 
@@ -111,7 +134,8 @@ def detect_language(text: str, min_letters: int = 20) -> tuple[str, float]:
     latin_words = sum(len(w) for w in re.findall(r"[A-Za-z]{2,}", prose))  # x, y: variables, not prose
     for lang, ranges in _SCRIPTS:
         n = len(re.findall(f"[{ranges}]", prose))
-        if n >= 2 and n / (n + latin_words) > 0.3:  # a script of its own: decisive
+        # a script of its own is decisive: four characters of it, or most of the prose
+        if n >= 4 or (n >= 2 and n / (n + latin_words) > 0.3):
             return lang, 1.0
     if len(letters) < min_letters:
         return "und", 0.0
@@ -168,9 +192,20 @@ def subject(records, ctx, keep: Sequence[str] = (), drop: Sequence[str] = ()):
 _NEEDS_OPTIONS = re.compile(
     r"which of the following|which one of|of the following|the following (?:is|are|must|could|can|best|statements?)"
     r"|among the (?:following|options|choices|answers)|none of (?:these|the above)|all of the above"
-    r"|\b(?:select|choose|pick) (?:the|one|all|an?)\b|which (?:option|choice|answer|statement)",
+    r"|\b(?:select|choose|pick) (?:the|one|all|an?)\b"
+    r"|\bwhich\s+(?:option|choice|answer|statement|graph|table)s?\b"
+    # "Which quadratic equation has no real solutions?", "Which number could be ...": many right answers,
+    # the options pick one ("Which equation represents this circle?" has one answer, up to equivalence)
+    r"|\bwhich\b[^.?]*\b(?:could|might|must|has no|have no|is true|are true|satisf\w*|is not|are not|cannot)\b"
+    r"|\b(?:could|might) be\b|equivalent to\b"
+    # "approximately how many": the options are rounded; the exact result would not verify
+    r"|\bclosest to\b|\bapproximat|\bestimate|\bnearest\b(?! (?:whole|integer|tenth|hundredth|thousandth|cent|dollar|percent))",
     re.I,
 )
+
+
+_ASKS = re.compile(r"\?|[:=_]\s*$|\(\s*\)\s*$|\b(?:what|how|find|which|calculate|compute|determine"
+                   r"|evaluate|solve|simplify|give|express|write|state)\b", re.I)
 
 
 def _inline_options(question: str) -> tuple[str, dict[str, str]] | None:
@@ -207,11 +242,11 @@ def multiple_choice(records, ctx):
         r.meta["multiple_choice"] = True
         if letter and letter in opts:
             content = opts[letter]
-        elif r.answer and not normalize_answer(r.answer).letter:
+        elif r.answer and not normalize_answer(r.answer).letter and not r.correct_option_given:
             content = r.answer  # the source stores the option's text as the answer
         else:
             return "no recognisable correct option"
-        if _NEEDS_OPTIONS.search(stem) or not stem.strip():
+        if _NEEDS_OPTIONS.search(stem) or not _ASKS.search(stem):  # no question without the options
             return "the stem needs its options"
         content = clean(content)
         if not content or looks_like_prose(normalize_answer(content).text):  # "36 minutes" is a number with a unit
@@ -249,6 +284,10 @@ _PARTS = [
 _ANSWER_PARTS = re.compile(r"\(a\)|\(b\)|\(i\)|\(ii\)|\bpart\b|;|\$\s*\n\s*\$", re.I)
 
 
+_QUOTED = re.compile(r"\"[^\"]{0,300}\"|“[^”]{0,300}”")  # a question quoted inside the problem is not asked
+_QUESTION_MARK = re.compile(r"(?<![\d+\-*/=×÷(]\s)(?<![\d+\-*/=×÷(])\?(?!\s*[=+\-*/×÷)])")  # not "35 / ? = 7"
+
+
 @register("multi_part")
 def multi_part(records, ctx, max_questions: int = 1):
     """Drop multi-part problems: ``(a) ... (b)`` / ``(i) ... (ii)`` parts, more than
@@ -257,9 +296,10 @@ def multi_part(records, ctx, max_questions: int = 1):
     def one(r: Record) -> str | None:
         if any(p.search(r.question) for p in _PARTS):
             return "question has parts"
-        prose = _MATH_SPAN.sub(" ", r.question)
-        if prose.count("?") > max_questions:
-            return f"{prose.count('?')} questions"
+        prose = _QUOTED.sub(" ", _MATH_SPAN.sub(" ", r.question))
+        asked = len(_QUESTION_MARK.findall(prose))
+        if asked > max_questions:
+            return f"{asked} questions"
         if _ANSWER_PARTS.search(r.answer):
             return "answer has parts"
         return None
@@ -283,6 +323,10 @@ def proof(records, ctx):
 
 
 _ELLIPSIS = re.compile(r"\.\.\.|…|\\[lc]?dots\b")
+_ONE_COMMA = re.compile(r"(?<![\d,.])-?\d{1,3},\d{3}(?![\d,])")
+_CLOCK = re.compile(r"\d{1,2}:\d{2}\s*(?:[ap]\.?\s?m\b|o'?clock)", re.I)
+_BARE_TIME = re.compile(r"^\d{1,2}:\d{2}$")
+_TIME_WORDS = re.compile(r"\b(?:time|clock|o'clock|[ap]\.m\.|noon|midnight|hours?|minutes?)\b", re.I)
 
 
 @register("closed_form")
@@ -297,6 +341,12 @@ def closed_form(records, ctx, kinds: Sequence[str] = ("number", "expression", "e
         r.meta["answer_kind"] = f.kind
         if _ELLIPSIS.search(r.answer):  # 0.333... or 1, 2, 4, ...: not the value it stands for
             out.append("answer has an ellipsis")
+            continue
+        if _ONE_COMMA.search(r.answer.replace(" ", "")):  # 60,180: sixty thousand, or 60 and 180?
+            out.append("ambiguous comma: a thousands separator or two answers")
+            continue
+        if _CLOCK.search(r.answer) or (_BARE_TIME.match(r.answer.strip("$ ")) and _TIME_WORDS.search(r.question)):
+            out.append("answer is a clock time")
             continue
         if f.kind not in kinds:
             out.append(f"answer is {f.kind.replace('_', ' ')}: {f.canonical[:60]}")

@@ -44,10 +44,13 @@ def filter_plan(spec: list) -> list[tuple[str, dict]]:
             raise ConfigError(f"filters: unknown filter {name!r}; choose from {', '.join(FILTERS)}")
         if not isinstance(params, dict):
             raise ConfigError(f"filters: parameters of {name} must be a mapping, got {params!r}")
-        allowed = list(inspect.signature(FILTERS[name]).parameters)[2:]
+        sig = inspect.signature(FILTERS[name]).parameters
+        allowed = list(sig)[2:]
         bad = sorted(set(params) - set(allowed))
         if bad:
             raise ConfigError(f"filters: {name} has no parameter(s) {bad}; it takes {allowed}")
+        for key, value in params.items():
+            _check_param(name, key, value, sig[key].default)
         plan.append((name, params))
     names = [n for n, _ in plan]
     if len(set(names)) != len(names):
@@ -85,6 +88,30 @@ def run_filters(records: list[Record], plan: list[tuple[str, dict]], ctx: Contex
     return alive, dropped, per_filter
 
 
+_UNIT_RANGE = {"threshold", "near_threshold", "min_confidence", "min_rate", "max_rate"}
+
+
+def _check_param(name: str, key: str, value, default) -> None:
+    """A filter parameter has its default's type (and a sane range), or the run stops now."""
+    where = f"filters: {name}.{key}"
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and isinstance(default, int) and not isinstance(default, bool) and key not in _UNIT_RANGE:
+            ok = float(value).is_integer() and value >= (0 if key.startswith("min_") else 1)
+        if ok and key in _UNIT_RANGE and not 0 <= value <= 1:
+            raise ConfigError(f"{where} must be between 0 and 1, got {value!r}")
+    elif isinstance(default, (tuple, list)):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{where}: expected {type(default).__name__} like {default!r}, got {value!r}")
+
+
 def _fingerprint(cfg: CurateConfig) -> str:
     h = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode())
     from data.benchmarks import default_data_dir
@@ -99,17 +126,25 @@ def _fingerprint(cfg: CurateConfig) -> str:
         st = p.stat() if p.exists() else None
         h.update(f"{p}:{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}".encode())
     root = Path(__file__).resolve().parents[2]  # the code that decides: a changed filter re-runs
-    for src in sorted([*root.glob("pipeline/curate/*.py"), *root.glob("rewards/*.py"), root / "data" / "benchmarks.py"]):
+    code = [*root.glob("pipeline/curate/*.py"), *root.glob("rewards/*.py"), *root.glob("data/*.py"),
+            root / "pipeline" / "config.py"]
+    for src in sorted(code):
         h.update(src.read_bytes())
+    from importlib.metadata import version
+
+    for lib in ("datasketch", "py3langid", "math-verify", "sympy"):
+        h.update(f"{lib}=={version(lib)}".encode())
     return h.hexdigest()
 
 
-def _outputs_exist(out: Path) -> bool:
-    return all((out / f).is_file() for f in ("train.parquet", "dropped.parquet", "report.json"))
+def _outputs_exist(out: Path, names: list[str]) -> bool:
+    return bool(names) and all((out / f).is_file() for f in names)
 
 
-def _val_rank(uid: str, seed: int) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{uid}".encode(), digest_size=8).digest(), "little")
+def _val_hash(uid: str, seed: int) -> float:
+    """A row's place in [0, 1) for the val split: fixed per uid, so adding or
+    removing other rows never moves it across the split."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{uid}".encode(), digest_size=8).digest(), "little") / 2**64
 
 
 def curate(cfg: CurateConfig, out: str | Path, *, progress: bool = True, log: Callable[[str], None] = print) -> dict:
@@ -122,9 +157,17 @@ def curate(cfg: CurateConfig, out: str | Path, *, progress: bool = True, log: Ca
     plan = filter_plan(cfg.filters)
     fp = _fingerprint(cfg)
     manifest = out / "manifest.json"
-    if manifest.is_file() and _outputs_exist(out) and json.loads(manifest.read_text()).get("fingerprint") == fp:
-        log(f"{out} is up to date with this config and these inputs: nothing to do")
-        return json.loads((out / "report.json").read_text())
+    if manifest.is_file():
+        try:
+            m = json.loads(manifest.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            m = {}
+        if m.get("fingerprint") == fp and _outputs_exist(out, m.get("outputs", [])):
+            log(f"{out} is up to date with this config and these inputs: nothing to do")
+            return json.loads((out / "report.json").read_text())
+        manifest.unlink()  # outputs are about to change: a crash from here on must not look up to date
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
@@ -137,30 +180,41 @@ def curate(cfg: CurateConfig, out: str | Path, *, progress: bool = True, log: Ca
     evals = [p for name in cfg.eval_sets for p in load_benchmark(name, cfg.eval_dir)] if "decontaminate" in dict(plan) else []
     if evals:
         log(f"decontaminating against {len(evals)} problems of {', '.join(cfg.eval_sets)}")
+    elif "decontaminate" in dict(plan):
+        log("warning: decontaminate is listed but eval_sets is empty: nothing to decontaminate against")
 
     with Verifier(workers=cfg.verifier.workers, timeout=cfg.verifier.timeout, mode=cfg.verifier.mode) as verifier:
         ctx = Context(verifier=verifier, eval_problems=evals, out=out, seed=cfg.seed)
         alive, dropped, per_filter = run_filters(records, plan, ctx, progress=progress, log=log)
-    assert n_in == len(alive) + len(dropped), f"{n_in} rows in, {len(alive)} kept + {len(dropped)} dropped"
+    if n_in != len(alive) + len(dropped):  # not an assert: it must hold under python -O too
+        raise RuntimeError(f"accounting error: {n_in} rows in, {len(alive)} kept + {len(dropped)} dropped")
 
-    # val: the kept rows with the smallest seeded hash of their uid (stable when rows come and go)
-    n_val = int(round(cfg.val_size * len(alive))) if cfg.val_size < 1 else min(int(cfg.val_size), len(alive))
-    val_ids = {r.uid for r in sorted(alive, key=lambda r: _val_rank(r.uid, cfg.seed))[:n_val]}
+    # val: a share of the kept rows by a seeded hash of their uid (a row's side never depends on
+    # the other rows), or a fixed count: the rows with the smallest hashes
+    if cfg.val_size < 1:
+        val_ids = {r.uid for r in alive if _val_hash(r.uid, cfg.seed) < cfg.val_size}
+    else:
+        val_ids = {r.uid for r in sorted(alive, key=lambda r: _val_hash(r.uid, cfg.seed))[: int(cfg.val_size)]}
     train = [r for r in alive if r.uid not in val_ids]
     val = [r for r in alive if r.uid in val_ids]
-    if not train:
-        raise InputError(f"no rows survived the filters (all {n_in} dropped); see the reasons in {out / 'report.md'}")
-    _write_rl(train, out / "train.parquet", "train", cfg)
-    if val:
-        _write_rl(val, out / "val.parquet", "val", cfg)
-    else:
-        (out / "val.parquet").unlink(missing_ok=True)
-    _write_dropped(dropped, out / "dropped.parquet")
-    report = _report(cfg, records, train, val, dropped, per_filter, time.perf_counter() - t0)
     from pipeline.curate.report import write_report
 
+    _write_dropped(dropped, out / "dropped.parquet")
+    report = _report(cfg, records, train, val, dropped, per_filter, time.perf_counter() - t0)
+    if not train:
+        write_report(report, out)
+        why = (f"no rows survived the filters (all {n_in} dropped)" if not alive
+               else f"val_size {cfg.val_size:g} takes all {len(alive)} kept rows")
+        raise InputError(f"{why}; nothing written to train.parquet (see {out / 'report.md'})")
+    _write_rl(train, out / "train.parquet", "train", cfg)
+    outputs = ["train.parquet", "dropped.parquet", "report.json", "report.md", "drop_reasons.png"]
+    if val:
+        _write_rl(val, out / "val.parquet", "val", cfg)
+        outputs.append("val.parquet")
+    else:
+        (out / "val.parquet").unlink(missing_ok=True)
     write_report(report, out)
-    write_json(manifest, {"fingerprint": fp, "rows_in": n_in, "kept": len(alive)})
+    write_json(manifest, {"fingerprint": fp, "rows_in": n_in, "kept": len(alive), "outputs": outputs})
     log(f"kept {len(alive)} of {n_in} rows ({len(train)} train, {len(val)} val); wrote {out / 'report.md'}")
     return report
 

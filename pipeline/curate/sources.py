@@ -22,6 +22,7 @@ from typing import Iterator
 
 from data.io import InputError, read_jsonl
 
+MAX_OPTIONS_CHARS = 20_000  # longer option fields are cut before parsing
 _FIELD = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
 _LETTERS = "ABCDEFGHIJ"
 
@@ -40,6 +41,7 @@ class Record:
     original_answer: str = ""
     options: dict[str, str] | None = None  # letter -> option text
     correct_option: str | None = None  # letter
+    correct_option_given: bool = False  # the source maps a correct-option field (even one that did not resolve)
     subject: str | None = None
     meta: dict = field(default_factory=dict)  # filled by filters: language, answer kind, solve rate ...
 
@@ -62,11 +64,11 @@ def parse_options(value) -> dict[str, str] | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        text = value.strip()
+        text = value.strip()[:MAX_OPTIONS_CHARS]
         if text.startswith("[") and text.endswith("]"):
             try:
-                value = ast.literal_eval(text)  # a list stored as text (data, never model output)
-            except (ValueError, SyntaxError):
+                value = ast.literal_eval(text)  # a list stored as text (data, never model output; length-capped)
+            except Exception:  # SyntaxError, ValueError, RecursionError, MemoryError on hostile text
                 value = text
         if isinstance(value, str):
             return split_lettered(value)
@@ -140,30 +142,63 @@ def _rows(src) -> Iterator[tuple[int, dict]]:
         yield from read_jsonl(path)
 
 
+def _answer_text(value) -> tuple[str, str | None]:
+    """(answer as text, problem) for whatever a source stores as its answer."""
+    if value is None:
+        return "", None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value), None
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value), None  # several final answers, as a list
+    return "", f"the answer field holds a {type(value).__name__}"
+
+
+def _fields(spec: str | None) -> list[str]:
+    if not spec:
+        return []
+    return _FIELD.findall(spec) if "{" in spec else [spec]
+
+
 def read_source(src) -> list[Record]:
     """All rows of one source as Records. A row without a question or an answer
     field is still a Record (with an empty string): the filters drop it with a
-    reason, so that nothing is lost silently."""
+    reason, so that nothing is lost silently. A question or answer field that no
+    row of the source has is a config mistake, and an error."""
     out = []
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
+    present: set[str] = set()
     for line, row in _rows(src):
+        present.update(row)
         sid = _get(row, src.id)
         sid = str(sid) if sid is not None else str(line - 1)
         if sid in seen:  # ids must be unique within a source; fall back to the line
-            sid = f"{sid}@{line}"
-        seen[sid] = line
+            k, base = 0, f"{sid}@{line}"
+            sid = base
+            while sid in seen:
+                k += 1
+                sid = f"{base}.{k}"
+        seen.add(sid)
         q = _get(row, src.question)
-        a = _get(row, src.answer)
+        a, problem = _answer_text(_get(row, src.answer))
         options = parse_options(_get(row, src.options))
-        letter = correct_letter(_get(row, src.correct_option), options)
+        given = _get(row, src.correct_option)
+        letter = correct_letter(given, options)
         subject = _get(row, src.subject)
         rec = Record(
             uid=f"{src.name}:{sid}", source=src.name, source_id=sid, line=line,
-            question="" if q is None else str(q), answer="" if a is None else str(a),
-            options=options, correct_option=letter, subject=None if subject is None else str(subject),
+            question="" if q is None else str(q), answer=a,
+            options=options, correct_option=letter, correct_option_given=given is not None,
+            subject=None if subject is None else str(subject),
         )
         rec.original_question, rec.original_answer = rec.question, rec.answer
+        if problem:
+            rec.meta["answer_problem"] = problem
         out.append(rec)
         if src.limit and len(out) >= src.limit:
             break
+    mapped = {f: key for key in ("question", "answer") for f in _fields(getattr(src, key))}  # the ones every row needs
+    missing = sorted(f for f in mapped if f not in present)
+    if out and missing:
+        raise InputError(f"source {src.name}: no row has the field(s) {missing} (mapped as "
+                         f"{', '.join(sorted({mapped[f] for f in missing}))}); fields present: {', '.join(sorted(present))}")
     return out

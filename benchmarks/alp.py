@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""ALP at toy scale: does the adaptive length penalty cut tokens on easy prompts
+far more than on hard ones, at equal accuracy?
+
+    .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--out DIR]
+
+The synthetic task mixes easy prompts (1 operation) and hard ones (3
+operations). Half of the worked solutions re-check every step on a line of its
+own ("Check: 3 + 4 = 7."): longer, never more correct. A tiny Llama is warmed up
+on them (so it writes checks about half the time, on both kinds), then two GRPO
+runs start from that checkpoint with the same data, seed and compute:
+
+* ``outcome``: the verifier's reward only;
+* ``alp``: the same plus ALP, ``-(beta/N) * max(p, 1/K) * |y|``.
+
+Each model is measured on held-out prompts, 30 easy (all that is left of the
+288 possible) and 100 hard, 4 samples each at temperature 1: accuracy, mean response tokens, and the
+hard/easy token ratio. ALP should raise the ratio (easy prompts, solved by most
+of their group, pay the full per-token price; hard ones pay in proportion to
+their solve rate) without costing accuracy. The last line is the headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def write_task(root: Path, seed: int = 0) -> dict:
+    from data.formats import synthetic_rows, write_parquet
+
+    common = dict(ops=("+", "-"), error_rate=0.3, check_rate=0.5)
+    easy = synthetic_rows(250, seed=seed, split="train", steps=1, max_operand=12, **common)  # of 288 possible
+    hard = synthetic_rows(750, seed=seed + 1, split="train", steps=3, max_operand=9, **common)
+    seen = {r["extra_info"]["question"] for r in easy + hard}
+    train = easy + hard
+    random.Random(seed).shuffle(train)
+    for i, r in enumerate(train):
+        r["extra_info"]["index"] = i
+    write_parquet(train, root / "train.parquet")
+    out = {"train": root / "train.parquet"}
+    for name, steps, operand, n in (("easy", 1, 12, 30), ("hard", 3, 9, 100)):
+        held = synthetic_rows(n, seed=seed + 10 + steps, split="test", steps=steps, exclude=seen,
+                              max_operand=operand, ops=("+", "-"))
+        write_parquet(held, root / f"heldout_{name}.parquet")
+        out[name] = root / f"heldout_{name}.parquet"
+    return out
+
+
+def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict:
+    from data.formats import read_rl_rows
+    from pipeline.train.heldout import heldout_accuracy
+    from pipeline.train.policy import load_policy
+    from rewards.verifier import Verifier
+
+    model, tok = load_policy(model_dir, device="cpu")
+    out = {}
+    with Verifier(workers=2) as v:
+        for name in ("easy", "hard"):
+            r = heldout_accuracy(model, tok, read_rl_rows(files[name]), v, samples=4, temperature=1.0,
+                                 max_new_tokens=max_new_tokens, seed=seed)
+            out[name] = {"acc": round(r["acc"], 3), "tokens": round(r["mean_tokens"], 1)}
+    out["hard_easy_token_ratio"] = round(out["hard"]["tokens"] / out["easy"]["tokens"], 2)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--warmup-steps", type=int, default=800)
+    p.add_argument("--rl-steps", type=int, default=60)
+    p.add_argument("--beta", type=float, default=0.5)
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory)")
+    a = p.parse_args()
+
+    from pipeline.config import DataConfig, OptimConfig, RolloutConfig, TrainConfig, WarmupConfig
+    from pipeline.train.engine import train
+    from pipeline.train.sft import run_warmup
+
+    tmp = None if a.out else tempfile.TemporaryDirectory()
+    root = Path(a.out or tmp.name)
+    root.mkdir(parents=True, exist_ok=True)
+    files = write_task(root / "data")
+    t0 = time.perf_counter()
+    run_warmup(WarmupConfig(data=DataConfig(train_files=[str(files["train"])], heldout_files=[str(files["hard"])]),
+                            steps=a.warmup_steps, batch_size=32, max_new_tokens=a.max_new_tokens, threads=2),
+               root / "warmup", progress=False, log=lambda m: None)
+    results = {"warmup": measure(str(root / "warmup" / "model"), files, a.max_new_tokens, seed=1)}
+    print(f"warmup  {json.dumps(results['warmup'])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    base = TrainConfig(
+        data=DataConfig(train_files=[str(files["train"])]),
+        rollout=RolloutConfig(n=8, temperature=1.0, max_new_tokens=a.max_new_tokens),
+        optim=OptimConfig(lr=1.5e-4), steps=a.rl_steps, prompts_per_step=16, save_every=a.rl_steps, threads=2,
+    )
+    base = dataclasses.replace(base, model=dataclasses.replace(base.model, path=str(root / "warmup" / "model"),
+                                                               device="cpu"))
+    for name, terms in (("outcome", {"outcome": {"weight": 1.0}}),
+                        ("alp", {"outcome": {"weight": 1.0}, "alp": {"beta": a.beta}})):
+        t0 = time.perf_counter()
+        cfg = dataclasses.replace(base, reward=dataclasses.replace(base.reward, terms=terms))
+        train(cfg, root / name, progress=False, log=lambda m: None)
+        results[name] = measure(str(root / name / "model"), files, a.max_new_tokens, seed=1)
+        print(f"{name:7s} {json.dumps(results[name])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    (root / "alp_results.json").write_text(json.dumps(results, indent=2))
+
+    def line(k: str) -> str:
+        r = results[k]
+        return (f"{k}: easy {r['easy']['tokens']:.0f} tok / acc {r['easy']['acc']:.2f}, hard {r['hard']['tokens']:.0f} tok"
+                f" / acc {r['hard']['acc']:.2f}, hard/easy {r['hard_easy_token_ratio']:.2f}")
+
+    print(f"ALP toy ({a.rl_steps} GRPO steps, beta {a.beta}): " + " | ".join(line(k) for k in ("warmup", "outcome", "alp")))
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
