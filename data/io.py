@@ -3,7 +3,7 @@
 * :func:`read_jsonl` yields ``(line_number, row)`` and reports malformed lines to a
   callback with their line number instead of raising, so one bad line never
   loses the rest of a file.
-* :func:`atomic_writer` / :func:`write_json` write to a temporary file in the
+* :func:`atomic_writer` / :func:`write_json` / :func:`write_jsonl` write to a temporary file in the
   target's directory and ``os.replace`` it into place: readers see the old file
   or the new one, never half of one, and a crash leaves no partial output.
 """
@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 
 class InputError(Exception):
@@ -67,6 +67,13 @@ def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str | None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict], ensure_ascii: bool = False) -> None:
+    """Write one JSON object per line, atomically."""
+    with atomic_writer(path) as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=ensure_ascii) + "\n")
 
 
 def write_json(path: str | os.PathLike, obj: object) -> None:

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", default=None, help="demo config YAML (default: built-in defaults)")
     d.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
     d.add_argument("--stages", default=None, help="comma-separated demo parts to run (default: the config's `stages`: "
-                   "verifier,train)")
+                   "verifier,curate,train,evaluate)")
 
     s = sub.add_parser(
         "synthetic",

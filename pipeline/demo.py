@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import shutil
 import sys
@@ -24,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from data.io import atomic_writer, read_jsonl, write_json
+from data.io import atomic_writer, read_jsonl, write_json, write_jsonl
 from data.synthetic import labelled_responses, make_problem
 from pipeline.config import DemoConfig, to_dict
 
@@ -42,12 +41,6 @@ def _score(verdicts, labels) -> dict:
     }
 
 
-def _write_rows(path: Path, rows) -> None:
-    with atomic_writer(path) as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
 def run_verifier_demo(cfg: DemoConfig, out: Path, log=print) -> dict:
     from rewards.verifier import Verifier
 
@@ -61,7 +54,7 @@ def run_verifier_demo(cfg: DemoConfig, out: Path, log=print) -> dict:
         verdicts = v.verify_batch([r for r, _ in pairs], [p.answer for p in problems])
         dt = time.perf_counter() - t0
         summary["synthetic"] = {**_score(verdicts, [lab for _, lab in pairs]), "checks_per_s": round(len(pairs) / dt, 1)}
-        _write_rows(out / "verifier_synthetic.jsonl", (
+        write_jsonl(out / "verifier_synthetic.jsonl", (
             {"question": p.question, "answer": p.answer, "response": r, "label": lab, **vd.to_dict()}
             for p, (r, lab), vd in zip(problems, pairs, verdicts)
         ))

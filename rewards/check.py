@@ -70,6 +70,20 @@ def _squash(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip().lower()
 
 
+def _as_text(response: object) -> str:
+    """Any response as a string a check can read: no NUL bytes, the last
+    ``MAX_RESPONSE_CHARS`` characters (final answers sit at the end)."""
+    if not isinstance(response, str):
+        response = "" if response is None else str(response)
+    return response.replace("\x00", "")[-MAX_RESPONSE_CHARS:]
+
+
+def _final_answers(response: str, mode: str):
+    """The extraction and its answers in order, empty boxes and placeholders left out."""
+    ext = extract_answers(response, mode)
+    return ext, [a for a in ext.answers if clean(a)]
+
+
 def check(
     response: str,
     ground_truth: object,
@@ -84,16 +98,11 @@ def check(
         return Verdict(correct, extracted, reason, round((time.perf_counter() - t0) * 1000, 3))
 
     try:
-        if not isinstance(response, str):
-            response = "" if response is None else str(response)
-        response = response.replace("\x00", "")
-        if len(response) > MAX_RESPONSE_CHARS:
-            response = response[-MAX_RESPONSE_CHARS:]
+        response = _as_text(response)
         gold = reference_answer(ground_truth)
         if question and _squash(response) and _squash(response) in _squash(question):
             return done(False, None, REASON_REPEATS_QUESTION)
-        ext = extract_answers(response, mode)
-        answers = [a for a in ext.answers if clean(a)]  # empty boxes and placeholders are no answer
+        ext, answers = _final_answers(response, mode)
         if not answers:
             return done(False, ext.answer, REASON_NO_ANSWER)
         shown = answers[-1]
@@ -137,10 +146,7 @@ def final_answer(response: str, mode: str = STRICT) -> str | None:
     """The single final answer a response commits to, or ``None`` (no answer, or
     several different ones, which :func:`check` would also not credit)."""
     try:
-        if not isinstance(response, str):
-            response = "" if response is None else str(response)
-        response = response.replace("\x00", "")[-MAX_RESPONSE_CHARS:]
-        answers = list(dict.fromkeys(a for a in extract_answers(response, mode).answers if clean(a)))
+        answers = list(dict.fromkeys(_final_answers(_as_text(response), mode)[1]))
         return answers[-1] if len(answers) == 1 else None
     except Exception:
         return None

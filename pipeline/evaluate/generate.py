@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from data.benchmarks import EvalProblem
-from data.io import read_jsonl, write_json
+from data.io import read_jsonl, write_json, write_jsonl
 from pipeline.config import ConfigError
 
 
@@ -65,11 +65,7 @@ def read_done(path: Path) -> list[dict]:
         f.seek(0, 2)
         unterminated = f.tell() > 0 and (f.seek(-1, 2) or f.read(1) != b"\n")
     if bad or unterminated:
-        from data.io import atomic_writer
-
-        with atomic_writer(path) as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        write_jsonl(path, rows)
     return rows
 
 

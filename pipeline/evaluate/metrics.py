@@ -185,6 +185,12 @@ def bootstrap_ci(values: np.ndarray, resamples: int = 1000, confidence: float = 
     return np.quantile(means, [lo, hi], axis=0).T
 
 
+def problem_table(problems: Sequence[ProblemResult], *, max_subsets: int = 256, seed: int = 0,
+                  share_ties: bool = False) -> list[dict]:
+    """:func:`problem_metrics` of each problem, its subset sample seeded by its key."""
+    return [problem_metrics(p, max_subsets, _seed(seed, p.key or str(i)), share_ties) for i, p in enumerate(problems)]
+
+
 def summarize(
     problems: Sequence[ProblemResult],
     *,
@@ -193,10 +199,14 @@ def summarize(
     max_subsets: int = 256,
     seed: int = 0,
     share_ties: bool = False,
+    per: Sequence[dict] | None = None,
 ) -> dict:
     """Mean of every per-problem metric in percent, with bootstrap intervals:
-    ``{"metrics": {name: value}, "ci": {name: [lo, hi]}, ...}`` plus length figures."""
-    per = [problem_metrics(p, max_subsets, _seed(seed, p.key or str(i)), share_ties) for i, p in enumerate(problems)]
+    ``{"metrics": {name: value}, "ci": {name: [lo, hi]}, ...}`` plus length figures.
+    ``per``: the problems' :func:`problem_table`, when already computed (a report
+    summarises each problem overall and again in its benchmark)."""
+    if per is None:
+        per = problem_table(problems, max_subsets=max_subsets, seed=seed, share_ties=share_ties)
     names = _common_keys(per)
     values = np.array([[m[k] for k in names] for m in per], float) if per else np.zeros((0, len(names)))
     means = values.mean(axis=0) * 100 if len(values) else np.full(len(names), np.nan)

@@ -26,12 +26,12 @@ def shown_metrics(metrics: dict, ks: list[int] | None) -> list[str]:
     """The metric names a table shows: every non-@k figure, and @k figures for
     ``ks`` (default: powers of two and the largest k)."""
     out = []
+    kmax = max((_k(n)[1] for n in metrics if _k(n)), default=1)
     for name in metrics:
         k = _k(name)
         if k is None:
             out.append(name)
             continue
-        kmax = max((_k(n)[1] for n in metrics if _k(n)), default=1)
         if (ks and k[1] in ks) or (not ks and (k[1] & (k[1] - 1) == 0 or k[1] == kmax)):
             out.append(name)
     return out

@@ -9,16 +9,15 @@ or an existing generations file (``cfg.generations``), scored without a model.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from data.io import atomic_writer
+from data.io import write_jsonl
 from pipeline.config import ConfigError, EvalConfig, to_dict
 from pipeline.evaluate.grade import GradedProblem, disagreements, grade, load_generations
-from pipeline.evaluate.metrics import summarize, vote_weights
+from pipeline.evaluate.metrics import problem_table, summarize, vote_weights
 from pipeline.evaluate.report import write_report
 
 
@@ -97,19 +96,20 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
     t_grade = time.perf_counter() - t0 - t_gen
     _write_graded(graded, out / "graded.jsonl")
 
-    by_bench: dict[str, list[GradedProblem]] = defaultdict(list)
-    for g in graded:
-        by_bench[g.benchmark].append(g)
-    results = {id(g): g.result() for g in graded}
-    weights = vote_weights(list(results.values()))
-    opts = dict(resamples=cfg.bootstrap, confidence=cfg.confidence, max_subsets=cfg.max_subsets, seed=cfg.seed,
-                share_ties=cfg.share_ties)
-    overall = summarize(list(results.values()), **opts)
+    by_bench: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(graded):
+        by_bench[g.benchmark].append(i)
+    results = [g.result() for g in graded]
+    weights = vote_weights(results)
+    table = problem_table(results, max_subsets=cfg.max_subsets, seed=cfg.seed, share_ties=cfg.share_ties)
+    opts = dict(resamples=cfg.bootstrap, confidence=cfg.confidence, seed=cfg.seed)
+    overall = summarize(results, per=table, **opts)
     report = {
         **overall["metrics"],
         "ci": overall["ci"],
         "overall": overall,
-        "benchmarks": {b: summarize([results[id(g)] for g in gs], **opts) for b, gs in by_bench.items()},
+        "benchmarks": {b: summarize([results[i] for i in ix], per=[table[i] for i in ix], **opts)
+                       for b, ix in by_bench.items()},
         "weighted_vote_weights": weights if any(g.scores for g in graded) else None,
         "graded_by": (f"the file's `{cfg.keys.correct}`" if cfg.keys.correct and cfg.generations
                       else f"the project's verifier ({v.mode} mode)"),
@@ -144,11 +144,13 @@ def _settings(cfg: EvalConfig) -> dict:
 
 def _write_graded(graded: list[GradedProblem], path: Path) -> None:
     """Per-response grades, answers and groups: what every figure was computed from."""
-    with atomic_writer(path) as f:
-        for g in graded:
-            row = {"benchmark": g.benchmark, "id": g.id, "answer": g.answer, "correct": g.correct,
-                   "extracted": g.answers, "group": g.labels}
-            for k in ("reasons", "scores", "tokens", "correct_t2", "file_correct"):
-                if getattr(g, k) is not None:
-                    row[k] = getattr(g, k)
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def row(g: GradedProblem) -> dict:
+        out = {"benchmark": g.benchmark, "id": g.id, "answer": g.answer, "correct": g.correct,
+               "extracted": g.answers, "group": g.labels}
+        for k in ("reasons", "scores", "tokens", "correct_t2", "file_correct"):
+            if getattr(g, k) is not None:
+                out[k] = getattr(g, k)
+        return out
+
+    write_jsonl(path, (row(g) for g in graded))

@@ -12,7 +12,7 @@ import math
 import os
 from pathlib import Path
 
-from data.io import atomic_writer
+from data.io import write_jsonl
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -33,9 +33,7 @@ class MetricsLogger:
         self.path = Path(out_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step] if resume_step else []
-        with atomic_writer(self.path) as f:
-            for r in kept:
-                f.write(json.dumps(r) + "\n")
+        write_jsonl(self.path, kept, ensure_ascii=True)
         self._f = self.path.open("a")
         self.tb = None
         if tensorboard:

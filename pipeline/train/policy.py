@@ -13,6 +13,7 @@ what ``generate`` used when it sampled the response.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -127,9 +128,14 @@ def response_logits(model, batch: Batch) -> torch.Tensor:
 
 
 def _takes_logits_to_keep(model) -> bool:
+    return _forward_takes(type(model), "logits_to_keep")
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_takes(cls: type, name: str) -> bool:
     import inspect
 
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
+    return name in inspect.signature(cls.forward).parameters
 
 
 def response_logprobs(model, batch: Batch, with_entropy: bool = False, entropy_grad: bool = True):
