@@ -2,7 +2,7 @@
 """ALP at toy scale: does the adaptive length penalty cut tokens on easy prompts
 far more than on hard ones, at equal accuracy?
 
-    .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--out DIR]
+    .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--std] [--out runs/bench/alp]
 
 The synthetic task mixes easy prompts (1 operation) and hard ones (3
 operations). Half of the worked solutions re-check every step on a line of its
@@ -12,6 +12,11 @@ runs start from that checkpoint with the same data, seed and compute:
 
 * ``outcome``: the verifier's reward only;
 * ``alp``: the same plus ALP, ``-(beta/N) * max(p, 1/K) * |y|``.
+
+Both runs use Dr.GRPO's mean-only baseline by default (``--std`` for GRPO's std
+normalisation): with std normalisation a group that is all wrong, common on hard
+prompts, has only the length penalty left, and dividing by its tiny spread turns
+it into full-size advantages that shorten hard answers until they break.
 
 Each model is measured on held-out prompts, 30 easy (all that is left of the
 288 possible) and 100 hard, 4 samples each at temperature 1: accuracy, mean response tokens, and the
@@ -26,8 +31,8 @@ import argparse
 import dataclasses
 import json
 import random
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -78,48 +83,44 @@ def main() -> None:
     p.add_argument("--warmup-steps", type=int, default=800)
     p.add_argument("--rl-steps", type=int, default=60)
     p.add_argument("--beta", type=float, default=0.5)
+    p.add_argument("--lr", type=float, default=1.5e-4)
+    p.add_argument("--std", action="store_true", help="GRPO's std normalisation (default: Dr.GRPO, mean only)")
     p.add_argument("--max-new-tokens", type=int, default=96)
-    p.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory)")
+    p.add_argument("--out", default="runs/bench/alp", help="runs, results and the plot go here")
     a = p.parse_args()
 
-    from pipeline.config import DataConfig, OptimConfig, RolloutConfig, TrainConfig, WarmupConfig
+    from benchmarks.toy import plot, read_metrics, rl_config, warm_up
     from pipeline.train.engine import train
-    from pipeline.train.sft import run_warmup
 
-    tmp = None if a.out else tempfile.TemporaryDirectory()
-    root = Path(a.out or tmp.name)
+    root = Path(a.out)
     root.mkdir(parents=True, exist_ok=True)
     files = write_task(root / "data")
     t0 = time.perf_counter()
-    run_warmup(WarmupConfig(data=DataConfig(train_files=[str(files["train"])], heldout_files=[str(files["hard"])]),
-                            steps=a.warmup_steps, batch_size=32, max_new_tokens=a.max_new_tokens, threads=2),
-               root / "warmup", progress=False, log=lambda m: None)
-    results = {"warmup": measure(str(root / "warmup" / "model"), files, a.max_new_tokens, seed=1)}
+    model = warm_up(root, files["train"], files["hard"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
+    results = {"warmup": measure(str(model), files, a.max_new_tokens, seed=1)}
     print(f"warmup  {json.dumps(results['warmup'])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
-    base = TrainConfig(
-        data=DataConfig(train_files=[str(files["train"])]),
-        rollout=RolloutConfig(n=8, temperature=1.0, max_new_tokens=a.max_new_tokens),
-        optim=OptimConfig(lr=1.5e-4), steps=a.rl_steps, prompts_per_step=16, save_every=a.rl_steps, threads=2,
-    )
-    base = dataclasses.replace(base, model=dataclasses.replace(base.model, path=str(root / "warmup" / "model"),
-                                                               device="cpu"))
+    base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
+                     norm_adv_by_std=a.std)
     for name, terms in (("outcome", {"outcome": {"weight": 1.0}}),
                         ("alp", {"outcome": {"weight": 1.0}, "alp": {"beta": a.beta}})):
         t0 = time.perf_counter()
         cfg = dataclasses.replace(base, reward=dataclasses.replace(base.reward, terms=terms))
+        shutil.rmtree(root / name, ignore_errors=True)
         train(cfg, root / name, progress=False, log=lambda m: None)
         results[name] = measure(str(root / name / "model"), files, a.max_new_tokens, seed=1)
         print(f"{name:7s} {json.dumps(results[name])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     (root / "alp_results.json").write_text(json.dumps(results, indent=2))
+    plot({k: [(r["step"], r["response_length"]) for r in read_metrics(root / k) if "response_length" in r]
+          for k in ("outcome", "alp")}, root / "alp_length.png", xlabel="GRPO step", ylabel="mean response tokens",
+         title=f"ALP vs outcome-only (beta {a.beta})")
 
     def line(k: str) -> str:
         r = results[k]
         return (f"{k}: easy {r['easy']['tokens']:.0f} tok / acc {r['easy']['acc']:.2f}, hard {r['hard']['tokens']:.0f} tok"
                 f" / acc {r['hard']['acc']:.2f}, hard/easy {r['hard_easy_token_ratio']:.2f}")
 
-    print(f"ALP toy ({a.rl_steps} GRPO steps, beta {a.beta}): " + " | ".join(line(k) for k in ("warmup", "outcome", "alp")))
-    if tmp:
-        tmp.cleanup()
+    norm = "GRPO std-normalised" if a.std else "Dr.GRPO"
+    print(f"ALP toy ({a.rl_steps} {norm} steps, beta {a.beta}): " + " | ".join(line(k) for k in ("warmup", "outcome", "alp")))
 
 
 if __name__ == "__main__":

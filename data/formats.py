@@ -151,6 +151,8 @@ def synthetic_rows(
     check_rate: float = 0.0,
     instruction: str | None = None,
     exclude: set[str] | None = None,
+    second_attempt_rate: float = 0.0,
+    second_instruction: str | None = None,
 ) -> list[dict]:
     """``n`` distinct synthetic arithmetic problems as verl rows.
 
@@ -161,7 +163,14 @@ def synthetic_rows(
     ``check_rate`` re-checks every step on a line of its own (longer, no more
     correct: room for a length penalty to work).
     ``exclude``: questions to skip (keeps a held-out split disjoint).
+    A share ``second_attempt_rate`` of rows are two-turn (self-correction
+    warm-up): the prompt holds the question, a worked solution as the
+    assistant's first attempt and ``second_instruction``; the target is a fresh,
+    independent worked solution (same ``error_rate``): a model that re-solves
+    rather than corrects, the starting point SCoRe trains from.
     """
+    if second_attempt_rate and not second_instruction:
+        raise ValueError("second_attempt_rate needs second_instruction")
     from data.synthetic import make_problem, worked_solution
 
     rng = random.Random(seed)
@@ -177,10 +186,13 @@ def synthetic_rows(
             continue
         seen.add(p.question)
         text, ok = worked_solution(p, rng, error_rate, check_rate)
-        rows.append(
-            verl_row(
-                p.question, p.answer, data_source=SYNTHETIC_SOURCE, index=len(rows), split=split,
-                instruction=instruction, extra={"solution": text, "solution_correct": ok, "steps": steps},
-            )
+        row = verl_row(
+            p.question, p.answer, data_source=SYNTHETIC_SOURCE, index=len(rows), split=split,
+            instruction=instruction, extra={"solution": text, "solution_correct": ok, "steps": steps},
         )
+        if second_attempt_rate and rng.random() < second_attempt_rate:
+            second, ok2 = worked_solution(p, rng, error_rate, check_rate)
+            row["prompt"] += [{"role": "assistant", "content": text}, {"role": "user", "content": second_instruction}]
+            row["extra_info"].update(solution=second, solution_correct=ok2, first_attempt_correct=ok)
+        rows.append(row)
     return rows

@@ -63,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pv = sub.add_parser(
+        "pav",
+        help="train a process verifier (PAV): Monte Carlo progress labels, then a value head",
+        description="Samples the policy's responses, estimates a prover's chance of success after every step "
+        "by Monte Carlo (same settings as training's `progress` section), and trains a value head on an LM to "
+        "predict it. Writes OUT/labels.jsonl (reused on a rerun), OUT/model (use as progress.pav_model in "
+        "training or --process-verifier in evaluate) and OUT/summary.json (held-out fit).",
+    )
+    pv.add_argument("--config", required=True, help="PAV config YAML (see PAVConfig in pipeline/config.py)")
+    pv.add_argument("--out", required=True, help="output directory")
+
     e = sub.add_parser(
         "evaluate",
         help="evaluate a model on held-out benchmarks, or score a generations file",
@@ -106,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--aggregate", choices=["last", "min", "product", "mean", "max"],
                    help="how per-step verifier scores become one (default: last)")
     e.add_argument("--reward-model", help="sequence-classification reward model scoring responses for best-of-N")
+    e.add_argument("--process-verifier", help="PAV model directory (python -m pipeline pav) scoring each step for "
+                   "best-of-N; --aggregate combines the step scores")
     e.add_argument("--mode", choices=["strict", "lenient"], help="verifier mode (default: strict, \\boxed{} only)")
     e.add_argument("--workers", type=_positive_int, help="verifier worker processes")
     e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -200,6 +213,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pav(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.config import PAVConfig, load_config
+    from pipeline.train.pav import run_pav
+
+    print(json.dumps(run_pav(load_config(PAVConfig, args.config), args.out), indent=2))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import os
 
@@ -237,6 +260,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     put("keys.second_response", args.second_response_key)
     put("aggregate", args.aggregate)
     put("reward_model", args.reward_model)
+    put("process_verifier", args.process_verifier)
     put("verifier.mode", args.mode)
     put("verifier.workers", args.workers)
     put("ks", _int_list(args.k, "--k"))
@@ -270,7 +294,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "synthetic": cmd_synthetic, "warmup": cmd_warmup, "train": cmd_train,
-            "evaluate": cmd_evaluate, "compare": cmd_compare, "curate": cmd_curate}
+            "evaluate": cmd_evaluate, "compare": cmd_compare, "curate": cmd_curate, "pav": cmd_pav}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ resolving relative paths against the config file's directory.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import typing
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from rewards.progress import EPISODE_MARKERS as _EPISODE_MARKERS
 
 T = TypeVar("T")
 
@@ -152,6 +155,58 @@ class RewardConfig:
 
 
 @dataclasses.dataclass
+class ProgressConfig:
+    """Progress-based process rewards (PAV / MRT): per-step prover advantages on the step's tokens."""
+
+    enabled: bool = False  # add alpha x progress to each step's tokens
+    alpha: float = 1.0  # weight of the progress bonus against the outcome advantage
+    split: str = "lines"  # steps: lines | episodes (MRT: paragraphs opening with `markers`)
+    markers: list[str] = dataclasses.field(default_factory=lambda: list(_EPISODE_MARKERS))  # episode openers (split: episodes)
+    max_steps: int = 8  # steps per response; later ones join the last
+    mode: str = "continue"  # continue: the prover completes each prefix (PAV) | answer_now: it must answer at once (MRT)
+    answer_now_text: str = "\nThe answer is \\boxed{"  # appended to a prefix in answer_now mode
+    answer_tokens: int = 16  # generation budget after answer_now_text
+    mc_rollouts: int = 4  # prover continuations per prefix (Monte Carlo estimate of its success)
+    prover_k: int = 4  # the prover is best-of-K of the sampled policy: V = 1 - (1 - q)^K; 1: the policy itself
+    prover_model: str = ""  # a fixed prover model (same tokenizer); empty: the current policy
+    temperature: float = 1.0  # prover sampling temperature
+    pav_model: str = ""  # a trained PAV model (python -m pipeline pav): predict values instead of sampling
+
+    def __post_init__(self) -> None:
+        if self.split not in ("lines", "episodes"):
+            raise ConfigError(f"progress.split must be lines or episodes, not {self.split!r}")
+        if self.mode not in ("continue", "answer_now"):
+            raise ConfigError(f"progress.mode must be continue or answer_now, not {self.mode!r}")
+        if self.max_steps < 1 or self.mc_rollouts < 1 or self.prover_k < 1 or self.answer_tokens < 1:
+            raise ConfigError("progress.max_steps, mc_rollouts, prover_k and answer_tokens must be >= 1")
+        if self.temperature <= 0:
+            raise ConfigError("progress.temperature must be > 0 (Monte Carlo estimates need sampling)")
+
+
+_SCORE_INSTRUCTION = ("There might be an error in the solution above because of lack of understanding of the "
+                      "question. Please correct the error, if any, and rewrite the solution.")
+
+
+@dataclasses.dataclass
+class SelfCorrectionConfig:
+    """SCoRe: after the first attempt the conversation adds `instruction` and the policy answers again."""
+
+    enabled: bool = False  # two attempts per rollout
+    stage: int = 2  # 1: reward the second attempt, first attempt held near the reference by first_attempt_kl; 2: both rewarded + bonus
+    instruction: str = _SCORE_INSTRUCTION  # the user turn asking for a second attempt
+    bonus: float = 10.0  # stage 2: alpha in alpha x (r(y2) - r(y1)), added to the second attempt's reward
+    first_attempt_kl: float = 0.1  # stage 1: KL-to-reference weight on first-attempt tokens (beta2)
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2):
+            raise ConfigError(f"self_correction.stage must be 1 or 2, not {self.stage!r}")
+        if not self.instruction.strip():
+            raise ConfigError("self_correction.instruction must not be empty")
+        if self.first_attempt_kl < 0:
+            raise ConfigError("self_correction.first_attempt_kl must be >= 0")
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """``python -m pipeline train``: GRPO-style RL on one process."""
 
@@ -161,6 +216,8 @@ class TrainConfig:
     algorithm: AlgorithmConfig = dataclasses.field(default_factory=AlgorithmConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    progress: ProgressConfig = dataclasses.field(default_factory=ProgressConfig)
+    self_correction: SelfCorrectionConfig = dataclasses.field(default_factory=SelfCorrectionConfig)
     steps: int = 100  # RL steps (one rollout batch + update each)
     prompts_per_step: int = 16  # prompts per step; the batch is prompts_per_step x rollout.n responses
     save_every: int = 25  # checkpoint period in steps (the last step is always saved)
@@ -174,6 +231,34 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.prompts_per_step < 1 or self.save_every < 1:
             raise ConfigError("steps, prompts_per_step and save_every must be >= 1")
+
+
+@dataclasses.dataclass
+class PAVConfig:
+    """``python -m pipeline pav``: Monte Carlo progress labels, then a value head trained on them."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # the policy whose responses are labelled (and the prover, unless progress.prover_model)
+    init: str = ""  # the LM under the value head; empty: the policy
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)  # prompts (train_files) to label
+    progress: ProgressConfig = dataclasses.field(default_factory=lambda: ProgressConfig(mc_rollouts=8))  # segmentation and Monte Carlo settings of the labels
+    prompts: int = 256  # prompts labelled
+    seeds_per_prompt: int = 4  # seed rollouts of the policy per prompt
+    chunk: int = 16  # prompts per labelling batch
+    max_new_tokens: int = 64  # generation budget of seed rollouts and prover continuations
+    temperature: float = 1.0  # seed rollout temperature
+    steps: int = 300  # value-head training steps
+    batch_size: int = 32  # labelled responses per step
+    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr=1e-3, schedule="cosine", warmup_steps=10))
+    heldout_share: float = 0.1  # share of prompts whose labels check the fit
+    verifier_workers: int = 2  # sandboxed verifier processes
+    seed: int = 0  # RNG seed
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    def __post_init__(self) -> None:
+        if min(self.prompts, self.seeds_per_prompt, self.chunk, self.max_new_tokens, self.steps, self.batch_size) < 1:
+            raise ConfigError("pav: prompts, seeds_per_prompt, chunk, max_new_tokens, steps and batch_size must be >= 1")
+        if not 0 < self.heldout_share < 1:
+            raise ConfigError("pav.heldout_share must be between 0 and 1")
 
 
 @dataclasses.dataclass
@@ -225,6 +310,7 @@ class EvalConfig:
     keys: GenerationKeys = dataclasses.field(default_factory=GenerationKeys)
     aggregate: str = "last"  # per-step verifier scores -> one: last / min / product / mean / max
     reward_model: str | None = None  # a sequence-classification model (hub name or path) scoring responses for best-of-N
+    process_verifier: str | None = None  # a PAV model (python -m pipeline pav): step scores, combined by `aggregate`, for best-of-N
     ks: list[int] = dataclasses.field(default_factory=list)  # k values shown in report.md (empty: powers of two and n); report.json has all
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals (0: none)
     confidence: float = 0.95  # confidence level of the intervals
@@ -318,6 +404,7 @@ class DemoConfig:
     evaluate: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(instruction="", bootstrap=1000, generation=RolloutConfig(n=8, temperature=1.0, max_new_tokens=40)))  # models/benchmarks filled in by the demo
 
 
+_MODEL_FIELDS = {"path", "init", "prover_model", "pav_model", "reward_model", "process_verifier"}  # hub name or local dir
 _FILE_ITEM_FIELDS = {"benchmarks", "eval_sets"}  # lists of names or .jsonl/.parquet paths
 _PATH_FIELDS = {"out", "bon_file", "curate_config", "train_files", "heldout_files", "data_dir", "generations", "file", "eval_dir"}
 
@@ -387,6 +474,9 @@ def _build(cls: type[T], data: Any, where: str, base: Path, default: Any = None)
             raise ConfigError(f"{key}: expected {names}, got {value!r}")
         if name in _PATH_FIELDS and isinstance(value, str) and not os.path.isabs(value):
             value = str((base / value).resolve())
+        elif name in _MODEL_FIELDS and isinstance(value, str) and value and not os.path.isabs(value) \
+                and (value.startswith(".") or (base / value).exists()):
+            value = str((base / value).resolve())  # a local model directory; hub names stay as they are
         kwargs[name] = value
     if default is not None:
         return dataclasses.replace(default, **kwargs)
@@ -456,8 +546,11 @@ def reference_markdown(cls, prefix: str = "") -> str:
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], key + ".", default)
                 continue
-            dumped = yaml.safe_dump(default, default_flow_style=True, width=10**6)
-            shown = "`" + dumped.strip().removesuffix("...").strip() + "`"
+            if isinstance(default, str) and "\n" in default:  # one table row: show the escapes
+                shown = "`" + json.dumps(default) + "`"
+            else:
+                dumped = yaml.safe_dump(default, default_flow_style=True, width=10**6)
+                shown = "`" + dumped.strip().removesuffix("...").strip() + "`"
             rows.append(f"| `{key}` | {shown} | {comments.get(f.name, '').replace('|', '/')} |")
 
     walk(cls, prefix)

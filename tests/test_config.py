@@ -27,3 +27,17 @@ def test_overrides_merge_into_nested_sections_and_validate(tmp_path):
         load_config(EvalConfig, None, {"aggregate": "median"})
     with pytest.raises(ConfigError, match=r"generation: unknown key\(s\) \['rollout'\]"):
         load_config(EvalConfig, None, {"generation": {"rollout": 1}})
+
+
+def test_local_model_paths_resolve_against_the_config_file_and_hub_names_stay(tmp_path):
+    from pipeline.config import TrainConfig, load_config
+
+    (tmp_path / "models" / "warm").mkdir(parents=True)
+    (tmp_path / "configs").mkdir()
+    f = tmp_path / "configs" / "t.yaml"
+    f.write_text("model: {path: ../models/warm}\nprogress: {pav_model: ../models/pav}\n")
+    cfg = load_config(TrainConfig, f)
+    assert cfg.model.path == str(tmp_path / "models" / "warm")
+    assert cfg.progress.pav_model == str(tmp_path / "models" / "pav")  # ./ or ../: a path even before it exists
+    f.write_text("model: {path: Qwen/Qwen2.5-Math-1.5B}\n")
+    assert load_config(TrainConfig, f).model.path == "Qwen/Qwen2.5-Math-1.5B"

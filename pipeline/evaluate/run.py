@@ -87,6 +87,14 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
             log(f"--reward-model: its scores replace the file's {cfg.keys.verifier_score!r}")
         for r, s in zip(rows, reward_model_scores(cfg.reward_model, rows, device=cfg.model.device, log=log)):
             r["scores"] = s
+    if cfg.process_verifier:
+        from pipeline.evaluate.metrics import aggregate_score
+        from pipeline.train.pav import process_scores
+
+        if cfg.reward_model or any("scores" in r for r in rows):
+            log(f"--process-verifier: its {cfg.aggregate} step scores replace the other verifier scores")
+        for r, steps in zip(rows, process_scores(cfg.process_verifier, rows, device=cfg.model.device, log=log)):
+            r["scores"] = [aggregate_score(x, cfg.aggregate) if x else 0.0 for x in steps]
     t_gen = time.perf_counter() - t0
 
     v = cfg.verifier
@@ -134,12 +142,12 @@ def _settings(cfg: EvalConfig) -> dict:
     d = to_dict(cfg)
     if cfg.generations:
         return {"generations": cfg.generations, "keys": d["keys"], "aggregate": cfg.aggregate,
-                "reward_model": cfg.reward_model, "verifier": d["verifier"], "bootstrap": cfg.bootstrap}
+                "reward_model": cfg.reward_model, "process_verifier": cfg.process_verifier, "verifier": d["verifier"], "bootstrap": cfg.bootstrap}
     g = d.pop("generation")
     return {"model": cfg.model.path, "benchmarks": cfg.benchmarks, "n": g["n"], "temperature": g["temperature"],
             "top_p": g["top_p"], "max_new_tokens": g["max_new_tokens"], "backend": g["backend"],
             "instruction": cfg.instruction, "system_prompt": cfg.system_prompt, "limit": cfg.limit,
-            "reward_model": cfg.reward_model, "verifier": d["verifier"], "bootstrap": cfg.bootstrap, "seed": cfg.seed}
+            "reward_model": cfg.reward_model, "process_verifier": cfg.process_verifier, "verifier": d["verifier"], "bootstrap": cfg.bootstrap, "seed": cfg.seed}
 
 
 def _write_graded(graded: list[GradedProblem], path: Path) -> None:

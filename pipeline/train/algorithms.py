@@ -123,9 +123,12 @@ def actor_loss(
     response_mask: torch.Tensor,
     entropy: torch.Tensor | None = None,
     ref_log_prob: torch.Tensor | None = None,
+    kl_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """verl's ``ppo_loss`` composition for one micro-batch; ``ac.global_batch_info``
-    must hold the mini-batch totals (see :func:`set_batch_info`). Metrics named in
+    must hold the mini-batch totals (see :func:`set_batch_info`). ``kl_weight`` (B,):
+    per-sequence KL-to-reference weights used instead of ``kl_loss_coef`` (SCoRe's
+    stronger KL on first attempts). Metrics named in
     :data:`SHARE_METRICS` are this micro-batch's share of the mini-batch value."""
     ca = _core()
     mode = ac.loss_agg_mode
@@ -142,10 +145,13 @@ def actor_loss(
         ent = ca.agg_loss(loss_mat=entropy, loss_mask=mask, loss_agg_mode=mode, **gbi)
         loss = loss - ac.entropy_coeff * ent
         metrics["entropy"] = float(ent.detach())
-    if ac.use_kl_loss:
+    if ac.use_kl_loss or kl_weight is not None:
         kld = ca.kl_penalty(logprob=log_prob, ref_logprob=ref_log_prob, kl_penalty=ac.kl_loss_type)
         kl = ca.agg_loss(loss_mat=kld, loss_mask=mask, loss_agg_mode=mode, **gbi)
-        loss = loss + ac.kl_loss_coef * kl
+        if kl_weight is None:
+            loss = loss + ac.kl_loss_coef * kl
+        else:
+            loss = loss + ca.agg_loss(loss_mat=kld * kl_weight[:, None], loss_mask=mask, loss_agg_mode=mode, **gbi)
         metrics["kl"] = float(kl.detach())
     return loss, metrics
 

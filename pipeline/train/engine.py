@@ -34,8 +34,9 @@ from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
 from pipeline.train.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
 from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
+from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, turn_scores
 from pipeline.train.sft import lr_factor
-from rewards.terms import RolloutScores, compose
+from rewards.terms import RolloutScores, compose, solve_rate
 
 
 class PromptSampler:
@@ -88,47 +89,72 @@ class Engine:
     sampler: PromptSampler
     actor_cfg: object = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    progress: object = None  # a ProgressEstimator / PAV predictor when progress rewards are on
+    progress_from_policy: bool = False  # the prover samples the policy: its prompt value is the solve rate
 
 
 def rl_step(e: Engine) -> dict:
     cfg, tok = e.cfg, e.tokenizer
     K, N = cfg.rollout.n, cfg.rollout.max_new_tokens
+    sampling = Sampling(cfg.rollout.temperature, cfg.rollout.top_p, N)
     t0 = time.perf_counter()
 
     # 1. rollouts: K responses for each of this step's prompts
     idx = e.sampler.next(cfg.prompts_per_step)
     prompts = [e.prompts[i] for i in idx]
-    groups = e.rollout.generate(prompts, K, Sampling(cfg.rollout.temperature, cfg.rollout.top_p, N))
+    groups = e.rollout.generate(prompts, K, sampling)
     responses = [r for g in groups for r in g]
     t_gen = time.perf_counter() - t0
 
     # 2. rewards: the verifier's verdict, then the configured reward terms
     texts = tok.batch_decode(responses, skip_special_tokens=True)
     gold = [e.rows[i].ground_truth for i in idx for _ in range(K)]
-    verdicts = e.verifier.verify_batch(texts, gold)
-    eos = set(e.rollout.eos_ids) if hasattr(e.rollout, "eos_ids") else {tok.eos_token_id}
-    scored = RolloutScores(
-        correct=[v.correct for v in verdicts],
-        response_length=[len(r) for r in responses],
-        group=np.repeat(np.asarray(idx), K),
-        group_size=K,
-        max_response_length=N,
-        truncated=[not r or r[-1] not in eos for r in responses],
-    )
+    scored = _score(e, responses, texts, gold, np.repeat(np.asarray(idx), K))
     reward, parts = compose(scored, cfg.reward.terms)
+    flat_prompts = [p for p in prompts for _ in range(K)]
+    seq_prompts, seq_responses, seq_groups = flat_prompts, responses, scored.group
+    kl_weight, extra = None, {}
+
+    # 2a. self-correction: a second attempt after the instruction; both attempts are trained
+    if cfg.self_correction.enabled:
+        sc = cfg.self_correction
+        t1 = time.perf_counter()
+        second = [second_attempt_prompt(tok, e.rows[i].messages, t, sc.instruction)
+                  for i, t in zip(np.repeat(np.asarray(idx), K), texts)]
+        responses2 = [g[0] for g in e.rollout.generate(second, 1, sampling)]
+        t_gen += time.perf_counter() - t1
+        scored2 = _score(e, responses2, tok.batch_decode(responses2, skip_special_tokens=True), gold, scored.group)
+        reward2, _ = compose(scored2, cfg.reward.terms)
+        reward, reward2 = turn_scores(sc, reward, reward2, scored.correct, scored2.correct)
+        seq_prompts, seq_responses = flat_prompts + second, responses + responses2
+        seq_groups = np.concatenate([scored.group, scored.group + len(e.rows)])  # each attempt grouped on its own
+        reward = np.concatenate([reward, reward2])
+        w = kl_weights(sc, cfg.algorithm.kl_coef, len(responses), len(responses2))
+        kl_weight = torch.as_tensor(w, dtype=torch.float32, device=e.device) if w is not None else None
+        extra.update(attempt_metrics(scored.correct, scored2.correct))
+        extra["response_length_t2"] = float(scored2.response_length.mean())
+    batch = make_batch(seq_prompts, seq_responses, tok.pad_token_id).to(e.device)
+
+    # 2b. process rewards: the prover's progress on each step of the (first) attempt, on the step's tokens
+    bonus = None
+    if e.progress is not None:
+        known_start = solve_rate(scored) if e.progress_from_policy else None
+        pr = e.progress.estimate(flat_prompts, responses, gold, outcomes=scored.correct, start_success=known_start)
+        bonus = torch.zeros_like(batch.response_mask)
+        bonus[: len(responses)] = torch.as_tensor(pr.bonus(batch.response_mask.shape[1], cfg.progress.alpha)).to(e.device)
+        extra.update(pr.summary())
 
     # 3. advantages (verl's estimator), per token
-    batch = make_batch([p for p in prompts for _ in range(K)], responses, tok.pad_token_id).to(e.device)
-    adv = algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, scored.group)
+    adv = algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups, token_bonus=bonus)
 
     # 4-5. old/reference log-probs and the policy update
-    update = update_policy(e, batch, adv)
+    update = update_policy(e, batch, adv, kl_weight)
     e.scheduler.step()
     e.rollout.sync_weights(e.model)
 
     correct = scored.correct.astype(float)
     by_group = correct.reshape(-1, K).mean(1)
-    gen_tokens = int(scored.response_length.sum())
+    gen_tokens = int(sum(len(r) for r in seq_responses))
     return {
         "reward": float(reward.mean()),
         "acc": float(correct.mean()),
@@ -138,6 +164,7 @@ def rl_step(e: Engine) -> dict:
         "response_length_max": int(scored.response_length.max()),
         "truncated": float(scored.truncated.mean()),
         **update,
+        **extra,
         "lr": e.scheduler.get_last_lr()[0],
         "step_time": time.perf_counter() - t0,
         "gen_time": t_gen,
@@ -145,8 +172,23 @@ def rl_step(e: Engine) -> dict:
     }
 
 
-def update_policy(e: Engine, batch, adv: torch.Tensor) -> dict:
-    """PPO-style epochs over the step's rollouts, mini-batches, micro-batch accumulation."""
+def _score(e: Engine, responses, texts, gold, group) -> RolloutScores:
+    """The verifier's verdicts and the lengths the reward terms look at."""
+    verdicts = e.verifier.verify_batch(texts, gold)
+    eos = set(e.rollout.eos_ids) if hasattr(e.rollout, "eos_ids") else {e.tokenizer.eos_token_id}
+    return RolloutScores(
+        correct=[v.correct for v in verdicts],
+        response_length=[len(r) for r in responses],
+        group=group,
+        group_size=e.cfg.rollout.n,
+        max_response_length=e.cfg.rollout.max_new_tokens,
+        truncated=[not r or r[-1] not in eos for r in responses],
+    )
+
+
+def update_policy(e: Engine, batch, adv: torch.Tensor, kl_weight: torch.Tensor | None = None) -> dict:
+    """PPO-style epochs over the step's rollouts, mini-batches, micro-batch accumulation.
+    ``kl_weight``: per-sequence KL-to-reference weights replacing ``kl_coef``."""
     cfg = e.cfg.algorithm
     ac = e.actor_cfg
     B = len(batch)
@@ -178,6 +220,7 @@ def update_policy(e: Engine, batch, adv: torch.Tensor) -> dict:
                     old_log_prob=old_logp[micro] if old_logp is not None else logp.detach(),
                     advantages=adv[micro], response_mask=sub.response_mask, entropy=ent,
                     ref_log_prob=ref_logp[micro] if ref_logp is not None else None,
+                    kl_weight=kl_weight[micro] if kl_weight is not None else None,
                 )
                 loss.backward()
                 w = float(sub.response_mask.sum())
@@ -207,8 +250,32 @@ def _evaluate(e: Engine, heldout: list[RLRow], step: int) -> dict:
     # a private RNG stream: evaluating never changes what training samples next
     r = heldout_accuracy(e.model, e.tokenizer, heldout, e.verifier, samples=cfg.heldout_samples,
                          temperature=cfg.heldout_temperature, max_new_tokens=cfg.rollout.max_new_tokens,
-                         rollout=HFRollout(e.model, e.tokenizer, cfg.rollout.max_batch), seed=eval_seed(cfg.seed, step))
-    return {"heldout_acc": r["acc"], "heldout_length": r["mean_tokens"]}
+                         rollout=HFRollout(e.model, e.tokenizer, cfg.rollout.max_batch), seed=eval_seed(cfg.seed, step),
+                         second_instruction=cfg.self_correction.instruction if cfg.self_correction.enabled else None)
+    out = {"heldout_acc": r["acc"], "heldout_length": r["mean_tokens"]}
+    out.update({f"heldout_{k}": v for k, v in r.items() if k.startswith(("acc_t", "delta"))})
+    return out
+
+
+def _progress_source(cfg: TrainConfig, tok, rollout, verifier, device):
+    """What estimates step values: a trained PAV model, or Monte Carlo rollouts of the
+    prover (a fixed model, or the policy being trained). Returns (estimator, whether
+    the prover is the policy)."""
+    from pipeline.train.progress import ProgressEstimator
+
+    pc = cfg.progress
+    if pc.pav_model:
+        from pipeline.train.pav import PAVPredictor
+
+        return PAVPredictor.load(pc.pav_model, cfg.progress, tokenizer=tok, device=str(device)), False
+    prover, from_policy = rollout, True
+    if pc.prover_model:
+        pm, ptok = load_policy(pc.prover_model, device=str(device), dtype=cfg.model.dtype)
+        if ptok.get_vocab() != tok.get_vocab():
+            raise ConfigError(f"progress.prover_model {pc.prover_model!r} has another tokenizer than the policy")
+        prover, from_policy = HFRollout(pm.eval().requires_grad_(False), ptok, cfg.rollout.max_batch), False
+    est = ProgressEstimator(pc, tok, prover, verifier, max_new_tokens=cfg.rollout.max_new_tokens, top_p=cfg.rollout.top_p)
+    return est, from_policy
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -243,7 +310,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     model, tok = load_policy(cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device, dtype=cfg.model.dtype)
     device = next(model.parameters()).device
     ref = None
-    if cfg.algorithm.kl_coef > 0:
+    sc = cfg.self_correction
+    if cfg.algorithm.kl_coef > 0 or (sc.enabled and sc.stage == 1 and sc.first_attempt_kl > 0):
         ref = copy.deepcopy(model).eval().requires_grad_(False)
     rows = read_rl_rows(cfg.data.train_files)
     prompts = [encode_prompt(tok, r.messages) for r in rows]
@@ -287,6 +355,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     with Verifier(workers=vcfg.workers, timeout=vcfg.timeout, mode=vcfg.mode) as verifier:
         e = Engine(cfg, model, tok, ref, optimizer, scheduler, rollout, verifier, rows, prompts, sampler,
                    algorithms.actor_config(cfg.algorithm, cfg.rollout.n), device)
+        if cfg.progress.enabled:
+            e.progress, e.progress_from_policy = _progress_source(cfg, tok, rollout, verifier, device)
         if start == 0 and heldout:
             m0 = _evaluate(e, heldout, 0)
             metrics.log(0, m0)

@@ -35,17 +35,22 @@ def heldout_accuracy(
     max_new_tokens: int = 64,
     rollout: Rollout | None = None,
     seed: int | None = None,
+    second_instruction: str | None = None,
 ) -> dict:
     """``{"acc", "n", "mean_tokens"}`` over ``rows`` (``samples`` draws each).
 
     With ``seed``, sampling draws from a private RNG stream seeded with it: the
     measurement is reproducible and leaves the caller's RNG state untouched.
+    With ``second_instruction``, each response gets a second attempt after it
+    (self-correction) and the result adds ``acc_t1``, ``acc_t2``, ``delta_t1_t2``,
+    ``delta_i2c`` and ``delta_c2i``.
     """
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return heldout_accuracy(model, tokenizer, rows, verifier, samples=samples, temperature=temperature,
-                                    max_new_tokens=max_new_tokens, rollout=rollout)
+                                    max_new_tokens=max_new_tokens, rollout=rollout,
+                                    second_instruction=second_instruction)
     if not rows:
         return {"acc": None, "n": 0, "mean_tokens": None}
     n = 1 if temperature == 0 else samples
@@ -57,4 +62,13 @@ def heldout_accuracy(
     verdicts = verifier.verify_batch(texts, gold)
     correct = sum(v.correct for v in verdicts)
     tokens = sum(len(t) for g in groups for t in g)
-    return {"acc": correct / len(verdicts), "n": len(verdicts), "mean_tokens": tokens / len(verdicts)}
+    out = {"acc": correct / len(verdicts), "n": len(verdicts), "mean_tokens": tokens / len(verdicts)}
+    if second_instruction:
+        from pipeline.train.self_correction import attempt_metrics, second_attempt_prompt
+
+        second = [second_attempt_prompt(tokenizer, r.messages, t, second_instruction)
+                  for r, t in zip((r for r in rows for _ in range(n)), texts)]
+        seconds = [g[0] for g in rollout.generate(second, 1, Sampling(temperature=temperature, max_new_tokens=max_new_tokens))]
+        v2 = verifier.verify_batch(tokenizer.batch_decode(seconds, skip_special_tokens=True), gold)
+        out.update(attempt_metrics([v.correct for v in verdicts], [v.correct for v in v2]))
+    return out

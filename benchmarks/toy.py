@@ -1,0 +1,64 @@
+"""Shared pieces of the toy-scale reward benchmarks (alp.py, progress.py,
+self_correction.py): warm-up, a GRPO config from it, and curve plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+
+def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max_new_tokens: int, threads: int = 2,
+            size: str = "tiny") -> Path:
+    """Warm a tiny Llama up on the worked solutions; reuses ``root/warmup/model`` if present."""
+    from pipeline.config import DataConfig, WarmupConfig
+    from pipeline.train.sft import run_warmup
+
+    model = root / "warmup" / "model"
+    if not (model / "config.json").is_file():
+        run_warmup(WarmupConfig(data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)]),
+                                tiny_size=size, steps=steps, batch_size=32, max_new_tokens=max_new_tokens,
+                                threads=threads),
+                   root / "warmup", progress=False, log=lambda m: None)
+    return model
+
+
+def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int, lr: float, heldout_file=None,
+              eval_every: int = 0, norm_adv_by_std: bool = True, **over):
+    """The benchmarks' GRPO config: 16 prompts x 8 samples per step, 2 threads."""
+    from pipeline.config import AlgorithmConfig, DataConfig, ModelConfig, OptimConfig, RolloutConfig, TrainConfig
+
+    cfg = TrainConfig(
+        model=ModelConfig(path=str(model), device="cpu"),
+        data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)] if heldout_file else []),
+        rollout=RolloutConfig(n=8, temperature=1.0, max_new_tokens=max_new_tokens),
+        algorithm=AlgorithmConfig(norm_adv_by_std=norm_adv_by_std),
+        optim=OptimConfig(lr=lr), steps=steps, prompts_per_step=16, save_every=steps, threads=2,
+        eval_every=eval_every, heldout_samples=4,
+    )
+    return dataclasses.replace(cfg, **over)
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+
+
+def plot(curves: dict[str, list[tuple[float, float]]], path: Path, *, xlabel: str, ylabel: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, pts in curves.items():
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,161 @@
+"""Monte Carlo progress estimation: the prover's success before and after each step.
+
+For every response, :class:`ProgressEstimator` cuts it into steps
+(:func:`rewards.progress.step_ends`), then estimates the prover's value at each
+step boundary by sampling ``mc_rollouts`` prover continuations from the prefix
+and verifying them:
+
+* ``continue`` (PAV): the prover completes the solution from the prefix;
+* ``answer_now`` (MRT): ``answer_now_text`` is appended and the prover must
+  answer within ``answer_tokens``.
+
+The value before the first step and after the last need no sampling when they
+are known: the policy's group solve rate (when the prover is the policy) and the
+response's own outcome. Identical prefixes (responses that begin alike) are
+sampled once. A best-of-K prover's value is ``1 - (1 - q)^K``.
+
+The same estimator labels data for the PAV model (:mod:`pipeline.train.pav`),
+which then predicts the values in one forward pass instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.config import ProgressConfig
+from pipeline.train.rollout import Sampling
+from rewards.progress import best_of_k, progress_bonus, step_ends, step_progress, token_step_ends
+
+
+@dataclass
+class ProgressResult:
+    """Per response: token step ends, the H+1 prover values, the H progress values."""
+
+    ends: list[list[int]]
+    values: list[np.ndarray]
+    mc_rollouts: int = 0  # prover continuations sampled
+    mc_tokens: int = 0  # tokens they generated
+    prefixes: int = 0  # distinct prefixes sampled from
+    seconds: float = 0.0
+    progress: list[np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.progress = [step_progress(v) for v in self.values]
+
+    def bonus(self, width: int, alpha: float) -> np.ndarray:
+        """(B, width) per-token bonus: ``alpha * progress_h`` on step h's tokens."""
+        return np.stack([progress_bonus(e, p, width, alpha) for e, p in zip(self.ends, self.progress)]) \
+            if self.ends else np.zeros((0, width), dtype=np.float32)
+
+    def summary(self) -> dict:
+        flat = np.concatenate(self.progress) if self.progress else np.zeros(0)
+        return {
+            "progress/mean": float(flat.mean()) if flat.size else 0.0,
+            "progress/negative": float((flat < 0).mean()) if flat.size else 0.0,
+            "progress/steps": float(np.mean([len(e) for e in self.ends])) if self.ends else 0.0,
+            "progress/mc_rollouts": self.mc_rollouts,
+            "progress/mc_tokens": self.mc_tokens,
+            "progress/time": self.seconds,
+        }
+
+
+class TokenPieces:
+    """Each token id's text, cached: character offsets of a token sequence."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self._cache: dict[int, str] = {}
+
+    def __call__(self, ids: Sequence[int]) -> list[str]:
+        missing = sorted({int(i) for i in ids} - self._cache.keys())
+        if missing:
+            for i, text in zip(missing, self.tok.batch_decode([[i] for i in missing], skip_special_tokens=True)):
+                self._cache[i] = text
+        return [self._cache[int(i)] for i in ids]
+
+
+class StepSegmenter:
+    """Token step ends of a response, by the config's split rule."""
+
+    def __init__(self, cfg: ProgressConfig, tokenizer):
+        self.cfg = cfg
+        self.pieces = TokenPieces(tokenizer)
+
+    def __call__(self, response: Sequence[int]) -> list[int]:
+        pieces = self.pieces(response)
+        c = self.cfg
+        chars = step_ends("".join(pieces), c.split, markers=c.markers, max_steps=c.max_steps)
+        return token_step_ends(pieces, chars)
+
+
+class ProgressEstimator:
+    """Monte Carlo estimates of a prover's success at every step boundary."""
+
+    def __init__(self, cfg: ProgressConfig, tokenizer, prover_rollout, verifier, *, max_new_tokens: int,
+                 top_p: float = 1.0):
+        self.cfg = cfg
+        self.tok = tokenizer
+        self.rollout = prover_rollout
+        self.verifier = verifier
+        self.budget = max_new_tokens
+        self.top_p = top_p
+        self.segment = StepSegmenter(cfg, tokenizer)
+        self.forced = tokenizer(cfg.answer_now_text, add_special_tokens=False)["input_ids"] \
+            if cfg.mode == "answer_now" else []
+
+    def estimate(self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], gold: Sequence[str], *,
+                 outcomes: Sequence[bool] | None = None, start_success: Sequence[float] | None = None) -> ProgressResult:
+        """Values at every step boundary of every response.
+
+        ``outcomes``: the responses' verdicts, used as the value after the last
+        step (``continue`` mode). ``start_success``: the prover's single-draw
+        success on the bare prompt when already known (the group solve rate when
+        the prover is the sampled policy); otherwise it is sampled too.
+        """
+        t0 = time.perf_counter()
+        c = self.cfg
+        ends = [self.segment(r) for r in responses]
+        if outcomes is None:
+            texts = self.tok.batch_decode([list(r) for r in responses], skip_special_tokens=True)
+            outcomes = [v.correct for v in self.verifier.verify_batch(texts, list(gold))]
+        # boundaries to sample, keyed by prefix: responses that begin alike share the estimate
+        need: dict[tuple, list[tuple[int, int]]] = {}
+        for i, e in enumerate(ends):
+            for h, cut in enumerate([0, *e][:-1]):  # after the last step the outcome is known
+                if h == 0 and start_success is not None and c.mode == "continue":
+                    continue
+                need.setdefault((tuple(prompts[i]), tuple(responses[i][:cut]), gold[i]), []).append((i, h))
+        success: dict[tuple[int, int], float] = {}
+        mc_tokens = 0
+        if need:
+            order = list(need)
+            inputs = [list(p) + list(r) + self.forced for p, r, _ in order]
+            room = [c.answer_tokens if c.mode == "answer_now" else max(1, self.budget - len(r)) for _, r, _ in order]
+            groups = self.rollout.generate(inputs, c.mc_rollouts, Sampling(c.temperature, self.top_p, max(room)))
+            texts, golds = [], []
+            for (_, r, g), conts, limit in zip(order, groups, room):
+                for cont in conts:
+                    cont = list(cont)[:limit]  # the policy's own budget, not the batch's longest
+                    mc_tokens += len(cont)
+                    texts.append(self.tok.decode(list(r) + self.forced + cont, skip_special_tokens=True))
+                    golds.append(g)
+            verdicts = self.verifier.verify_batch(texts, golds)
+            M = c.mc_rollouts
+            for j, key in enumerate(order):
+                q = float(np.mean([v.correct for v in verdicts[j * M:(j + 1) * M]]))
+                for ih in need[key]:
+                    success[ih] = q
+        values = []
+        for i, e in enumerate(ends):
+            if not e:
+                values.append(np.zeros(1))
+                continue
+            q = [success.get((i, h), start_success[i] if h == 0 and start_success is not None else None)
+                 for h in range(len(e))] + [float(outcomes[i])]
+            values.append(best_of_k(np.asarray(q, dtype=float), c.prover_k))
+        return ProgressResult(ends, values, mc_rollouts=len(need) * c.mc_rollouts, mc_tokens=mc_tokens,
+                              prefixes=len(need), seconds=time.perf_counter() - t0)

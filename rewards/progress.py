@@ -1,0 +1,102 @@
+"""Progress-based process rewards (PAV, "Rewarding Progress"; MRT): the pure part.
+
+A response is cut into steps; a prover policy mu's probability of eventually
+answering correctly is estimated before and after each step; a step's *progress*
+is the change::
+
+    progress_h = V_mu(x, a_1..a_h) - V_mu(x, a_1..a_{h-1})
+
+and the training signal on step h's tokens is the outcome advantage plus
+``alpha * progress_h`` (a per-token advantage). This module holds what needs no
+model: step segmentation (lines, or MRT's episodes at "Wait"-style markers),
+mapping character cuts onto tokens, the best-of-K prover transform, and laying
+progress onto tokens. The Monte Carlo estimation of V (which samples from the
+prover) is in :mod:`pipeline.train.progress`; a learned predictor of V (the PAV
+model) in :mod:`pipeline.train.pav`. Both engines use these functions.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+
+# MRT's episode openers (a new episode starts at a paragraph beginning with one)
+EPISODE_MARKERS = (
+    "Wait", "But wait", "Alternatively", "Is there another way to think about this?",
+    "But let me double-check", "But hold on",
+)
+SPLITS = ("lines", "episodes")
+
+
+def step_ends(text: str, split: str = "lines", *, markers: Sequence[str] = EPISODE_MARKERS,
+              max_steps: int | None = None, min_gap: int = 2) -> list[int]:
+    """Character offsets where each step of ``text`` ends (the last is ``len(text)``).
+
+    ``lines``: a step is a line; its newline belongs to it, and blank lines join
+    the step before them. ``episodes`` (MRT): paragraphs split on blank lines, and
+    a new episode starts at a paragraph opening with one of ``markers``, unless
+    the previous cut is ``min_gap`` paragraphs back or fewer. With ``max_steps``,
+    steps past the limit join the last one. Empty text has no steps.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    if not text:
+        return []
+    if split == "lines":
+        cuts = [m.end() for m in re.finditer(r"\n+", text)]
+    else:
+        paragraph_starts = [0] + [m.end() for m in re.finditer(r"\n\s*\n", text)]
+        cuts, last_cut = [], 0
+        opener = tuple(markers)
+        for i, start in enumerate(paragraph_starts[1:], 1):
+            if text[start:].lstrip().startswith(opener) and i - last_cut > min_gap:
+                cuts.append(start)
+                last_cut = i
+    cuts = [c for c in cuts if 0 < c < len(text)]
+    if max_steps is not None and len(cuts) >= max_steps:
+        cuts = cuts[: max(0, max_steps - 1)]
+    return cuts + [len(text)]
+
+
+def token_step_ends(pieces: Sequence[str], char_ends: Sequence[int]) -> list[int]:
+    """Map character step ends onto token counts: step h is tokens
+    ``[ends[h-1], ends[h])``. ``pieces`` are the tokens' texts, in order; a step
+    ends after the token holding its last character. Steps that would be empty
+    (two cuts inside one token) are merged."""
+    offsets = np.cumsum([len(p) for p in pieces]) if len(pieces) else np.zeros(0, dtype=int)
+    out: list[int] = []
+    for c in char_ends:
+        t = int(np.searchsorted(offsets, c, side="left")) + 1  # tokens needed to cover c characters
+        t = min(t, len(pieces))
+        if t > (out[-1] if out else 0):
+            out.append(t)
+    if out:
+        out[-1] = len(pieces)  # trailing tokens with no text (EOS) join the last step
+    return out
+
+
+def best_of_k(success: np.ndarray | float, k: int) -> np.ndarray:
+    """Success probability of the best-of-K prover (K draws, the verifier picks a
+    correct one if any) from the single-draw success probability."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    return 1.0 - (1.0 - np.asarray(success, dtype=float)) ** k
+
+
+def step_progress(values: Sequence[float]) -> np.ndarray:
+    """``values`` = V before the first step, then after each step (H+1 numbers);
+    returns the H per-step progress values."""
+    v = np.asarray(values, dtype=float)
+    return np.diff(v)
+
+
+def progress_bonus(ends: Sequence[int], progress: Sequence[float], width: int, alpha: float = 1.0) -> np.ndarray:
+    """Per-token bonus (``width`` wide): ``alpha * progress_h`` on step h's tokens."""
+    out = np.zeros(width, dtype=np.float32)
+    start = 0
+    for end, p in zip(ends, progress):
+        out[start:min(end, width)] = alpha * p
+        start = end
+    return out

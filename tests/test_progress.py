@@ -1,0 +1,183 @@
+"""Progress-based process rewards: segmentation, token mapping, Monte Carlo values on
+constructed traces (a correct trace gains on every step; the step that introduces
+an error loses), and the engine's per-token bonus."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from data.synthetic import flawed_steps, latex_number, make_problem, solution_text
+from pipeline.config import ProgressConfig
+from pipeline.train.progress import ProgressEstimator, TokenPieces
+from rewards.progress import best_of_k, progress_bonus, step_ends, step_progress, token_step_ends
+from tests.arithmetic_prover import ArithmeticProver
+
+
+def test_lines_split_keeps_newlines_with_their_step_and_joins_blank_lines():
+    text = "a = 1\nb = 2\n\nc = 3"
+    ends = step_ends(text, "lines")
+    assert ends == [6, 13, 18]
+    assert [text[s:e] for s, e in zip([0] + ends, ends)] == ["a = 1\n", "b = 2\n\n", "c = 3"]
+    assert step_ends("", "lines") == []
+    assert step_ends("no newline", "lines") == [10]
+    assert step_ends("one\n", "lines") == [4]
+
+
+def test_max_steps_joins_the_tail_into_the_last_step():
+    text = "1\n2\n3\n4\n5"
+    assert step_ends(text, "lines", max_steps=3) == [2, 4, 9]
+    assert step_ends(text, "lines", max_steps=1) == [9]
+
+
+def test_episodes_start_at_markers_but_not_right_after_another_cut():
+    paras = ["Let x = 2.", "So y = 4.", "Then z = 6.", "Wait, check y.", "Alternatively, z = 3x.", "Done.",
+             "Still going.", "But wait, one more."]
+    text = "\n\n".join(paras)
+    ends = step_ends(text, "episodes")
+    starts = [0] + ends[:-1]
+    pieces = [text[s:e].strip() for s, e in zip(starts, ends)]
+    # "Wait" opens episode 2; "Alternatively" is one paragraph later (<= 2 back): ignored;
+    # "But wait" is 4 paragraphs after the last cut: a new episode
+    assert [p.split("\n\n")[0] for p in pieces] == ["Let x = 2.", "Wait, check y.", "But wait, one more."]
+    assert step_ends("Wait at the very start.\n\nmore", "episodes") == [len("Wait at the very start.\n\nmore")]
+    with pytest.raises(ValueError, match="split"):
+        step_ends(text, "sentences")
+
+
+def test_token_step_ends_cover_each_step_with_the_token_holding_its_last_character():
+    pieces = ["1 ", "+ 2", " = 3\n", "The", " answer\n", "<eos>"[:0]]
+    text = "".join(pieces)
+    chars = step_ends(text, "lines")
+    assert token_step_ends(pieces, chars) == [3, 6]  # the empty EOS piece joins the last step
+    # a newline in the middle of a token: the step ends after that token, and a
+    # second cut inside the same token does not make an empty step
+    assert token_step_ends(["a\nb\nc", "d"], step_ends("a\nb\ncd", "lines")) == [1, 2]
+
+
+def test_best_of_k_and_progress_bonus():
+    assert best_of_k(0.5, 1) == pytest.approx(0.5)
+    assert best_of_k(0.5, 3) == pytest.approx(0.875)
+    assert best_of_k(np.array([0.0, 1.0]), 8).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError):
+        best_of_k(0.5, 0)
+    prog = step_progress([0.2, 0.5, 0.0, 0.0])
+    np.testing.assert_allclose(prog, [0.3, -0.5, 0.0])
+    bonus = progress_bonus([2, 5, 6], prog, width=8, alpha=2.0)
+    np.testing.assert_allclose(bonus, [0.6, 0.6, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def tok(task_files):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(task_files["model"])
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    from rewards.verifier import Verifier
+
+    with Verifier(workers=1, timeout=5.0) as v:
+        yield v
+
+
+def _traces(tok, seed=3):
+    """Constructed responses to one 3-step problem: the right solution, and one
+    whose second step slips (later steps carry the wrong value on correctly)."""
+    from pipeline.train.policy import encode_prompt
+
+    rng = random.Random(seed)
+    p = make_problem(rng, steps=3, max_operand=9, ops=("+", "-"))
+    while True:
+        bad, lines, value = flawed_steps(p, rng)
+        if bad == 1:
+            break
+    good = solution_text(p)
+    flawed = "\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."])
+    prompt = encode_prompt(tok, [{"role": "user", "content": p.question}])
+    enc = lambda t: tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]  # noqa: E731
+    return p, prompt, enc(good), enc(flawed)
+
+
+def test_monte_carlo_progress_is_positive_on_right_steps_and_negative_on_the_slip(tok, verifier):
+    p, prompt, good, flawed = _traces(tok)
+    cfg = ProgressConfig(enabled=True, mc_rollouts=64, prover_k=1)
+    slip = 0.25
+    est = ProgressEstimator(cfg, tok, ArithmeticProver(tok, slip=slip, seed=0), verifier, max_new_tokens=96)
+    res = est.estimate([prompt, prompt], [good, flawed], [p.answer, p.answer])
+    assert [len(e) for e in res.ends] == [4, 4]  # three computation lines and the answer line
+    g, f = res.values
+    # the right trace: each correct step raises the prover's chance, towards (1 - slip) ** remaining
+    np.testing.assert_allclose(g[:4], [(1 - slip) ** r for r in (3, 2, 1, 0)], atol=0.17)
+    assert g[-1] == 1.0 and all(x > 0 for x in res.progress[0][:3])
+    # the flawed trace: step 1 is fine, step 2 slips (progress about -(1 - slip)), the rest is about flat at 0
+    assert res.progress[1][0] > 0
+    assert res.progress[1][1] < -0.5 and np.argmin(res.progress[1]) == 1
+    np.testing.assert_allclose(res.progress[1][2:], 0.0, atol=0.1)  # a later slip can undo the first
+    assert f[-1] == 0.0
+    # the shared prefix (prompt + first line) was sampled once for both traces
+    assert res.prefixes == 1 + 1 + 2 + 2 and res.mc_rollouts == 64 * res.prefixes
+    # the bonus sits on the slipping step's tokens only
+    bonus = res.bonus(len(flawed), alpha=1.0)[1]
+    e = res.ends[1]
+    np.testing.assert_allclose(bonus[e[0]:e[1]], res.progress[1][1])
+    assert (bonus[e[0]:e[1]] < -0.5).all() and (np.abs(bonus[e[1]:]) < 0.1).all()
+
+
+def test_best_of_k_prover_and_known_start_value(tok, verifier):
+    p, prompt, good, _ = _traces(tok, seed=5)
+    cfg = ProgressConfig(enabled=True, mc_rollouts=32, prover_k=4)
+    prover = ArithmeticProver(tok, slip=0.5, seed=1)
+    est = ProgressEstimator(cfg, tok, prover, verifier, max_new_tokens=96)
+    res = est.estimate([prompt], [good], [p.answer], outcomes=[True], start_success=[0.25])
+    assert res.values[0][0] == pytest.approx(1 - 0.75 ** 4)  # the known start value, not sampled
+    assert res.prefixes == 3  # after steps 1, 2, 3; before step 1 and after the answer are known
+    # best-of-4 of a 50% prover after two right steps (one step left): 1 - 0.5**4
+    assert res.values[0][2] == pytest.approx(1 - 0.5 ** 4, abs=0.1)
+
+
+def test_answer_now_mode_credits_the_step_that_computes_the_answer(tok, verifier):
+    p, prompt, good, flawed = _traces(tok)
+    cfg = ProgressConfig(enabled=True, mode="answer_now", mc_rollouts=4, prover_k=1)
+    est = ProgressEstimator(cfg, tok, ArithmeticProver(tok, slip=0.0), verifier, max_new_tokens=96)
+    res = est.estimate([prompt, prompt], [good, flawed], [p.answer, p.answer])
+    # forced to answer, the prover states the last value written: right only once the last step is done
+    np.testing.assert_allclose(res.values[0], [0, 0, 0, 1, 1])
+    np.testing.assert_allclose(res.progress[0], [0, 0, 1, 0])
+    np.testing.assert_allclose(res.values[1], 0.0)
+    assert res.prefixes == 4 + 2  # the flawed trace shares the bare prompt and its first line
+
+
+def test_token_pieces_rebuild_the_decoded_text(tok):
+    ids = tok("12 + 3 = 15\nThe answer is \\boxed{15}.", add_special_tokens=False)["input_ids"]
+    assert "".join(TokenPieces(tok)(ids)) == tok.decode(ids)
+
+
+def test_config_rejects_bad_progress_settings():
+    from pipeline.config import ConfigError
+
+    for bad in ({"split": "words"}, {"mode": "later"}, {"mc_rollouts": 0}, {"temperature": 0.0}):
+        with pytest.raises(ConfigError):
+            ProgressConfig(**bad)
+
+
+def test_engine_adds_progress_on_step_tokens_and_reports_its_cost(task_files, tmp_path):
+    import json
+
+    from pipeline.config import TrainConfig, load_config
+    from pipeline.train.engine import train
+    from tests.test_train import write_train_config
+
+    over = {"progress": {"enabled": True, "mc_rollouts": 2, "alpha": 0.5}, "steps": 2, "eval_every": 0,
+            "data": {"heldout_files": []}}
+    cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
+    train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    # the policy is the prover: every step prefix but the first (solve rate) and the last (outcome) is sampled
+    assert last["progress/mc_rollouts"] > 0 and last["progress/mc_rollouts"] % 2 == 0
+    assert last["progress/steps"] >= 1 and last["progress/time"] > 0
+    assert "progress/mean" in last and 0 <= last["progress/negative"] <= 1
