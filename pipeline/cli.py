@@ -8,6 +8,7 @@
     python -m pipeline evaluate  --generations gens.jsonl --response-key response --answer-key gt --out runs/bon
     python -m pipeline compare   runs/eval_a runs/eval_b
     python -m pipeline curate    --config configs/curate/shared.yaml --out runs/curated
+    python -m pipeline submit    --config configs/pipeline/demo.yaml [--dry-run]   # every stage as Slurm jobs
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--engine", choices=["local", "verl"], default="local",
+                   help="local: this single-process engine (default); verl: verl's trainer on a Ray cluster (not built yet)")
     pv = sub.add_parser(
         "pav",
         help="train a process verifier (PAV): Monte Carlo progress labels, then a value head",
@@ -123,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=_positive_int, help="verifier worker processes")
     e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e.add_argument("--array-task", type=int, help="Slurm array task: only this benchmark (with --shards: this shard "
+                   "of one), into OUT/shards/<benchmark>[.<shard>]; slurm/evaluate.sbatch passes $SLURM_ARRAY_TASK_ID")
+    e.add_argument("--shards", type=_positive_int, default=1, help="with --array-task: array tasks per benchmark")
+    e.add_argument("--merge", action="store_true", help="one report in OUT from the finished OUT/shards/* of an "
+                   "array run (no model is loaded)")
 
     cu = sub.add_parser(
         "curate",
@@ -136,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--config", required=True, help="curation config YAML (see CurateConfig in pipeline/config.py)")
     cu.add_argument("--out", required=True, help="output directory")
     cu.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sb = sub.add_parser(
+        "submit",
+        help="submit a pipeline's stages to Slurm, chained with --dependency=afterok",
+        description="Load a pipeline config (see PipelineConfig in pipeline/slurm.py), resolve and check every stage's "
+        "config, write them to OUT/configs/, submit one sbatch job per stage (an evaluate stage: a job array and a "
+        "merge job), each waiting for the ones before it, and print `<stage> <job id>` per job.",
+        epilog="example: python -m pipeline submit --config configs/pipeline/demo.yaml --dry-run",
+    )
+    sb.add_argument("--config", required=True, help="pipeline config YAML (configs/pipeline/*.yaml)")
+    sb.add_argument("--out", help="output directory (default: the config's `out`)")
+    sb.add_argument("--dry-run", action="store_true", help="print the sbatch commands, one per line; submit and write nothing")
+    sb.add_argument("--sbatch", metavar="OPTIONS", help="sbatch options added to every job, last (so they win), e.g. "
+                    "--sbatch='--partition=debug --gres=none'")
 
     c = sub.add_parser(
         "compare",
@@ -208,6 +230,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.config import TrainConfig, load_config
     from pipeline.train.engine import train
 
+    if args.engine == "verl":
+        raise ConfigError("the verl engine is not built yet (multi-node training on Ray has its own issue); "
+                          "use --engine local")
     summary = train(load_config(TrainConfig, args.config), args.out, resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
     return 0
@@ -267,7 +292,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.no_plots:
         put("plots", False)
     cfg = load_config(EvalConfig, args.config, o)
-    evaluate(cfg, args.out, progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.merge or args.array_task is not None:  # a Slurm array's task or its merge step
+        from pipeline.slurm import eval_task, merge_eval
+
+        if args.merge and args.array_task is not None:
+            raise ConfigError("--merge and --array-task: choose one")
+        if args.merge:
+            merge_eval(cfg, args.out, progress=not args.no_progress, log=log)
+        else:
+            eval_task(cfg, args.out, args.array_task, args.shards, progress=not args.no_progress, log=log)
+        return 0
+    evaluate(cfg, args.out, progress=not args.no_progress, log=log)
     return 0
 
 
@@ -278,6 +314,12 @@ def cmd_curate(args: argparse.Namespace) -> int:
     curate(load_config(CurateConfig, args.config), args.out, progress=not args.no_progress,
            log=lambda m: print(m, file=sys.stderr))
     return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pipeline.slurm import run_submit
+
+    return run_submit(args.config, out=args.out, dry_run=args.dry_run, sbatch_args=args.sbatch)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -294,7 +336,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "synthetic": cmd_synthetic, "warmup": cmd_warmup, "train": cmd_train,
-            "evaluate": cmd_evaluate, "compare": cmd_compare, "curate": cmd_curate, "pav": cmd_pav}
+            "evaluate": cmd_evaluate, "submit": cmd_submit, "compare": cmd_compare, "curate": cmd_curate, "pav": cmd_pav}
 
 
 def main(argv: list[str] | None = None) -> int:
