@@ -261,7 +261,7 @@ def _progress_source(cfg: TrainConfig, tok, rollout, verifier, device):
     """What estimates step values: a trained PAV model, or Monte Carlo rollouts of the
     prover (a fixed model, or the policy being trained). Returns (estimator, whether
     the prover is the policy)."""
-    from pipeline.train.progress import ProgressEstimator
+    from pipeline.train.progress import ProgressEstimator, load_prover
 
     pc = cfg.progress
     if pc.pav_model:
@@ -270,10 +270,8 @@ def _progress_source(cfg: TrainConfig, tok, rollout, verifier, device):
         return PAVPredictor.load(pc.pav_model, cfg.progress, tokenizer=tok, device=str(device)), False
     prover, from_policy = rollout, True
     if pc.prover_model:
-        pm, ptok = load_policy(pc.prover_model, device=str(device), dtype=cfg.model.dtype)
-        if ptok.get_vocab() != tok.get_vocab():
-            raise ConfigError(f"progress.prover_model {pc.prover_model!r} has another tokenizer than the policy")
-        prover, from_policy = HFRollout(pm.eval().requires_grad_(False), ptok, cfg.rollout.max_batch), False
+        prover = load_prover(pc.prover_model, tok, device=str(device), dtype=cfg.model.dtype, max_batch=cfg.rollout.max_batch)
+        from_policy = False
     est = ProgressEstimator(pc, tok, prover, verifier, max_new_tokens=cfg.rollout.max_new_tokens, top_p=cfg.rollout.top_p)
     return est, from_policy
 

@@ -33,7 +33,7 @@ from data.formats import read_rl_rows
 from data.io import write_json, write_jsonl
 from pipeline.config import ConfigError, PAVConfig, ProgressConfig, to_dict
 from pipeline.train.policy import PolicyLoadError, encode_prompt, load_policy, pick_device, save_policy
-from pipeline.train.progress import ProgressEstimator, ProgressResult, StepSegmenter
+from pipeline.train.progress import ProgressEstimator, ProgressResult, StepSegmenter, load_prover
 from pipeline.train.rollout import HFRollout, Sampling
 from pipeline.train.sft import lr_factor
 
@@ -168,10 +168,7 @@ def collect_labels(cfg: PAVConfig, policy, tok, verifier, log) -> list[dict]:
     rollout = HFRollout(policy, tok)
     prover = rollout
     if cfg.progress.prover_model:
-        pm, ptok = load_policy(cfg.progress.prover_model, device=cfg.model.device)
-        if ptok.get_vocab() != tok.get_vocab():
-            raise ConfigError(f"progress.prover_model {cfg.progress.prover_model!r} has another tokenizer than the policy")
-        prover = HFRollout(pm.eval(), ptok)
+        prover = load_prover(cfg.progress.prover_model, tok, device=cfg.model.device)
     est = ProgressEstimator(cfg.progress, tok, prover, verifier, max_new_tokens=cfg.max_new_tokens)
     K = cfg.seeds_per_prompt
     labels: list[dict] = []

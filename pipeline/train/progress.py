@@ -26,8 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.config import ProgressConfig
-from pipeline.train.rollout import Sampling
+from pipeline.config import ConfigError, ProgressConfig
+from pipeline.train.rollout import HFRollout, Sampling
 from rewards.progress import best_of_k, progress_bonus, step_ends, step_progress, token_step_ends
 
 
@@ -159,3 +159,14 @@ class ProgressEstimator:
             values.append(best_of_k(np.asarray(q, dtype=float), c.prover_k))
         return ProgressResult(ends, values, mc_rollouts=len(need) * c.mc_rollouts, mc_tokens=mc_tokens,
                               prefixes=len(need), seconds=time.perf_counter() - t0)
+
+
+def load_prover(path: str, policy_tokenizer, *, device: str = "auto", dtype: str = "float32", max_batch: int = 256) -> HFRollout:
+    """A fixed prover model (``progress.prover_model``) behind the rollout interface;
+    it must share the policy's tokenizer, since prefixes are token ids."""
+    from pipeline.train.policy import load_policy
+
+    model, tok = load_policy(path, device=device, dtype=dtype)
+    if tok.get_vocab() != policy_tokenizer.get_vocab():
+        raise ConfigError(f"progress.prover_model {path!r} has another tokenizer than the policy")
+    return HFRollout(model.eval().requires_grad_(False), tok, max_batch)
