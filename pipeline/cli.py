@@ -55,17 +55,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train",
-        help="GRPO-style RL on one process (CPU or one GPU)",
+        help="GRPO-style RL: on one process (CPU or one GPU), or on GPUs and nodes through verl",
         description="RL with verifier rewards and verl's advantage estimators and policy losses. Writes "
         "OUT/metrics.jsonl, OUT/tensorboard/, OUT/checkpoints/ (every save_every steps), OUT/model and "
-        "OUT/summary.json. --resume continues a killed run exactly from its last checkpoint.",
+        "OUT/summary.json. --resume continues a killed run exactly from its last checkpoint. "
+        "With --engine verl the same config is translated into verl 0.9.1's Hydra overrides and "
+        "`python -m verl.trainer.main_ppo` runs them on a Ray cluster (FSDP actor, vLLM rollouts; CUDA GPUs "
+        "and the gpu extra needed): checkpoints in OUT/checkpoints (verl's layout), metrics in "
+        "OUT/metrics.jsonl (verl's file logger) and OUT/tensorboard. Settings verl cannot express are an error; "
+        "--dry-run prints the command and the notes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  python -m pipeline train --config configs/train/tiny.yaml --out runs/grpo\n"
+        "  python -m pipeline train --engine verl --config configs/train/tiny.yaml --out runs/verl --dry-run\n"
+        "  python -m pipeline train --engine verl --config my.yaml --out runs/big --nnodes 2 --gpus-per-node 8",
     )
     t.add_argument("--config", required=True, help="train config YAML (see TrainConfig in pipeline/config.py)")
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--engine", choices=["local", "verl"], default="local",
-                   help="local: this single-process engine (default); verl: verl's trainer on a Ray cluster (not built yet)")
+                   help="local: this single-process engine (default); verl: verl's Ray trainer (multi-GPU, multi-node)")
+    t.add_argument("--dry-run", action="store_true", help="verl: print the main_ppo command (one override per "
+                   "line) and the notes on settings only the local engine reads; run nothing")
+    t.add_argument("--nnodes", type=_positive_int, help="verl: nodes in the Ray cluster (default: "
+                   "$SLURM_JOB_NUM_NODES, else 1)")
+    t.add_argument("--gpus-per-node", type=_positive_int, help="verl: GPUs per node (default: $SLURM_GPUS_ON_NODE, "
+                   "else this machine's GPU count)")
+    t.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="verl: an extra Hydra override for verl's config, applied last (repeatable), e.g. "
+                   "--override actor_rollout_ref.rollout.tensor_model_parallel_size=2")
     pv = sub.add_parser(
         "pav",
         help="train a process verifier (PAV): Monte Carlo progress labels, then a value head",
@@ -228,14 +247,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     import json
 
     from pipeline.config import TrainConfig, load_config
-    from pipeline.train.engine import train
+    from pipeline.train.engine import TrainingStopped, train
 
     if args.engine == "verl":
-        raise ConfigError("the verl engine is not built yet (multi-node training on Ray has its own issue); "
-                          "use --engine local")
-    summary = train(load_config(TrainConfig, args.config), args.out, resume=args.resume, progress=not args.no_progress)
+        return _train_verl(args, load_config(TrainConfig, args.config))
+    if args.dry_run or args.nnodes or args.gpus_per_node or args.override:
+        raise ConfigError("--dry-run, --nnodes, --gpus-per-node and --override are for --engine verl")
+    try:
+        summary = train(load_config(TrainConfig, args.config), args.out, resume=args.resume,
+                        progress=not args.no_progress)
+    except TrainingStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 128 + e.signum
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _train_verl(args: argparse.Namespace, cfg) -> int:
+    from pipeline.train import verl_engine
+
+    cluster = verl_engine.cluster_from_env(args.nnodes, args.gpus_per_node)
+    launch = verl_engine.build_launch(cfg, args.out, cluster=cluster, resume=args.resume, extra=args.override)
+    if not args.dry_run:
+        run = verl_engine.existing_run(args.out)
+        if run is not None and not args.resume:
+            raise ConfigError(f"{args.out} already holds a verl run ({run}); pass --resume to continue it or "
+                              "choose another --out")
+        verl_engine.check_runtime()
+        verl_engine.validate(launch)
+    for note in launch.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.dry_run:
+        print(launch.render(), end="")
+        return 0
+    return verl_engine.run(launch)
 
 
 def cmd_pav(args: argparse.Namespace) -> int:

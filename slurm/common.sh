@@ -5,6 +5,7 @@
 #   PIPELINE_VENV          virtual environment to activate (default: $PIPELINE_REPO/.venv;
 #                          "none": use the python already on PATH, e.g. from a module or conda)
 #   PIPELINE_MAX_REQUEUES  how often a job may requeue itself before the time limit (default 20)
+#   PIPELINE_STOP_GRACE    seconds a stopped stage gets to checkpoint before SIGKILL (default 90)
 #   PIPELINE_RAY_PORT, PIPELINE_RAY_HEAD_IP, PIPELINE_RAY_TIMEOUT, PIPELINE_RAY_TMPDIR: see ray_up
 
 pipeline_log() { printf '[pipeline %s job %s] %s\n' "$(date +%H:%M:%S)" "${SLURM_JOB_ID:-none}" "$*" >&2; }
@@ -66,12 +67,14 @@ pipeline_run() {
   return "$rc"
 }
 
-# SIGTERM to CMD; SIGKILL a minute later if it is still there (a handler that hangs must
-# not use up the time left before the limit, when Slurm would kill the job unrequeued).
+# SIGTERM to CMD (training finishes its step, writes a checkpoint and exits 143); SIGKILL
+# PIPELINE_STOP_GRACE seconds later (default 90) if it is still there: a step or handler that
+# hangs must not use up the time left before the limit, when Slurm would kill the job
+# unrequeued. Keep it below the --signal=B:USR1@N lead time.
 _pipeline_stop() {
   kill -TERM "$_pipeline_pid" 2>/dev/null || true
   if [[ -z $_pipeline_killer ]]; then
-    { sleep 60; kill -KILL "$_pipeline_pid" 2>/dev/null; } &
+    { sleep "${PIPELINE_STOP_GRACE:-90}"; kill -KILL "$_pipeline_pid" 2>/dev/null; } &
     _pipeline_killer=$!
   fi
 }

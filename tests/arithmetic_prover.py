@@ -14,7 +14,7 @@ import random
 import re
 from fractions import Fraction
 
-from data.synthetic import latex_number, plain_number
+from data.synthetic import flawed_steps, latex_number, make_problem, plain_number, solution_text
 
 _OPS = {"add": "+", "subtract": "-", "multiply by": "*", "divide by": "/"}
 
@@ -63,3 +63,22 @@ class ArithmeticProver:
         self.calls += 1
         return [[self.tok(self._continue(list(p)), add_special_tokens=False)["input_ids"][: sampling.max_new_tokens]
                  + [self.eos] for _ in range(n)] for p in prompts]
+
+
+def slip_traces(tok, seed=3):
+    """Constructed responses to one 3-step problem: the right solution, and one
+    whose second step slips (later steps carry the wrong value on correctly): the
+    problem, the chat-templated prompt and both responses as token ids (+ EOS)."""
+    from pipeline.train.policy import encode_prompt
+
+    rng = random.Random(seed)
+    p = make_problem(rng, steps=3, max_operand=9, ops=("+", "-"))
+    while True:
+        bad, lines, value = flawed_steps(p, rng)
+        if bad == 1:
+            break
+    good = solution_text(p)
+    flawed = "\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."])
+    prompt = encode_prompt(tok, [{"role": "user", "content": p.question}])
+    enc = lambda t: tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]  # noqa: E731
+    return p, prompt, enc(good), enc(flawed)

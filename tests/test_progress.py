@@ -4,16 +4,13 @@ an error loses), and the engine's per-token bonus."""
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
-from data.synthetic import flawed_steps, latex_number, make_problem, solution_text
 from pipeline.config import ProgressConfig
 from pipeline.train.progress import ProgressEstimator, TokenPieces
 from rewards.progress import best_of_k, progress_bonus, step_ends, step_progress, token_step_ends
-from tests.arithmetic_prover import ArithmeticProver
+from tests.arithmetic_prover import ArithmeticProver, slip_traces
 
 
 def test_lines_split_keeps_newlines_with_their_step_and_joins_blank_lines():
@@ -84,26 +81,8 @@ def verifier():
         yield v
 
 
-def _traces(tok, seed=3):
-    """Constructed responses to one 3-step problem: the right solution, and one
-    whose second step slips (later steps carry the wrong value on correctly)."""
-    from pipeline.train.policy import encode_prompt
-
-    rng = random.Random(seed)
-    p = make_problem(rng, steps=3, max_operand=9, ops=("+", "-"))
-    while True:
-        bad, lines, value = flawed_steps(p, rng)
-        if bad == 1:
-            break
-    good = solution_text(p)
-    flawed = "\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."])
-    prompt = encode_prompt(tok, [{"role": "user", "content": p.question}])
-    enc = lambda t: tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]  # noqa: E731
-    return p, prompt, enc(good), enc(flawed)
-
-
 def test_monte_carlo_progress_is_positive_on_right_steps_and_negative_on_the_slip(tok, verifier):
-    p, prompt, good, flawed = _traces(tok)
+    p, prompt, good, flawed = slip_traces(tok)
     cfg = ProgressConfig(enabled=True, mc_rollouts=64, prover_k=1)
     slip = 0.25
     est = ProgressEstimator(cfg, tok, ArithmeticProver(tok, slip=slip, seed=0), verifier, max_new_tokens=96)
@@ -128,7 +107,7 @@ def test_monte_carlo_progress_is_positive_on_right_steps_and_negative_on_the_sli
 
 
 def test_best_of_k_prover_and_known_start_value(tok, verifier):
-    p, prompt, good, _ = _traces(tok, seed=5)
+    p, prompt, good, _ = slip_traces(tok, seed=5)
     cfg = ProgressConfig(enabled=True, mc_rollouts=32, prover_k=4)
     prover = ArithmeticProver(tok, slip=0.5, seed=1)
     est = ProgressEstimator(cfg, tok, prover, verifier, max_new_tokens=96)
@@ -140,7 +119,7 @@ def test_best_of_k_prover_and_known_start_value(tok, verifier):
 
 
 def test_answer_now_mode_credits_the_step_that_computes_the_answer(tok, verifier):
-    p, prompt, good, flawed = _traces(tok)
+    p, prompt, good, flawed = slip_traces(tok)
     cfg = ProgressConfig(enabled=True, mode="answer_now", mc_rollouts=4, prover_k=1)
     est = ProgressEstimator(cfg, tok, ArithmeticProver(tok, slip=0.0), verifier, max_new_tokens=96)
     res = est.estimate([prompt, prompt], [good, flawed], [p.answer, p.answer])

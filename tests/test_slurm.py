@@ -153,7 +153,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "error: stage 't': engine must be one of auto, local, verl, got 'fast'"
     r = cli("train", "--config", str(REPO / "configs/train/tiny.yaml"), "--out", str(tmp_path / "t"), "--engine", "verl")
-    assert r.returncode == 2 and r.stderr.startswith("error: the verl engine is not built yet")
+    assert r.returncode == 2 and r.stderr.startswith("error: the verl engine needs CUDA GPUs")
     assert len(r.stderr.strip().splitlines()) == 1
 
 

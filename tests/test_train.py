@@ -2,7 +2,6 @@
 checkpoints, exact resume after SIGKILL, and the CLI's handling of user errors."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -82,35 +81,56 @@ def test_grpo_run_writes_metrics_checkpoints_and_model(task_files, tmp_path):
         train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
 
 
-def test_sigkilled_run_resumes_to_identical_metrics(task_files, tmp_path):
-    cfg = write_train_config(tmp_path / "t.yaml", task_files, steps=10, save_every=3)
-    ref = run("train", "--config", str(cfg), "--out", str(tmp_path / "ref"), "--no-progress")
+@pytest.fixture(scope="module")
+def reference_run(task_files, tmp_path_factory):
+    """An uninterrupted 10-step run to compare interrupted-and-resumed ones with."""
+    root = tmp_path_factory.mktemp("reference")
+    cfg = write_train_config(root / "t.yaml", task_files, steps=10, save_every=3)
+    ref = run("train", "--config", str(cfg), "--out", str(root / "ref"), "--no-progress")
     assert ref.returncode == 0, ref.stderr
+    return cfg, root / "ref"
 
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_interrupted_run_resumes_to_identical_metrics(reference_run, tmp_path, signum):
+    """SIGKILL: the run resumes from its last periodic checkpoint (step 3) and replays steps 4-5.
+    SIGTERM (Slurm's stop): the step in flight finishes, a checkpoint is written for it, the exit
+    status is 143, and the resumed run redoes nothing."""
+    cfg, ref_dir = reference_run
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(cfg), "--out", str(killed_dir),
-                             "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     metrics = killed_dir / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if metrics.is_file() and '"step": 5' in metrics.read_text():
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(signum)
             break
         time.sleep(0.01)
-    assert proc.wait(60) == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (killed_dir / "summary.json").exists()
+    rc = proc.wait(120)
+    err = proc.stderr.read()
+    assert not (killed_dir / "summary.json").exists(), "the run finished before it could be stopped"
+    if signum == signal.SIGKILL:
+        assert rc == -signal.SIGKILL
+    else:
+        assert rc == 128 + signal.SIGTERM, err
+        assert "stopped by SIGTERM after step" in err
+        stopped = [json.loads(x)["step"] for x in metrics.read_text().splitlines()][-1]
+        assert (killed_dir / "checkpoints" / "latest").read_text().strip() == f"step_{stopped:06d}"
 
     resumed = run("train", "--config", str(cfg), "--out", str(killed_dir), "--resume", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
-    a = [json.loads(x) for x in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    if signum == signal.SIGTERM:
+        assert f"(step {stopped})" in resumed.stderr
+    a = [json.loads(x) for x in (ref_dir / "metrics.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["step"] for r in b] == list(range(11))  # rows after the last checkpoint replayed, not duplicated
     assert strip(a) == strip(b)
     import torch
     from safetensors.torch import load_file
 
-    wa = load_file(tmp_path / "ref" / "model" / "model.safetensors")
+    wa = load_file(ref_dir / "model" / "model.safetensors")
     wb = load_file(killed_dir / "model" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 

@@ -9,14 +9,20 @@ One RL step, top to bottom (:func:`rl_step`):
 5. update the policy with verl's policy loss, in mini/micro-batches.
 
 :func:`train` wraps it with checkpoints every ``save_every`` steps, exact
-resume, held-out accuracy, metrics and a progress bar.
+resume, held-out accuracy, metrics and a progress bar. SIGTERM or SIGUSR1
+(Slurm's time-limit warning, preemption, ``scancel``) lets the current step
+finish, writes a checkpoint and raises :class:`TrainingStopped`, so a requeued
+run resumes where it was stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +43,34 @@ from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
 from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, turn_scores
 from pipeline.train.sft import lr_factor
 from rewards.terms import RolloutScores, compose, solve_rate
+
+
+class TrainingStopped(Exception):
+    """Training was stopped by a signal after checkpointing ``step``."""
+
+    def __init__(self, step: int, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; checkpoint written, "
+                         "--resume continues from it")
+        self.step, self.signum = step, signum
+
+
+@contextlib.contextmanager
+def _stop_requests(signals=(signal.SIGTERM, signal.SIGUSR1)):
+    """While active, the listed signals only record themselves (``box[0]``: the first one's number).
+
+    Handlers can only be set from the main thread; elsewhere (a library caller's
+    thread) signals keep their usual effect and ``box`` stays empty.
+    """
+    box: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield box
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: box.append(signum)) for s in signals}
+    try:
+        yield box
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 class PromptSampler:
@@ -350,7 +384,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     metrics = MetricsLogger(out, start)
     t_start = time.perf_counter()
     vcfg = cfg.reward.verifier
-    with Verifier(workers=vcfg.workers, timeout=vcfg.timeout, mode=vcfg.mode) as verifier:
+    with _stop_requests() as stop, Verifier(workers=vcfg.workers, timeout=vcfg.timeout, mode=vcfg.mode) as verifier:
         e = Engine(cfg, model, tok, ref, optimizer, scheduler, rollout, verifier, rows, prompts, sampler,
                    algorithms.actor_config(cfg.algorithm, cfg.rollout.n), device)
         if cfg.progress.enabled:
@@ -369,12 +403,15 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             metrics.log(step, m)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(acc=f"{m['acc']:.2f}", len=f"{m['response_length']:.0f}")
-            if step % cfg.save_every == 0 or last:
+            if step % cfg.save_every == 0 or last or (stop and not last):
                 save_checkpoint(ckpt_root, step, {
                     "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "rng": rng_state(),
                     "rollout_calls": getattr(rollout, "_calls", 0),
                 }, meta={"model_path": cfg.model.path}, keep=cfg.keep_checkpoints)
+            if stop and not last:
+                metrics.close()
+                raise TrainingStopped(step, stop[0])
             done_here += 1
             if stop_after is not None and done_here >= stop_after:
                 metrics.close()

@@ -16,6 +16,11 @@ sampled once. A best-of-K prover's value is ``1 - (1 - q)^K``.
 
 The same estimator labels data for the PAV model (:mod:`pipeline.train.pav`),
 which then predicts the values in one forward pass instead.
+
+The verl engine's ``progress`` agent loop (:mod:`pipeline.train.verl_agent_loop`)
+estimates one rollout at a time through verl's rollout servers with the same
+pieces: :class:`StepSegmenter`, :func:`prefix_cuts`, :func:`prover_input`,
+:func:`prover_room`, :func:`prover_text` and :func:`step_values`.
 """
 
 from __future__ import annotations
@@ -92,6 +97,39 @@ class StepSegmenter:
         return token_step_ends(pieces, chars)
 
 
+def prefix_cuts(ends: Sequence[int]) -> list[int]:
+    """Token counts of the prefixes the prover is sampled from: before each step (after
+    the last step the response's own verdict is the value)."""
+    return [0, *ends][:-1]
+
+
+def forced_ids(cfg: ProgressConfig, tokenizer) -> list[int]:
+    """Tokens appended to a prefix before the prover continues (``answer_now``: the answer cue)."""
+    return tokenizer(cfg.answer_now_text, add_special_tokens=False)["input_ids"] if cfg.mode == "answer_now" else []
+
+
+def prover_input(prompt: Sequence[int], prefix: Sequence[int], forced: Sequence[int]) -> list[int]:
+    """What the prover continues: the prompt, the response prefix, the forced tokens."""
+    return list(prompt) + list(prefix) + list(forced)
+
+
+def prover_room(cfg: ProgressConfig, budget: int, cut: int) -> int:
+    """The prover's generation budget after a prefix of ``cut`` tokens: ``answer_tokens``
+    (answer_now), else what is left of the policy's own budget."""
+    return cfg.answer_tokens if cfg.mode == "answer_now" else max(1, budget - cut)
+
+
+def prover_text(tokenizer, prefix: Sequence[int], forced: Sequence[int], continuation: Sequence[int]) -> str:
+    """The solution the verifier judges: the prefix, the forced tokens and the prover's continuation."""
+    return tokenizer.decode(list(prefix) + list(forced) + list(continuation), skip_special_tokens=True)
+
+
+def step_values(success: Sequence[float], outcome: float, k: int) -> np.ndarray:
+    """The H+1 values of a best-of-``k`` prover: its single-draw success before each of the
+    H steps, then the response's own outcome after the last."""
+    return best_of_k(np.asarray([*success, float(outcome)], dtype=float), k)
+
+
 class ProgressEstimator:
     """Monte Carlo estimates of a prover's success at every step boundary."""
 
@@ -104,8 +142,7 @@ class ProgressEstimator:
         self.budget = max_new_tokens
         self.top_p = top_p
         self.segment = StepSegmenter(cfg, tokenizer)
-        self.forced = tokenizer(cfg.answer_now_text, add_special_tokens=False)["input_ids"] \
-            if cfg.mode == "answer_now" else []
+        self.forced = forced_ids(cfg, tokenizer)
 
     def estimate(self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], gold: Sequence[str], *,
                  outcomes: Sequence[bool] | None = None, start_success: Sequence[float] | None = None) -> ProgressResult:
@@ -125,7 +162,7 @@ class ProgressEstimator:
         # boundaries to sample, keyed by prefix: responses that begin alike share the estimate
         need: dict[tuple, list[tuple[int, int]]] = {}
         for i, e in enumerate(ends):
-            for h, cut in enumerate([0, *e][:-1]):  # after the last step the outcome is known
+            for h, cut in enumerate(prefix_cuts(e)):  # after the last step the outcome is known
                 if h == 0 and start_success is not None and c.mode == "continue":
                     continue
                 need.setdefault((tuple(prompts[i]), tuple(responses[i][:cut]), gold[i]), []).append((i, h))
@@ -133,15 +170,15 @@ class ProgressEstimator:
         mc_tokens = 0
         if need:
             order = list(need)
-            inputs = [list(p) + list(r) + self.forced for p, r, _ in order]
-            room = [c.answer_tokens if c.mode == "answer_now" else max(1, self.budget - len(r)) for _, r, _ in order]
+            inputs = [prover_input(p, r, self.forced) for p, r, _ in order]
+            room = [prover_room(c, self.budget, len(r)) for _, r, _ in order]
             groups = self.rollout.generate(inputs, c.mc_rollouts, Sampling(c.temperature, self.top_p, max(room)))
             texts, golds = [], []
             for (_, r, g), conts, limit in zip(order, groups, room):
                 for cont in conts:
                     cont = list(cont)[:limit]  # the policy's own budget, not the batch's longest
                     mc_tokens += len(cont)
-                    texts.append(self.tok.decode(list(r) + self.forced + cont, skip_special_tokens=True))
+                    texts.append(prover_text(self.tok, r, self.forced, cont))
                     golds.append(g)
             verdicts = self.verifier.verify_batch(texts, golds)
             M = c.mc_rollouts
@@ -155,8 +192,8 @@ class ProgressEstimator:
                 values.append(np.zeros(1))
                 continue
             q = [success.get((i, h), start_success[i] if h == 0 and start_success is not None else None)
-                 for h in range(len(e))] + [float(outcomes[i])]
-            values.append(best_of_k(np.asarray(q, dtype=float), c.prover_k))
+                 for h in range(len(e))]
+            values.append(step_values(q, outcomes[i], c.prover_k))
         return ProgressResult(ends, values, mc_rollouts=len(need) * c.mc_rollouts, mc_tokens=mc_tokens,
                               prefixes=len(need), seconds=time.perf_counter() - t0)
 

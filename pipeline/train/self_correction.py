@@ -57,3 +57,25 @@ def attempt_metrics(first_correct: Sequence[bool], second_correct: Sequence[bool
     m = self_correction(first_correct, second_correct)
     return {"acc_t1": m["acc@t1"], "acc_t2": m["acc@t2"], "delta_t1_t2": m["delta(t1,t2)"],
             "delta_i2c": m["delta_i2c"], "delta_c2i": m["delta_c2i"]}
+
+
+def attempt_outputs(prompt_ids: list[int], first_ids: list[int], second_prompt_ids: list[int],
+                    second_ids: list[int], response_length: int) -> list[dict]:
+    """The two outputs' tokens: each attempt is the response to its own prompt, every
+    response token the model's (mask 1), cut to ``response_length``."""
+    out = []
+    for p, r in ((prompt_ids, first_ids), (second_prompt_ids, second_ids)):
+        r = list(r)[:response_length]
+        out.append({"prompt_ids": list(p), "response_ids": r, "response_mask": [1] * len(r)})
+    return out
+
+
+def rollout_reward(first_correct: bool, second_correct: bool, outcome: dict, bonus: float) -> float:
+    """The second attempt's stage-2 reward: its outcome term plus ``bonus * (c2 - c1)``."""
+    spec = outcome or {}
+    w = float(spec.get("weight", 1.0))
+    value = lambda c: w * float(spec.get("correct", 1.0) if c else spec.get("incorrect", 0.0))  # noqa: E731
+    cfg = SelfCorrectionConfig(enabled=True, stage=2, bonus=bonus)
+    _, r2 = turn_scores(cfg, np.array([value(first_correct)]), np.array([value(second_correct)]),
+                        [first_correct], [second_correct])
+    return float(r2[0])
