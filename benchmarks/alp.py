@@ -4,9 +4,11 @@ far more than on hard ones, at equal accuracy?
 
     .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--std] [--out runs/bench/alp]
 
-The synthetic task mixes easy prompts (1 operation) and hard ones (3
-operations). Half of the worked solutions re-check every step on a line of its
-own ("Check: 3 + 4 = 7."): longer, never more correct. A tiny Llama is warmed up
+The synthetic task mixes easy prompts (1 operation, 5% of worked solutions
+slip) and hard ones (3 operations, 30% slip), so the warmed-up model solves
+most of an easy prompt's group and a minority of a hard one's. Half of the
+worked solutions re-check every step on a line of its own ("Check: 3 + 4 =
+7."): longer, never more correct. A tiny Llama is warmed up
 on them (so it writes checks about half the time, on both kinds), then two GRPO
 runs start from that checkpoint with the same data, seed and compute:
 
@@ -43,9 +45,11 @@ sys.path.insert(0, str(ROOT))
 def write_task(root: Path, seed: int = 0) -> dict:
     from data.formats import synthetic_rows, write_parquet
 
-    common = dict(ops=("+", "-"), error_rate=0.3, check_rate=0.5)
-    easy = synthetic_rows(250, seed=seed, split="train", steps=1, max_operand=12, **common)  # of 288 possible
-    hard = synthetic_rows(750, seed=seed + 1, split="train", steps=3, max_operand=9, **common)
+    # easy: one operation, worked solutions rarely slip (the model solves them reliably);
+    # hard: three operations, 30% slipped solutions (solved by a minority of each group)
+    common = dict(ops=("+", "-"), check_rate=0.5)
+    easy = synthetic_rows(250, seed=seed, split="train", steps=1, max_operand=12, error_rate=0.05, **common)  # of 288
+    hard = synthetic_rows(750, seed=seed + 1, split="train", steps=3, max_operand=9, error_rate=0.3, **common)
     seen = {r["extra_info"]["question"] for r in easy + hard}
     train = easy + hard
     random.Random(seed).shuffle(train)

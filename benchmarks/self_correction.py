@@ -3,7 +3,8 @@
 
     .venv/bin/python benchmarks/self_correction.py [--stage1-steps 15] [--stage2-steps 30] [--out runs/bench/score]
 
-A tiny Llama is warmed up on 2-step arithmetic where 30% of worked solutions
+A tiny Llama is warmed up on 2-step arithmetic (operands up to 12; RL and
+held-out problems disjoint from the warm-up's) where 30% of worked solutions
 slip; a third of the warm-up rows are two-turn: a first attempt, the correction
 instruction, and an independent fresh solution as the target. The warmed-up
 model therefore re-solves instead of correcting: its second attempt is as good
@@ -12,7 +13,7 @@ as its first, and it breaks right answers as often as it fixes wrong ones.
 RL then runs SCoRe's two stages in sequence (stage 1: reward the second attempt,
 strong KL on the first; stage 2: both rewarded plus ``bonus * (r2 - r1)``).
 Held-out Accuracy@t1/t2, Delta(t1,t2), Delta^{i->c} and Delta^{c->i} are
-measured every 5 steps (100 problems x 4 samples, T=1) and plotted. SCoRe's
+measured every 5 steps (200 problems x 4 samples, T=1) and plotted. SCoRe's
 claim at this scale: Delta(t1,t2) rises over training and Delta^{c->i} stays low.
 The last line is the headline.
 """
@@ -34,13 +35,16 @@ KEYS = ("heldout_acc_t1", "heldout_acc_t2", "heldout_delta_t1_t2", "heldout_delt
 
 
 def write_task(root: Path, instruction: str, seed: int = 0) -> dict:
+    """Warm-up rows (a third two-turn), RL questions and held-out problems, pairwise disjoint."""
     from data.formats import synthetic_rows, write_parquet
 
-    common = dict(steps=2, max_operand=9, ops=("+", "-"), error_rate=0.3)
-    warm = synthetic_rows(1500, seed=seed, split="train", second_attempt_rate=1 / 3, second_instruction=instruction, **common)
-    rl = [r for r in warm if len(r["prompt"]) == 1]  # RL prompts are the single-turn questions
+    common = dict(steps=2, max_operand=12, ops=("+", "-"))  # 6,912 distinct problems
+    warm = synthetic_rows(4000, seed=seed, split="train", error_rate=0.3, second_attempt_rate=1 / 3,
+                          second_instruction=instruction, **common)
     seen = {r["extra_info"]["question"] for r in warm}
-    held = synthetic_rows(100, seed=seed + 1, split="test", exclude=seen, **{k: v for k, v in common.items() if k != "error_rate"})
+    rl = synthetic_rows(1500, seed=seed + 1, split="train", exclude=seen, **common)
+    seen |= {r["extra_info"]["question"] for r in rl}
+    held = synthetic_rows(200, seed=seed + 2, split="test", exclude=seen, **common)
     root.mkdir(parents=True, exist_ok=True)
     for name, rows in (("warmup", warm), ("train", rl), ("heldout", held)):
         write_parquet(rows, root / f"{name}.parquet")
@@ -53,7 +57,7 @@ def main() -> None:
     p.add_argument("--stage1-steps", type=int, default=15)
     p.add_argument("--stage2-steps", type=int, default=30)
     p.add_argument("--bonus", type=float, default=10.0)
-    p.add_argument("--lr", type=float, default=1.5e-4)
+    p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--out", default="runs/bench/score")
     a = p.parse_args()

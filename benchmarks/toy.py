@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
+# torch threads per benchmark process; BENCH_THREADS=1 lets two benchmarks share 2 cores
+# without oversubscription (2 + 2 threads on 2 cores made steps 10x slower)
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 
-def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max_new_tokens: int, threads: int = 2,
+
+def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max_new_tokens: int, threads: int = THREADS,
             size: str = "tiny") -> Path:
     """Warm a tiny Llama up on the worked solutions; reuses ``root/warmup/model`` if present."""
     from pipeline.config import DataConfig, WarmupConfig
@@ -25,7 +30,7 @@ def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max
 
 def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int, lr: float, heldout_file=None,
               eval_every: int = 0, norm_adv_by_std: bool = True, **over):
-    """The benchmarks' GRPO config: 16 prompts x 8 samples per step, 2 threads."""
+    """The benchmarks' GRPO config: 16 prompts x 8 samples per step, ``THREADS`` threads."""
     from pipeline.config import AlgorithmConfig, DataConfig, ModelConfig, OptimConfig, RolloutConfig, TrainConfig
 
     cfg = TrainConfig(
@@ -33,7 +38,7 @@ def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int,
         data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)] if heldout_file else []),
         rollout=RolloutConfig(n=8, temperature=1.0, max_new_tokens=max_new_tokens),
         algorithm=AlgorithmConfig(norm_adv_by_std=norm_adv_by_std),
-        optim=OptimConfig(lr=lr), steps=steps, prompts_per_step=16, save_every=steps, threads=2,
+        optim=OptimConfig(lr=lr), steps=steps, prompts_per_step=16, save_every=steps, threads=THREADS,
         eval_every=eval_every, heldout_samples=4,
     )
     return dataclasses.replace(cfg, **over)

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(and is compared with the file's own score/correct/is_correct field when there is one)")
     e.add_argument("--verifier-score-key", help="field with per-response verifier scores (numbers or step lists)")
     e.add_argument("--second-response-key", help="field with second attempts, for self-correction metrics")
+    e.add_argument("--second-attempt", metavar="INSTRUCTION",
+                   help="self-correction: after each response ask again with INSTRUCTION ('default': SCoRe's, as in "
+                        "training) and report Accuracy@t1/t2, delta(t1,t2), delta i->c and c->i")
     e.add_argument("--aggregate", choices=["last", "min", "product", "mean", "max"],
                    help="how per-step verifier scores become one (default: last)")
     e.add_argument("--reward-model", help="sequence-classification reward model scoring responses for best-of-N")
@@ -328,6 +331,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     put("keys.correct", args.correct_key)
     put("keys.verifier_score", args.verifier_score_key)
     put("keys.second_response", args.second_response_key)
+    put("second_attempt", args.second_attempt)
     put("aggregate", args.aggregate)
     put("reward_model", args.reward_model)
     put("process_verifier", args.process_verifier)

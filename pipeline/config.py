@@ -32,8 +32,11 @@ class VerifierConfig:
     workers: int = 2  # sandboxed worker processes
     timeout: float = 5.0  # seconds per check before the worker is killed
     mode: str = "strict"  # strict: only \boxed{} counts; lenient: also "final answer is", ####, ...
+    service_url: str | None = None  # train --engine verl only: check answers in the verifier service at this address (python -m rewards serve), off the GPU nodes; other stages check in-process
 
     def __post_init__(self) -> None:
+        if self.service_url is not None and not str(self.service_url).startswith(("http://", "https://")):
+            raise ConfigError(f"verifier.service_url must be an http(s):// address, got {self.service_url!r}")
         if self.mode not in ("strict", "lenient"):
             raise ConfigError(f"verifier.mode must be 'strict' or 'lenient', got {self.mode!r}")
         if self.workers < 1 or self.timeout <= 0:
@@ -309,6 +312,7 @@ class EvalConfig:
     generations: str | None = None  # score this JSONL instead of generating (see keys)
     keys: GenerationKeys = dataclasses.field(default_factory=GenerationKeys)
     aggregate: str = "last"  # per-step verifier scores -> one: last / min / product / mean / max
+    second_attempt: str | None = None  # self-correction: after each response ask again with this instruction ("default": SCoRe's, as in training) and report Accuracy@t1/t2 and the deltas
     reward_model: str | None = None  # a sequence-classification model (hub name or path) scoring responses for best-of-N
     process_verifier: str | None = None  # a PAV model (python -m pipeline pav): step scores, combined by `aggregate`, for best-of-N
     ks: list[int] = dataclasses.field(default_factory=list)  # k values shown in report.md (empty: powers of two and n); report.json has all

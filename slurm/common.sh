@@ -6,7 +6,8 @@
 #                          "none": use the python already on PATH, e.g. from a module or conda)
 #   PIPELINE_MAX_REQUEUES  how often a job may requeue itself before the time limit (default 20)
 #   PIPELINE_STOP_GRACE    seconds a stopped stage gets to checkpoint before SIGKILL (default 90)
-#   PIPELINE_RAY_PORT, PIPELINE_RAY_HEAD_IP, PIPELINE_RAY_TIMEOUT, PIPELINE_RAY_TMPDIR: see ray_up
+#   PIPELINE_RAY_PORT, PIPELINE_RAY_HEAD_IP, PIPELINE_RAY_TIMEOUT, PIPELINE_RAY_TMPDIR,
+#   RAY_AUTH_MODE / RAY_AUTH_TOKEN: see ray_up
 
 pipeline_log() { printf '[pipeline %s job %s] %s\n' "$(date +%H:%M:%S)" "${SLURM_JOB_ID:-none}" "$*" >&2; }
 pipeline_die() { pipeline_log "error: $*"; exit 2; }
@@ -116,6 +117,14 @@ ray_up() {
   tmp=${PIPELINE_RAY_TMPDIR:-/tmp/ray-${SLURM_JOB_ID:-$$}}
   RAY_HEAD_IP=${PIPELINE_RAY_HEAD_IP:-$(python -c 'import ray.util; print(ray.util.get_node_ip_address())')}
   export RAY_ADDRESS=$RAY_HEAD_IP:$port
+  # Ray turns token authentication on where ~/.ray/auth_token exists (any local ray.init() writes
+  # one) and nodes that disagree cannot connect: every step of this job gets the same mode and a
+  # per-job token through the environment srun passes on (RAY_AUTH_MODE=disabled opts out).
+  export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
+  if [[ $RAY_AUTH_MODE == token && -z ${RAY_AUTH_TOKEN:-} && -z ${RAY_AUTH_TOKEN_PATH:-} ]]; then
+    RAY_AUTH_TOKEN=$(python -c 'import secrets; print(secrets.token_hex(32))')
+    export RAY_AUTH_TOKEN
+  fi
   local common=(--block --disable-usage-stats --temp-dir="$tmp" --num-cpus="$cpus")
   pipeline_log "starting Ray: head $head ($RAY_ADDRESS), ${#workers[@]} worker node(s), $cpus CPUs each, temp dir $tmp"
   srun --overlap --nodes=1 --ntasks=1 --cpus-per-task="$cpus" -w "$head" \

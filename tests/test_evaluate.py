@@ -213,6 +213,30 @@ def test_generates_with_a_real_model_resumes_and_refuses_mixed_settings(task_fil
     assert sorted(x["id"] for x in final) == sorted(x["id"] for x in rows)
 
 
+def test_generates_second_attempts_and_reports_self_correction(task_files, tmp_path):
+    """--second-attempt: each response gets a second attempt after the instruction; the verifier
+    grades both and the report carries Accuracy@t1/t2 and the deltas, consistent with the grades."""
+    out = tmp_path / "sc"
+    r = run("evaluate", "--model", str(task_files["model"]), "--benchmarks", str(task_files["heldout"]), "--n", "3",
+            "--temperature", "1.0", "--max-new-tokens", "8", "--second-attempt", "default", "--out", str(out),
+            "--no-progress", "--no-plots")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (out / "generations" / "heldout.jsonl").read_text().splitlines()]
+    assert rows and all(len(x["responses_t2"]) == 3 and len(x["tokens_t2"]) == 3 for x in rows)
+    assert all(0 < t <= 8 for x in rows for t in x["tokens_t2"])
+    assert json.loads((out / "generations" / "settings.json").read_text())["second_attempt"].startswith("There might be")
+    rep = json.loads((out / "report.json").read_text())
+    graded = [json.loads(x) for x in (out / "graded.jsonl").read_text().splitlines()]
+    c1 = [c for g in graded for c in g["correct"]]
+    c2 = [c for g in graded for c in g["correct_t2"]]
+    assert rep["acc@t1"] == pytest.approx(100 * sum(c1) / len(c1))
+    assert rep["acc@t2"] == pytest.approx(100 * sum(c2) / len(c2))
+    assert rep["delta(t1,t2)"] == pytest.approx(rep["acc@t2"] - rep["acc@t1"])
+    r = run("evaluate", "--generations", str(out / "generations" / "heldout.jsonl"), "--second-attempt", "default",
+            "--out", str(tmp_path / "x"), "--no-progress")
+    assert r.returncode == 2 and "a --generations file brings its own" in r.stderr
+
+
 def test_reward_model_scores_drive_best_of_n(task_files, tmp_path):
     from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
 

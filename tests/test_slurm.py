@@ -402,7 +402,7 @@ def _live_processes_mentioning(text: str) -> list[str]:
 def test_verl_engine_starts_ray_over_the_job_nodes_with_srun(cluster, job_env, tmp_path):
     """train.sbatch on 2 nodes (engine auto: verl): a Ray head on the first node and a worker
     on the other, each started by srun; a ready-wait for both; the training command run
-    against the cluster (PIPELINE_TRAIN_CMD, since the verl engine is not built yet); then
+    against the cluster (PIPELINE_TRAIN_CMD: a probe instead of the verl engine, which needs GPUs); then
     Ray stopped, nothing of it left running."""
     probe = tmp_path / "probe.py"
     probe.write_text(

@@ -159,3 +159,51 @@ def test_reward_kwargs_are_passed_through():
         from rewards.verifier import close_shared_verifiers
 
         close_shared_verifiers()
+
+
+def test_compute_score_remote_from_ray_actors_through_the_service(monkeypatch):
+    """The reward service path for large clusters: verl's reward workers are Ray actors that
+    await ``compute_score_remote``; here real Ray actors call a real verifier service on loopback
+    and get the in-process verdicts. A dead address is a clear error, not a silent 0."""
+    import ray
+
+    from rewards.client import VerifierServiceError
+    from rewards.service import create_app
+    from rewards.verifier import Verifier
+    from rewards.verl_adapter import compute_score_remote
+    from tests.test_service import _Server
+
+    cases = [(s, g, w) for s, g, w in (p.values for p in CASES)]
+    # a throwaway local cluster: without this Ray enables token auth and writes ~/.ray/auth_token,
+    # which later `ray start` clusters on this machine then pick up
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with Verifier(workers=2, timeout=3) as v, _Server(create_app(v)) as url:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+        try:
+            @ray.remote
+            class RewardWorker:
+                async def score(self, solution, gold):
+                    from rewards.verl_adapter import compute_score_remote as fn
+
+                    return await fn("synthetic", solution, gold, _extra_info(), url=url, correct_score=1.0)
+
+            workers = [RewardWorker.remote() for _ in range(2)]
+            refs = [workers[i % 2].score.remote(s, g) for i, (s, g, _) in enumerate(cases)]
+            for result, (_, _, want) in zip(ray.get(refs, timeout=120), cases):
+                _assert_result(result, want)
+        finally:
+            ray.shutdown()
+        # the same from asyncio directly, with the address from the environment and custom scores
+        import os
+
+        os.environ["PIPELINE_VERIFIER_URL"] = url
+        try:
+            r = asyncio.run(compute_score_remote("s", "\\boxed{5}", "5", None, correct_score=2.0))
+        finally:
+            del os.environ["PIPELINE_VERIFIER_URL"]
+        assert r["score"] == 2.0 and r["pred"] == "5"
+    with pytest.raises(VerifierServiceError, match="unreachable"):
+        asyncio.run(compute_score_remote("s", "\\boxed{5}", "5", None, url=url))  # the server is gone
+    with pytest.raises(ValueError, match="PIPELINE_VERIFIER_URL"):
+        asyncio.run(compute_score_remote("s", "\\boxed{5}", "5", None))

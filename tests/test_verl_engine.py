@@ -19,6 +19,7 @@ and review the diff.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import subprocess
@@ -95,6 +96,19 @@ def test_translation_reaches_verls_config(composed):
     assert sc.algorithm.pipeline.terms.outcome.incorrect == -1.0
     assert sc.actor_rollout_ref.actor.policy_loss.loss_mode == "gspo"
     assert sc.trainer.val_before_train is False and sc.trainer.test_freq == -1
+
+
+def test_verifier_service_translation():
+    """reward.verifier.service_url: verl's reward workers await the async remote scorer at that address."""
+    launch = launch_for("tiny", reward={"verifier": {"service_url": "http://verifier:8000"}})
+    cfg = verl_engine.validate(launch)
+    fn = cfg.reward.custom_reward_function
+    assert fn.name == "compute_score_remote" and fn.reward_kwargs.url == "http://verifier:8000"
+    import rewards.verl_adapter as adapter
+
+    assert asyncio.iscoroutinefunction(getattr(adapter, fn.name))  # verl awaits async reward functions
+    with pytest.raises(ConfigError, match="service_url"):
+        launch_for("tiny", reward={"verifier": {"service_url": "verifier:8000"}})
 
 
 def test_a_wrong_key_or_value_is_rejected_by_verl():

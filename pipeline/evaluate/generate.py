@@ -4,6 +4,8 @@ Responses go to ``OUT/generations/<benchmark>.jsonl``, one line per problem::
 
     {"benchmark", "id", "question", "answer", "responses": [str] * n, "tokens": [int] * n}
 
+(plus ``responses_t2`` / ``tokens_t2``, the second attempts, with ``second_attempt``)
+
 written a chunk of problems at a time and fsync'd, so a killed run loses at most
 the chunk in flight; a re-run skips the problems already there. The file
 carries no settings, so ``OUT/generations/settings.json`` records the ones that
@@ -33,7 +35,16 @@ def _settings(cfg) -> dict:
     g = cfg.generation
     return {"model": cfg.model.path, "gguf_file": cfg.model.gguf_file, "instruction": cfg.instruction,
             "system_prompt": cfg.system_prompt, "n": g.n, "temperature": g.temperature, "top_p": g.top_p,
-            "max_new_tokens": g.max_new_tokens, "seed": cfg.seed}
+            "max_new_tokens": g.max_new_tokens, "seed": cfg.seed, "second_attempt": second_instruction(cfg)}
+
+
+def second_instruction(cfg) -> str | None:
+    """The second-attempt instruction (``second_attempt: default`` is the training default's)."""
+    if cfg.second_attempt == "default":
+        from pipeline.config import SelfCorrectionConfig
+
+        return SelfCorrectionConfig().instruction
+    return cfg.second_attempt or None
 
 
 def check_resumable(cfg, gen_dir: Path) -> None:
@@ -96,16 +107,29 @@ class Generator:
         from pipeline.train.rollout import Sampling
 
         cfg, g, tok = self.cfg, self.cfg.generation, self.tokenizer
-        prompts = [encode_prompt(tok, prompt_messages(p.question, cfg.instruction, cfg.system_prompt)) for p in problems]
-        groups = self.rollout.generate(prompts, g.n, Sampling(g.temperature, g.top_p, g.max_new_tokens))
+        sampling = Sampling(g.temperature, g.top_p, g.max_new_tokens)
+        chats = [prompt_messages(p.question, cfg.instruction, cfg.system_prompt) for p in problems]
+        groups = self.rollout.generate([encode_prompt(tok, c) for c in chats], g.n, sampling)
         eos = getattr(self.rollout, "eos_ids", {tok.eos_token_id})
-        return [
+        rows = [
             {"benchmark": p.benchmark, "id": p.id, "question": p.question, "answer": p.answer,
              "responses": [tok.decode(t, skip_special_tokens=True) for t in grp],
              "tokens": [len(t) for t in grp],
              "truncated": [not t or t[-1] not in eos for t in grp]}
             for p, grp in zip(problems, groups)
         ]
+        instruction = second_instruction(cfg)
+        if instruction:  # self-correction: one second attempt per response, after the instruction
+            from pipeline.train.self_correction import second_attempt_prompt
+
+            second = [second_attempt_prompt(tok, chat, text, instruction)
+                      for chat, row in zip(chats, rows) for text in row["responses"]]
+            flat = [grp[0] for grp in self.rollout.generate(second, 1, sampling)]
+            for i, row in enumerate(rows):
+                mine = flat[i * g.n:(i + 1) * g.n]
+                row["responses_t2"] = [tok.decode(t, skip_special_tokens=True) for t in mine]
+                row["tokens_t2"] = [len(t) for t in mine]
+        return rows
 
 
 def generate_benchmark(

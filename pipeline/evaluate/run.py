@@ -73,6 +73,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
         raise ConfigError(f"--out {out} is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if cfg.generations and cfg.second_attempt:
+        raise ConfigError("second_attempt generates second attempts with a model; a --generations file brings its own "
+                          "(name them with --second-response-key)")
     if cfg.generations:
         rows = load_generations(cfg.generations, cfg.keys, cfg.aggregate, cfg.limit)
         count = _token_counter(cfg)

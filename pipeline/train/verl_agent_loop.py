@@ -75,12 +75,17 @@ class _PipelineLoop(AgentLoopBase):
                                                   sampling_params=sampling_params)
 
     async def _correct(self, text: str, row: dict) -> bool:
-        from rewards.verl_adapter import compute_score
+        """The verifier's verdict, from the service when ``reward_kwargs.url`` names one, else in this process."""
+        from rewards.verl_adapter import compute_score, compute_score_remote
 
         extra = row.get("extra_info")
-        result = await asyncio.get_running_loop().run_in_executor(None, lambda: compute_score(
-            row.get("data_source", ""), text, row["reward_model"]["ground_truth"],
-            dict(extra) if isinstance(extra, dict) else None, **self.reward_kwargs))
+        args = (row.get("data_source", ""), text, row["reward_model"]["ground_truth"],
+                dict(extra) if isinstance(extra, dict) else None)
+        if self.reward_kwargs.get("url"):
+            result = await compute_score_remote(*args, **self.reward_kwargs)
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: compute_score(*args, **self.reward_kwargs))
         return bool(result["acc"])
 
     def _prompt(self, row: dict) -> tuple[list[dict], list[int]]:

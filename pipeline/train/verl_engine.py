@@ -272,15 +272,17 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
     # reward: the project's verifier
     v = cfg.reward.verifier
     put("reward.custom_reward_function.path", str(REPO / "rewards" / "verl_adapter.py"))
-    put("reward.custom_reward_function.name", "compute_score")
+    put("reward.custom_reward_function.name", "compute_score_remote" if v.service_url else "compute_score")
     kwargs = {"mode": v.mode, "timeout": v.timeout}
+    if v.service_url:
+        kwargs["url"] = v.service_url
     if not ours and not cfg.self_correction.enabled:  # the outcome term on its own
         spec = cfg.reward.terms.get("outcome") or {}
         w = float(spec.get("weight", 1.0))
         kwargs["correct_score"] = w * float(spec.get("correct", 1.0))
         kwargs["incorrect_score"] = w * float(spec.get("incorrect", 0.0))
     ov += [(f"+reward.custom_reward_function.reward_kwargs.{k}", x) for k, x in kwargs.items()]
-    if v.workers != 2:
+    if v.workers != 2 and not v.service_url:
         notes.append(f"reward.verifier.workers {v.workers}: each of verl's reward.num_workers reward workers "
                      "runs its own verifier sandbox pool")
     # the project's settings read by the plugin (estimator and agent loop): one namespace
