@@ -39,23 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_task(root: Path, seed: int = 0) -> dict:
-    """Warm-up rows (30% slipped solutions), RL prompts and held-out problems, pairwise disjoint.
+    """3-step problems: 6000 warm-up rows (30% slipped solutions), 2000 RL prompts, 200 held out."""
+    from benchmarks.toy import disjoint_task
 
-    RL runs on prompts the warm-up never saw: on memorised prompts the policy
-    repeats its memorised slips with near-zero entropy and RL has little to work with.
-    """
-    from data.formats import synthetic_rows, write_parquet
-
-    common = dict(steps=3, max_operand=9, ops=("+", "-"))
-    warm = synthetic_rows(6000, seed=seed, split="train", error_rate=0.3, **common)
-    seen = {r["extra_info"]["question"] for r in warm}
-    train = synthetic_rows(2000, seed=seed + 1, split="train", exclude=seen, **common)
-    seen |= {r["extra_info"]["question"] for r in train}
-    held = synthetic_rows(200, seed=seed + 2, split="test", exclude=seen, **common)
-    root.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("warmup", warm), ("train", train), ("heldout", held)):
-        write_parquet(rows, root / f"{name}.parquet")
-    return {k: root / f"{k}.parquet" for k in ("warmup", "train", "heldout")}
+    return disjoint_task(root, dict(steps=3, max_operand=9, ops=("+", "-")), warmup=6000, rl=2000, heldout=200,
+                         seed=seed, error_rate=0.3)
 
 
 def constructed_traces(model_dir: Path, n: int, seed: int) -> dict:

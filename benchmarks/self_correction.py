@@ -35,20 +35,11 @@ KEYS = ("heldout_acc_t1", "heldout_acc_t2", "heldout_delta_t1_t2", "heldout_delt
 
 
 def write_task(root: Path, instruction: str, seed: int = 0) -> dict:
-    """Warm-up rows (a third two-turn), RL questions and held-out problems, pairwise disjoint."""
-    from data.formats import synthetic_rows, write_parquet
+    """2-step problems (6,912 distinct): 4000 warm-up rows (a third two-turn), 1500 RL questions, 200 held out."""
+    from benchmarks.toy import disjoint_task
 
-    common = dict(steps=2, max_operand=12, ops=("+", "-"))  # 6,912 distinct problems
-    warm = synthetic_rows(4000, seed=seed, split="train", error_rate=0.3, second_attempt_rate=1 / 3,
-                          second_instruction=instruction, **common)
-    seen = {r["extra_info"]["question"] for r in warm}
-    rl = synthetic_rows(1500, seed=seed + 1, split="train", exclude=seen, **common)
-    seen |= {r["extra_info"]["question"] for r in rl}
-    held = synthetic_rows(200, seed=seed + 2, split="test", exclude=seen, **common)
-    root.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("warmup", warm), ("train", rl), ("heldout", held)):
-        write_parquet(rows, root / f"{name}.parquet")
-    return {k: root / f"{k}.parquet" for k in ("warmup", "train", "heldout")}
+    return disjoint_task(root, dict(steps=2, max_operand=12, ops=("+", "-")), warmup=4000, rl=1500, heldout=200,
+                         seed=seed, error_rate=0.3, second_attempt_rate=1 / 3, second_instruction=instruction)
 
 
 def main() -> None:

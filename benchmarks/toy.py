@@ -28,6 +28,27 @@ def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max
     return model
 
 
+def disjoint_task(root: Path, common: dict, *, warmup: int, rl: int, heldout: int, seed: int = 0,
+                  **warmup_kw) -> dict[str, Path]:
+    """Warm-up rows (``warmup_kw``: slips, two-turn rows), RL prompts and held-out problems of
+    the same kind (``common``), pairwise disjoint, as ``root/{warmup,train,heldout}.parquet``.
+
+    RL runs on prompts the warm-up never saw: on memorised prompts the policy repeats
+    its memorised slips with near-zero entropy and RL has little to work with.
+    """
+    from data.formats import synthetic_rows, write_parquet
+
+    warm = synthetic_rows(warmup, seed=seed, split="train", **common, **warmup_kw)
+    seen = {r["extra_info"]["question"] for r in warm}
+    train = synthetic_rows(rl, seed=seed + 1, split="train", exclude=seen, **common)
+    seen |= {r["extra_info"]["question"] for r in train}
+    held = synthetic_rows(heldout, seed=seed + 2, split="test", exclude=seen, **common)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("warmup", warm), ("train", train), ("heldout", held)):
+        write_parquet(rows, root / f"{name}.parquet")
+    return {k: root / f"{k}.parquet" for k in ("warmup", "train", "heldout")}
+
+
 def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int, lr: float, heldout_file=None,
               eval_every: int = 0, norm_adv_by_std: bool = True, **over):
     """The benchmarks' GRPO config: 16 prompts x 8 samples per step, ``THREADS`` threads."""

@@ -235,6 +235,13 @@ class TrainConfig:
         if self.steps < 1 or self.prompts_per_step < 1 or self.save_every < 1:
             raise ConfigError("steps, prompts_per_step and save_every must be >= 1")
 
+    def require_inputs(self) -> None:
+        """What a run needs and the defaults leave empty (checked by both engines before they start)."""
+        if not self.model.path:
+            raise ConfigError("model.path is required (a hub name or a local directory)")
+        if not self.data.train_files:
+            raise ConfigError("data.train_files is required (verl-schema parquet or jsonl)")
+
 
 @dataclasses.dataclass
 class PAVConfig:

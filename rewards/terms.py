@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -69,6 +70,15 @@ def register_term(name: str) -> Callable[[TermFn], TermFn]:
 def outcome(batch: RolloutScores, *, correct: float = 1.0, incorrect: float = 0.0) -> np.ndarray:
     """The verifier's verdict: ``correct`` for a right final answer, else ``incorrect``."""
     return np.where(batch.correct, correct, incorrect).astype(float)
+
+
+def outcome_scores(spec: dict | None) -> tuple[float, float]:
+    """The weighted ``outcome`` term for a right and for a wrong answer, e.g. for a scorer that
+    sees one response at a time (verl's reward function, a self-correction turn)."""
+    spec = spec or {}
+    right, wrong = outcome(SimpleNamespace(correct=np.array([True, False])), **_params(spec))
+    weight = float(spec.get("weight", 1.0))
+    return weight * float(right), weight * float(wrong)
 
 
 def solve_rate(batch: RolloutScores) -> np.ndarray:

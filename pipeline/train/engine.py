@@ -311,10 +311,7 @@ def _progress_source(cfg: TrainConfig, tok, rollout, verifier, device):
 
 
 def _check(cfg: TrainConfig) -> None:
-    if not cfg.model.path:
-        raise ConfigError("model.path is required (a hub name or a local directory)")
-    if not cfg.data.train_files:
-        raise ConfigError("data.train_files is required (verl-schema parquet or jsonl)")
+    cfg.require_inputs()
     algorithms.validate(cfg.algorithm)
 
 
@@ -403,7 +400,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             metrics.log(step, m)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(acc=f"{m['acc']:.2f}", len=f"{m['response_length']:.0f}")
-            if step % cfg.save_every == 0 or last or (stop and not last):
+            if step % cfg.save_every == 0 or last or stop:
                 save_checkpoint(ckpt_root, step, {
                     "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "rng": rng_state(),

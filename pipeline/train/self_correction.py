@@ -23,6 +23,7 @@ import numpy as np
 
 from pipeline.config import SelfCorrectionConfig
 from pipeline.train.policy import encode_prompt
+from rewards.terms import outcome_scores
 
 
 def second_attempt_prompt(tokenizer, messages: list[dict], first_attempt: str, instruction: str) -> list[int]:
@@ -72,10 +73,8 @@ def attempt_outputs(prompt_ids: list[int], first_ids: list[int], second_prompt_i
 
 def rollout_reward(first_correct: bool, second_correct: bool, outcome: dict, bonus: float) -> float:
     """The second attempt's stage-2 reward: its outcome term plus ``bonus * (c2 - c1)``."""
-    spec = outcome or {}
-    w = float(spec.get("weight", 1.0))
-    value = lambda c: w * float(spec.get("correct", 1.0) if c else spec.get("incorrect", 0.0))  # noqa: E731
+    right, wrong = outcome_scores(outcome)
     cfg = SelfCorrectionConfig(enabled=True, stage=2, bonus=bonus)
-    _, r2 = turn_scores(cfg, np.array([value(first_correct)]), np.array([value(second_correct)]),
-                        [first_correct], [second_correct])
+    _, r2 = turn_scores(cfg, np.array([right if first_correct else wrong]),
+                        np.array([right if second_correct else wrong]), [first_correct], [second_correct])
     return float(r2[0])

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import ConfigError, TrainConfig
+from rewards.terms import outcome_scores
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_MODULE = "pipeline.train.verl_plugin"
@@ -136,10 +137,7 @@ def _estimator(cfg: TrainConfig) -> str:
 
 def _check_supported(cfg: TrainConfig) -> None:
     """Settings that verl 0.9.1 cannot express: one clear error each."""
-    if not cfg.model.path:
-        raise ConfigError("model.path is required (a hub name or a local directory)")
-    if not cfg.data.train_files:
-        raise ConfigError("data.train_files is required (verl-schema parquet or jsonl)")
+    cfg.require_inputs()
     if cfg.model.gguf_file:
         raise ConfigError("model.gguf_file: verl loads Hugging Face checkpoints only; convert the GGUF file first")
     if cfg.model.device not in ("auto", "cuda"):
@@ -277,10 +275,7 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
     if v.service_url:
         kwargs["url"] = v.service_url
     if not ours and not cfg.self_correction.enabled:  # the outcome term on its own
-        spec = cfg.reward.terms.get("outcome") or {}
-        w = float(spec.get("weight", 1.0))
-        kwargs["correct_score"] = w * float(spec.get("correct", 1.0))
-        kwargs["incorrect_score"] = w * float(spec.get("incorrect", 0.0))
+        kwargs["correct_score"], kwargs["incorrect_score"] = outcome_scores(cfg.reward.terms.get("outcome"))
     ov += [(f"+reward.custom_reward_function.reward_kwargs.{k}", x) for k, x in kwargs.items()]
     if v.workers != 2 and not v.service_url:
         notes.append(f"reward.verifier.workers {v.workers}: each of verl's reward.num_workers reward workers "
