@@ -4,32 +4,39 @@ far more than on hard ones, at equal accuracy?
 
     .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--std] [--out runs/bench/alp]
 
-The synthetic task mixes easy prompts (1 operation, 5% of worked solutions
-slip) and hard ones (3 operations, 30% slip), so the warmed-up model solves
-most of an easy prompt's group and a minority of a hard one's. Half of the
-worked solutions re-check every step on a line of its own ("Check: 3 + 4 =
-7."): longer, never more correct. A tiny Llama is warmed up
-on them (so it writes checks about half the time, on both kinds), then two GRPO
-runs start from that checkpoint with the same data, seed and compute:
+The synthetic task mixes easy prompts (one operation) and hard ones (three).
+Half of the worked solutions state the answer with no working ("The answer is
+\\boxed{13}."), the other half write one line per step first. A tiny Llama is
+warmed up on them, so it answers directly about half the time on both kinds.
+The design bets that a direct answer is as good as a worked one on an easy
+prompt and worse on a hard one, so that working is worth its tokens only on
+hard prompts, the situation an adaptive length budget is for; the script
+prints the accuracy of direct and worked answers per kind, which tests the
+bet (README, Benchmarks, says how it fared). Two GRPO runs then start from
+that checkpoint on other prompts, with the same data, seed and compute:
 
 * ``outcome``: the verifier's reward only;
 * ``alp``: the same plus ALP, ``-(beta/N) * max(p, 1/K) * |y|``.
 
 Both runs use Dr.GRPO's mean-only baseline by default (``--std`` for GRPO's std
-normalisation): with std normalisation a group that is all wrong, common on hard
-prompts, has only the length penalty left, and dividing by its tiny spread turns
-it into full-size advantages that shorten hard answers until they break.
+normalisation): with std normalisation a group that is all wrong has only the
+length penalty left, and dividing by its tiny spread turns it into full-size
+advantages that shorten answers until they break.
 
-Each model is measured on held-out prompts, 30 easy (all that is left of the
-288 possible) and 100 hard, 4 samples each at temperature 1: accuracy, mean response tokens, and the
-hard/easy token ratio. ALP should raise the ratio (easy prompts, solved by most
-of their group, pay the full per-token price; hard ones pay in proportion to
-their solve rate) without costing accuracy. The last line is the headline.
+Each model is measured on held-out prompts (32 easy, all that is left of the
+162 possible, and 100 hard; disjoint from the warm-up's and RL's), 4 samples
+each at temperature 1: accuracy, mean response tokens, the share of responses
+that show working, and the hard/easy token ratio. ALP should raise the ratio
+(easy prompts, solved by most of their group, pay the full per-token price for
+working that buys nothing; hard ones pay in proportion to their solve rate,
+and their working buys accuracy) without costing accuracy. The last line is
+the headline.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import random
@@ -43,26 +50,33 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_task(root: Path, seed: int = 0) -> dict:
+    """Warm-up rows, RL prompts and held-out problems, pairwise disjoint, of both kinds."""
+    from benchmarks.toy import disjoint_rows
     from data.formats import synthetic_rows, write_parquet
 
-    # easy: one operation, worked solutions rarely slip (the model solves them reliably);
-    # hard: three operations, 30% slipped solutions (solved by a minority of each group)
-    common = dict(ops=("+", "-"), check_rate=0.5)
-    easy = synthetic_rows(250, seed=seed, split="train", steps=1, max_operand=12, error_rate=0.05, **common)  # of 288
-    hard = synthetic_rows(750, seed=seed + 1, split="train", steps=3, max_operand=9, error_rate=0.3, **common)
-    seen = {r["extra_info"]["question"] for r in easy + hard}
-    train = easy + hard
-    random.Random(seed).shuffle(train)
-    for i, r in enumerate(train):
-        r["extra_info"]["index"] = i
-    write_parquet(train, root / "train.parquet")
-    out = {"train": root / "train.parquet"}
-    for name, steps, operand, n in (("easy", 1, 12, 30), ("hard", 3, 9, 100)):
-        held = synthetic_rows(n, seed=seed + 10 + steps, split="test", steps=steps, exclude=seen,
-                              max_operand=operand, ops=("+", "-"))
-        write_parquet(held, root / f"heldout_{name}.parquet")
-        out[name] = root / f"heldout_{name}.parquet"
+    common = dict(max_operand=9, ops=("+", "-"))
+    hard = disjoint_rows(dict(steps=3, **common), warmup=1500, rl=600, heldout=100, seed=seed, direct_rate=0.5)
+    # easy: all 162 one-operation problems, 32 held out, 30 for RL, and the other 100 five
+    # times each in the warm-up with fresh draws of direct vs worked (a third of its rows)
+    held = synthetic_rows(32, seed=seed + 10, split="test", steps=1, **common)
+    rl = synthetic_rows(30, seed=seed + 11, split="train", steps=1, exclude=_questions(held), **common)
+    warm = [r for k in range(5) for r in synthetic_rows(100, seed=seed + 12 + k, split="train", steps=1, direct_rate=0.5,
+                                                          exclude=_questions(held + rl), **common)]
+    root.mkdir(parents=True, exist_ok=True)
+    out = {}
+    # RL sees each easy prompt 10 times as often as a hard one: a third of its prompts are easy
+    for split, rows in (("warmup", warm + hard["warmup"]), ("train", [copy.deepcopy(r) for r in rl for _ in range(10)] + hard["train"]),
+                        ("heldout_easy", held), ("heldout_hard", hard["heldout"])):
+        random.Random(seed).shuffle(rows)
+        for j, r in enumerate(rows):
+            r["extra_info"]["index"] = j
+        write_parquet(rows, root / f"{split}.parquet")
+        out[split.removeprefix("heldout_")] = root / f"{split}.parquet"
     return out
+
+
+def _questions(rows: list[dict]) -> set[str]:
+    return {r["extra_info"]["question"] for r in rows}
 
 
 def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict:
@@ -75,21 +89,30 @@ def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict
     out = {}
     with Verifier(workers=2) as v:
         for name in ("easy", "hard"):
-            r = heldout_accuracy(model, tok, read_rl_rows(files[name]), v, samples=4, temperature=1.0,
-                                 max_new_tokens=max_new_tokens, seed=seed)
-            out[name] = {"acc": round(r["acc"], 3), "tokens": round(r["mean_tokens"], 1)}
+            rows = read_rl_rows(files[name])
+            r = heldout_accuracy(model, tok, rows, v, samples=4, temperature=1.0,
+                                 max_new_tokens=max_new_tokens, seed=seed, keep_texts=True)
+            right = [x.correct for x in v.verify_batch(r["texts"], [row.ground_truth for row in rows for _ in range(4)])]
+            worked = [" = " in t for t in r["texts"]]  # a step line; a direct answer has none
+
+            def acc(shown: bool) -> float | None:
+                picked = [ok for ok, w in zip(right, worked) if w == shown]
+                return round(sum(picked) / len(picked), 3) if picked else None
+
+            out[name] = {"acc": round(r["acc"], 3), "tokens": round(r["mean_tokens"], 1),
+                         "worked": round(sum(worked) / len(worked), 3), "acc_worked": acc(True), "acc_direct": acc(False)}
     out["hard_easy_token_ratio"] = round(out["hard"]["tokens"] / out["easy"]["tokens"], 2)
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--warmup-steps", type=int, default=800)
+    p.add_argument("--warmup-steps", type=int, default=1000)
     p.add_argument("--rl-steps", type=int, default=60)
     p.add_argument("--beta", type=float, default=0.5)
     p.add_argument("--lr", type=float, default=1.5e-4)
     p.add_argument("--std", action="store_true", help="GRPO's std normalisation (default: Dr.GRPO, mean only)")
-    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--out", default="runs/bench/alp", help="runs, results and the plot go here")
     a = p.parse_args()
 
@@ -100,7 +123,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     files = write_task(root / "data")
     t0 = time.perf_counter()
-    model = warm_up(root, files["train"], files["hard"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
+    model = warm_up(root, files["warmup"], files["hard"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     results = {"warmup": measure(str(model), files, a.max_new_tokens, seed=1)}
     print(f"warmup  {json.dumps(results['warmup'])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
@@ -120,8 +143,9 @@ def main() -> None:
 
     def line(k: str) -> str:
         r = results[k]
-        return (f"{k}: easy {r['easy']['tokens']:.0f} tok / acc {r['easy']['acc']:.2f}, hard {r['hard']['tokens']:.0f} tok"
-                f" / acc {r['hard']['acc']:.2f}, hard/easy {r['hard_easy_token_ratio']:.2f}")
+        return (f"{k}: easy {r['easy']['tokens']:.0f} tok / acc {r['easy']['acc']:.2f} / worked {r['easy']['worked']:.0%}, "
+                f"hard {r['hard']['tokens']:.0f} tok / acc {r['hard']['acc']:.2f} / worked {r['hard']['worked']:.0%}, "
+                f"hard/easy {r['hard_easy_token_ratio']:.2f}")
 
     norm = "GRPO std-normalised" if a.std else "Dr.GRPO"
     print(f"ALP toy ({a.rl_steps} {norm} steps, beta {a.beta}): " + " | ".join(line(k) for k in ("warmup", "outcome", "alp")))

@@ -38,15 +38,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def write_task(root: Path, seed: int = 0) -> dict:
-    """3-step problems: 6000 warm-up rows (30% slipped solutions), 2000 RL prompts, 200 held out."""
+def write_task(root: Path, steps: int = 3, seed: int = 0) -> dict:
+    """``steps``-step problems: 6000 warm-up rows (30% slipped solutions), 2000 RL prompts, 200 held out."""
     from benchmarks.toy import disjoint_task
 
-    return disjoint_task(root, dict(steps=3, max_operand=9, ops=("+", "-")), warmup=6000, rl=2000, heldout=200,
+    return disjoint_task(root, dict(steps=steps, max_operand=9, ops=("+", "-")), warmup=6000, rl=2000, heldout=200,
                          seed=seed, error_rate=0.3)
 
 
-def constructed_traces(model_dir: Path, n: int, seed: int) -> dict:
+def constructed_traces(model_dir: Path, n: int, seed: int, steps: int = 3, temperature: float = 1.0) -> dict:
     """Mean Monte Carlo progress on right steps and on the slipping step."""
     from data.synthetic import flawed_steps, latex_number, make_problem, solution_text
     from pipeline.config import ProgressConfig
@@ -59,7 +59,7 @@ def constructed_traces(model_dir: Path, n: int, seed: int) -> dict:
     rng = random.Random(seed)
     prompts, responses, gold, bad_steps = [], [], [], []
     for _ in range(n):
-        p = make_problem(rng, steps=3, max_operand=9, ops=("+", "-"))
+        p = make_problem(rng, steps=steps, max_operand=9, ops=("+", "-"))
         bad, lines, value = flawed_steps(p, rng)
         prompt = encode_prompt(tok, [{"role": "user", "content": p.question}])
         for text, b in ((solution_text(p), None), ("\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."]), bad)):
@@ -67,18 +67,18 @@ def constructed_traces(model_dir: Path, n: int, seed: int) -> dict:
             responses.append(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
             gold.append(p.answer)
             bad_steps.append(b)
-    cfg = ProgressConfig(enabled=True, mc_rollouts=8, prover_k=1)
+    cfg = ProgressConfig(enabled=True, mc_rollouts=8, prover_k=1, temperature=temperature)
     with Verifier(workers=2) as v:
         res = ProgressEstimator(cfg, tok, HFRollout(model, tok), v, max_new_tokens=64).estimate(prompts, responses, gold)
     right, slip, after_slip = [], [], []
     for prog, b in zip(res.progress, bad_steps):
-        steps = prog[:3]  # the three computation lines (the answer line follows)
+        lines = prog[:steps]  # the computation lines (the answer line follows)
         if b is None:
-            right += steps.tolist()
+            right += lines.tolist()
         else:
-            right += steps[:b].tolist()
-            slip.append(float(steps[b]))
-            after_slip += steps[b + 1:].tolist()
+            right += lines[:b].tolist()
+            slip.append(float(lines[b]))
+            after_slip += lines[b + 1:].tolist()
     return {"right_steps": round(float(np.mean(right)), 3), "right_positive": round(float(np.mean(np.asarray(right) > 0)), 3),
             "slip_step": round(float(np.mean(slip)), 3), "slip_negative": round(float(np.mean(np.asarray(slip) < 0)), 3),
             "after_slip": round(float(np.mean(after_slip)), 3) if after_slip else None,
@@ -93,6 +93,8 @@ def main() -> None:
     p.add_argument("--mc-rollouts", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-5)  # 1.5e-4 (the demo's) lowered held-out acc 0.28 -> 0.19 here
     p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--task-steps", type=int, default=3, help="operations per problem")
+    p.add_argument("--temperature", type=float, default=1.0, help="rollouts, prover and held-out measurements")
     p.add_argument("--out", default="runs/bench/progress")
     a = p.parse_args()
 
@@ -101,18 +103,19 @@ def main() -> None:
     from pipeline.train.engine import train
 
     root = Path(a.out)
-    files = write_task(root / "data")
+    files = write_task(root / "data", steps=a.task_steps)
     t0 = time.perf_counter()
     model = warm_up(root, files["warmup"], files["heldout"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     print(f"warm-up: {time.perf_counter() - t0:.0f} s", flush=True)
-    traces = constructed_traces(model, 20, seed=7)
+    traces = constructed_traces(model, 20, seed=7, steps=a.task_steps, temperature=a.temperature)
     print(f"constructed traces: {json.dumps(traces)}", flush=True)
 
     base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
-                     heldout_file=files["heldout"], eval_every=5)
+                     heldout_file=files["heldout"], eval_every=5, temperature=a.temperature)
     runs = {"outcome": base,
             "progress": dataclasses.replace(base, progress=ProgressConfig(enabled=True, alpha=a.alpha,
-                                                                          mc_rollouts=a.mc_rollouts, prover_k=4))}
+                                                                          mc_rollouts=a.mc_rollouts, prover_k=4,
+                                                                          temperature=a.temperature))}
     results: dict = {"constructed_traces": traces}
     curves = {}
     for name, cfg in runs.items():
@@ -140,7 +143,7 @@ def main() -> None:
         # one held-out measurement has a standard error of ~0.02: the mean of the last five is steadier
         results[name]["late_mean_acc"] = round(float(np.mean([acc for _, acc in results[name]["curve"][-5:]])), 3)
     (root / "progress_results.json").write_text(json.dumps(results, indent=2))
-    plot(curves, root / "progress_curves.png", xlabel="policy samples", ylabel="held-out pass@1 (4 samples, T=1)",
+    plot(curves, root / "progress_curves.png", xlabel="policy samples", ylabel=f"held-out pass@1 (4 samples, T={a.temperature:g})",
          title=f"outcome vs outcome + {a.alpha} x progress")
     o, g = results["outcome"], results["progress"]
     print(f"progress toy: traces right-step {traces['right_steps']:+.2f} ({traces['right_positive']:.0%} > 0), "

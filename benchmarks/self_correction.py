@@ -3,17 +3,21 @@
 
     .venv/bin/python benchmarks/self_correction.py [--stage1-steps 15] [--stage2-steps 30] [--out runs/bench/score]
 
-A tiny Llama is warmed up on 2-step arithmetic (operands up to 12; RL and
+A tiny Llama is warmed up on 2-step arithmetic (operands up to 9; RL and
 held-out problems disjoint from the warm-up's) where 30% of worked solutions
-slip; a third of the warm-up rows are two-turn: a first attempt, the correction
-instruction, and an independent fresh solution as the target. The warmed-up
-model therefore re-solves instead of correcting: its second attempt is as good
-as its first, and it breaks right answers as often as it fixes wrong ones.
+slip; two thirds of the warm-up rows are two-turn: a first attempt, the
+correction instruction, and as the target either the first attempt repeated
+word for word or a careful fresh solution (no injected slips), half and half.
+For a right first attempt the two targets are the same text; for a wrong one
+the model sees both standing by the slip and fixing it. The warmed-up model
+therefore mostly stands by its first answer and sometimes fixes it. Sampling
+(rollouts and held-out measurements) runs at temperature 0.7: at 1.0 the tiny
+model's tail of unlikely digits, not its slips, decides most answers.
 
 RL then runs SCoRe's two stages in sequence (stage 1: reward the second attempt,
 strong KL on the first; stage 2: both rewarded plus ``bonus * (r2 - r1)``).
 Held-out Accuracy@t1/t2, Delta(t1,t2), Delta^{i->c} and Delta^{c->i} are
-measured every 5 steps (200 problems x 4 samples, T=1) and plotted. SCoRe's
+measured every 5 steps (200 problems x 4 samples) and plotted. SCoRe's
 claim at this scale: Delta(t1,t2) rises over training and Delta^{c->i} stays low.
 The last line is the headline.
 """
@@ -35,20 +39,22 @@ KEYS = ("heldout_acc_t1", "heldout_acc_t2", "heldout_delta_t1_t2", "heldout_delt
 
 
 def write_task(root: Path, instruction: str, seed: int = 0) -> dict:
-    """2-step problems (6,912 distinct): 4000 warm-up rows (a third two-turn), 1500 RL questions, 200 held out."""
+    """2-step problems (2,916 distinct): 2000 warm-up rows (2/3 two-turn), 600 RL questions, 200 held out."""
     from benchmarks.toy import disjoint_task
 
-    return disjoint_task(root, dict(steps=2, max_operand=12, ops=("+", "-")), warmup=4000, rl=1500, heldout=200,
-                         seed=seed, error_rate=0.3, second_attempt_rate=1 / 3, second_instruction=instruction)
+    return disjoint_task(root, dict(steps=2, max_operand=9, ops=("+", "-")), warmup=2000, rl=600, heldout=200,
+                         seed=seed, error_rate=0.3, second_attempt_rate=2 / 3, second_instruction=instruction,
+                         second_repeat_rate=0.5, second_error_rate=0.0)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--warmup-steps", type=int, default=600)
+    p.add_argument("--warmup-steps", type=int, default=1000)
+    p.add_argument("--temperature", type=float, default=0.7, help="rollouts and held-out measurements")
     p.add_argument("--stage1-steps", type=int, default=15)
     p.add_argument("--stage2-steps", type=int, default=30)
     p.add_argument("--bonus", type=float, default=10.0)
-    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--out", default="runs/bench/score")
     a = p.parse_args()
@@ -70,7 +76,7 @@ def main() -> None:
         if steps <= 0:
             continue
         cfg = rl_config(start, files["train"], steps=steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
-                        heldout_file=files["heldout"], eval_every=5,
+                        heldout_file=files["heldout"], eval_every=5, temperature=a.temperature,
                         self_correction=dataclasses.replace(sc, stage=stage, bonus=a.bonus))
         cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, kl_coef=0.01, micro_batch_size=64))
         out = root / f"stage{stage}"

@@ -28,39 +28,48 @@ def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max
     return model
 
 
-def disjoint_task(root: Path, common: dict, *, warmup: int, rl: int, heldout: int, seed: int = 0,
-                  **warmup_kw) -> dict[str, Path]:
-    """Warm-up rows (``warmup_kw``: slips, two-turn rows), RL prompts and held-out problems of
-    the same kind (``common``), pairwise disjoint, as ``root/{warmup,train,heldout}.parquet``.
+def disjoint_rows(common: dict, *, warmup: int, rl: int, heldout: int, seed: int = 0, **warmup_kw) -> dict[str, list]:
+    """Warm-up rows (``warmup_kw``: slips, checks, two-turn rows), RL prompts and
+    held-out problems of the same kind (``common``), pairwise disjoint.
 
     RL runs on prompts the warm-up never saw: on memorised prompts the policy repeats
     its memorised slips with near-zero entropy and RL has little to work with.
     """
-    from data.formats import synthetic_rows, write_parquet
+    from data.formats import synthetic_rows
 
     warm = synthetic_rows(warmup, seed=seed, split="train", **common, **warmup_kw)
     seen = {r["extra_info"]["question"] for r in warm}
     train = synthetic_rows(rl, seed=seed + 1, split="train", exclude=seen, **common)
     seen |= {r["extra_info"]["question"] for r in train}
     held = synthetic_rows(heldout, seed=seed + 2, split="test", exclude=seen, **common)
+    return {"warmup": warm, "train": train, "heldout": held}
+
+
+def disjoint_task(root: Path, common: dict, *, warmup: int, rl: int, heldout: int, seed: int = 0,
+                  **warmup_kw) -> dict[str, Path]:
+    """:func:`disjoint_rows` written as ``root/{warmup,train,heldout}.parquet``."""
+    from data.formats import write_parquet
+
+    rows = disjoint_rows(common, warmup=warmup, rl=rl, heldout=heldout, seed=seed, **warmup_kw)
     root.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("warmup", warm), ("train", train), ("heldout", held)):
-        write_parquet(rows, root / f"{name}.parquet")
-    return {k: root / f"{k}.parquet" for k in ("warmup", "train", "heldout")}
+    for name, part in rows.items():
+        write_parquet(part, root / f"{name}.parquet")
+    return {k: root / f"{k}.parquet" for k in rows}
 
 
 def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int, lr: float, heldout_file=None,
-              eval_every: int = 0, norm_adv_by_std: bool = True, **over):
-    """The benchmarks' GRPO config: 16 prompts x 8 samples per step, ``THREADS`` threads."""
+              eval_every: int = 0, norm_adv_by_std: bool = True, temperature: float = 1.0, **over):
+    """The benchmarks' GRPO config: 16 prompts x 8 samples per step, ``THREADS`` threads;
+    ``temperature`` for rollouts and held-out measurements alike."""
     from pipeline.config import AlgorithmConfig, DataConfig, ModelConfig, OptimConfig, RolloutConfig, TrainConfig
 
     cfg = TrainConfig(
         model=ModelConfig(path=str(model), device="cpu"),
         data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)] if heldout_file else []),
-        rollout=RolloutConfig(n=8, temperature=1.0, max_new_tokens=max_new_tokens),
+        rollout=RolloutConfig(n=8, temperature=temperature, max_new_tokens=max_new_tokens),
         algorithm=AlgorithmConfig(norm_adv_by_std=norm_adv_by_std),
         optim=OptimConfig(lr=lr), steps=steps, prompts_per_step=16, save_every=steps, threads=THREADS,
-        eval_every=eval_every, heldout_samples=4,
+        eval_every=eval_every, heldout_samples=4, heldout_temperature=temperature,
     )
     return dataclasses.replace(cfg, **over)
 

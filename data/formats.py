@@ -151,8 +151,11 @@ def synthetic_rows(
     check_rate: float = 0.0,
     instruction: str | None = None,
     exclude: set[str] | None = None,
+    direct_rate: float = 0.0,
     second_attempt_rate: float = 0.0,
     second_instruction: str | None = None,
+    second_repeat_rate: float = 0.0,
+    second_error_rate: float | None = None,
 ) -> list[dict]:
     """``n`` distinct synthetic arithmetic problems as verl rows.
 
@@ -161,13 +164,17 @@ def synthetic_rows(
     false) while ``ground_truth`` stays right, so supervised training on the
     solutions copies the slips and the verifier does not reward them. A share
     ``check_rate`` re-checks every step on a line of its own (longer, no more
-    correct: room for a length penalty to work).
+    correct: room for a length penalty to work). A share ``direct_rate`` states
+    the answer with no working at all.
     ``exclude``: questions to skip (keeps a held-out split disjoint).
     A share ``second_attempt_rate`` of rows are two-turn (self-correction
     warm-up): the prompt holds the question, a worked solution as the
     assistant's first attempt and ``second_instruction``; the target is a fresh,
-    independent worked solution (same ``error_rate``): a model that re-solves
-    rather than corrects, the starting point SCoRe trains from.
+    independent worked solution (slipping at ``second_error_rate``, default
+    ``error_rate``): a model that re-solves rather than corrects, the starting
+    point SCoRe trains from. With ``second_repeat_rate`` the target is instead
+    the first attempt repeated word for word that often (a model that mostly
+    stands by its first answer, slips included).
     """
     if second_attempt_rate and not second_instruction:
         raise ValueError("second_attempt_rate needs second_instruction")
@@ -185,13 +192,17 @@ def synthetic_rows(
         if p.question in seen:
             continue
         seen.add(p.question)
-        text, ok = worked_solution(p, rng, error_rate, check_rate)
+        text, ok = worked_solution(p, rng, error_rate, check_rate, direct_rate=direct_rate)
         row = verl_row(
             p.question, p.answer, data_source=SYNTHETIC_SOURCE, index=len(rows), split=split,
             instruction=instruction, extra={"solution": text, "solution_correct": ok, "steps": steps},
         )
         if second_attempt_rate and rng.random() < second_attempt_rate:
-            second, ok2 = worked_solution(p, rng, error_rate, check_rate)
+            if second_repeat_rate and rng.random() < second_repeat_rate:
+                second, ok2 = text, ok
+            else:
+                slips = error_rate if second_error_rate is None else second_error_rate
+                second, ok2 = worked_solution(p, rng, slips, check_rate)
             row["prompt"] += [{"role": "assistant", "content": text}, {"role": "user", "content": second_instruction}]
             row["extra_info"].update(solution=second, solution_correct=ok2, first_attempt_correct=ok)
         rows.append(row)

@@ -108,10 +108,16 @@ def with_checks(lines: tuple[str, ...] | list[str]) -> list[str]:
     return out
 
 
-def worked_solution(p: Problem, rng: random.Random, error_rate: float = 0.0, check_rate: float = 0.0) -> tuple[str, bool]:
+def worked_solution(p: Problem, rng: random.Random, error_rate: float = 0.0, check_rate: float = 0.0,
+                    direct_rate: float = 0.0) -> tuple[str, bool]:
     """A supervised target: the reference solution, or with probability
     ``error_rate`` one with a slip in a step (``(text, is_correct)``); with
-    probability ``check_rate`` every step is followed by a check line."""
+    probability ``check_rate`` every step is followed by a check line.
+    ``direct_rate``: the share of targets that state the (right) answer with no
+    steps: short, and only learnable where the answer can be had without working.
+    """
+    if direct_rate > 0 and rng.random() < direct_rate:
+        return f"The answer is \\boxed{{{p.answer}}}.", True
     value = p.value
     lines: tuple[str, ...] | list[str] = p.steps
     if error_rate > 0 and rng.random() < error_rate:

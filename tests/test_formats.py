@@ -88,3 +88,29 @@ def test_unreadable_files(tmp_path):
     with pytest.raises(InputError, match="expected .parquet"):
         (tmp_path / "a.csv").write_text("a")
         read_rl_rows(tmp_path / "a.csv")
+
+
+def test_direct_answers_state_the_right_answer_with_no_working():
+    direct = synthetic_rows(80, seed=3, split="train", steps=3, ops=("+", "-"), error_rate=0.3, direct_rate=0.5)
+    assert sum(not r["extra_info"]["solution_correct"] for r in direct) > 5  # worked ones still slip
+    bare = [r for r in direct if " = " not in r["extra_info"]["solution"]]
+    assert 25 <= len(bare) <= 55
+    for r in bare:
+        assert r["extra_info"]["solution"] == f"The answer is \\boxed{{{r['reward_model']['ground_truth']}}}."
+        assert r["extra_info"]["solution_correct"]
+
+
+def test_second_attempt_target_repeats_or_redoes_carefully():
+    kw = dict(seed=0, split="train", error_rate=0.5, second_attempt_rate=1.0, second_instruction="Again.")
+    repeat = synthetic_rows(50, second_repeat_rate=1.0, **kw)
+    for r in repeat:
+        assert r["prompt"][1] == {"role": "assistant", "content": r["extra_info"]["solution"]}
+        assert r["extra_info"]["solution_correct"] == r["extra_info"]["first_attempt_correct"]
+    careful = synthetic_rows(50, second_error_rate=0.0, **kw)
+    assert all(r["extra_info"]["solution_correct"] for r in careful)
+    assert sum(not r["extra_info"]["first_attempt_correct"] for r in careful) > 10
+    mixed = synthetic_rows(200, second_repeat_rate=0.75, second_error_rate=0.0, **kw)
+    repeated = sum(r["prompt"][1]["content"] == r["extra_info"]["solution"] for r in mixed)
+    assert 120 <= repeated <= 185  # 75% repeated, plus a few careful redos that equal a right first attempt
+    assert all(r["extra_info"]["solution_correct"] for r in mixed
+               if r["prompt"][1]["content"] != r["extra_info"]["solution"])

@@ -158,3 +158,19 @@ def test_synthetic_cli_and_help(tmp_path):
     assert (tmp_path / "task" / "train.parquet").is_file() and (tmp_path / "task" / "heldout.parquet").is_file()
     h = run("train", "--help")
     assert h.returncode == 0 and "--resume" in h.stdout and "exactly" in h.stdout
+
+
+def test_heldout_accuracy_keeps_the_texts_it_graded(task_files):
+    from data.formats import read_rl_rows
+    from pipeline.train.heldout import heldout_accuracy
+    from pipeline.train.policy import load_policy
+    from rewards.verifier import Verifier
+
+    model, tok = load_policy(str(task_files["model"]), device="cpu")
+    rows = read_rl_rows(task_files["heldout"])
+    with Verifier(workers=1) as v:
+        r = heldout_accuracy(model, tok, rows, v, samples=2, max_new_tokens=12, seed=0, keep_texts=True)
+        again = heldout_accuracy(model, tok, rows, v, samples=2, max_new_tokens=12, seed=0)
+        gold = [row.ground_truth for row in rows for _ in range(2)]
+        assert len(r["texts"]) == r["n"] == 2 * len(rows) and "texts" not in again
+        assert r["acc"] == again["acc"] == sum(x.correct for x in v.verify_batch(r["texts"], gold)) / r["n"]

@@ -36,6 +36,7 @@ def heldout_accuracy(
     rollout: Rollout | None = None,
     seed: int | None = None,
     second_instruction: str | None = None,
+    keep_texts: bool = False,
 ) -> dict:
     """``{"acc", "n", "mean_tokens"}`` over ``rows`` (``samples`` draws each).
 
@@ -43,14 +44,15 @@ def heldout_accuracy(
     measurement is reproducible and leaves the caller's RNG state untouched.
     With ``second_instruction``, each response gets a second attempt after it
     (self-correction) and the result adds ``acc_t1``, ``acc_t2``, ``delta_t1_t2``,
-    ``delta_i2c`` and ``delta_c2i``.
+    ``delta_i2c`` and ``delta_c2i``. ``keep_texts`` adds the decoded
+    (first-attempt) responses as ``texts``, in row order.
     """
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return heldout_accuracy(model, tokenizer, rows, verifier, samples=samples, temperature=temperature,
                                     max_new_tokens=max_new_tokens, rollout=rollout,
-                                    second_instruction=second_instruction)
+                                    second_instruction=second_instruction, keep_texts=keep_texts)
     if not rows:
         return {"acc": None, "n": 0, "mean_tokens": None}
     n = 1 if temperature == 0 else samples
@@ -63,6 +65,8 @@ def heldout_accuracy(
     correct = sum(v.correct for v in verdicts)
     tokens = sum(len(t) for g in groups for t in g)
     out = {"acc": correct / len(verdicts), "n": len(verdicts), "mean_tokens": tokens / len(verdicts)}
+    if keep_texts:
+        out["texts"] = texts
     if second_instruction:
         from pipeline.train.self_correction import attempt_metrics, second_attempt_prompt
 
