@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 def write_task(root: Path, seed: int = 0) -> dict:
     """Warm-up rows, RL prompts and held-out problems, pairwise disjoint, of both kinds."""
-    from benchmarks.toy import disjoint_rows
+    from benchmarks.toy import disjoint_rows, questions
     from data.formats import synthetic_rows, write_parquet
 
     common = dict(max_operand=9, ops=("+", "-"))
@@ -59,13 +59,14 @@ def write_task(root: Path, seed: int = 0) -> dict:
     # easy: all 162 one-operation problems, 32 held out, 30 for RL, and the other 100 five
     # times each in the warm-up with fresh draws of direct vs worked (a third of its rows)
     held = synthetic_rows(32, seed=seed + 10, split="test", steps=1, **common)
-    rl = synthetic_rows(30, seed=seed + 11, split="train", steps=1, exclude=_questions(held), **common)
+    rl = synthetic_rows(30, seed=seed + 11, split="train", steps=1, exclude=questions(held), **common)
     warm = [r for k in range(5) for r in synthetic_rows(100, seed=seed + 12 + k, split="train", steps=1, direct_rate=0.5,
-                                                          exclude=_questions(held + rl), **common)]
+                                                          exclude=questions(held + rl), **common)]
     root.mkdir(parents=True, exist_ok=True)
     out = {}
     # RL sees each easy prompt 10 times as often as a hard one: a third of its prompts are easy
-    for split, rows in (("warmup", warm + hard["warmup"]), ("train", [copy.deepcopy(r) for r in rl for _ in range(10)] + hard["train"]),
+    train = [copy.deepcopy(r) for r in rl for _ in range(10)] + hard["train"]
+    for split, rows in (("warmup", warm + hard["warmup"]), ("train", train),
                         ("heldout_easy", held), ("heldout_hard", hard["heldout"])):
         random.Random(seed).shuffle(rows)
         for j, r in enumerate(rows):
@@ -73,10 +74,6 @@ def write_task(root: Path, seed: int = 0) -> dict:
         write_parquet(rows, root / f"{split}.parquet")
         out[split.removeprefix("heldout_")] = root / f"{split}.parquet"
     return out
-
-
-def _questions(rows: list[dict]) -> set[str]:
-    return {r["extra_info"]["question"] for r in rows}
 
 
 def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict:
@@ -89,14 +86,12 @@ def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict
     out = {}
     with Verifier(workers=2) as v:
         for name in ("easy", "hard"):
-            rows = read_rl_rows(files[name])
-            r = heldout_accuracy(model, tok, rows, v, samples=4, temperature=1.0,
+            r = heldout_accuracy(model, tok, read_rl_rows(files[name]), v, samples=4, temperature=1.0,
                                  max_new_tokens=max_new_tokens, seed=seed, keep_texts=True)
-            right = [x.correct for x in v.verify_batch(r["texts"], [row.ground_truth for row in rows for _ in range(4)])]
             worked = [" = " in t for t in r["texts"]]  # a step line; a direct answer has none
 
             def acc(shown: bool) -> float | None:
-                picked = [ok for ok, w in zip(right, worked) if w == shown]
+                picked = [ok for ok, w in zip(r["correct"], worked) if w == shown]
                 return round(sum(picked) / len(picked), 3) if picked else None
 
             out[name] = {"acc": round(r["acc"], 3), "tokens": round(r["mean_tokens"], 1),

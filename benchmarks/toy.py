@@ -38,11 +38,14 @@ def disjoint_rows(common: dict, *, warmup: int, rl: int, heldout: int, seed: int
     from data.formats import synthetic_rows
 
     warm = synthetic_rows(warmup, seed=seed, split="train", **common, **warmup_kw)
-    seen = {r["extra_info"]["question"] for r in warm}
-    train = synthetic_rows(rl, seed=seed + 1, split="train", exclude=seen, **common)
-    seen |= {r["extra_info"]["question"] for r in train}
-    held = synthetic_rows(heldout, seed=seed + 2, split="test", exclude=seen, **common)
+    train = synthetic_rows(rl, seed=seed + 1, split="train", exclude=questions(warm), **common)
+    held = synthetic_rows(heldout, seed=seed + 2, split="test", exclude=questions(warm + train), **common)
     return {"warmup": warm, "train": train, "heldout": held}
+
+
+def questions(rows: list[dict]) -> set[str]:
+    """The question texts of synthetic rows (for ``synthetic_rows(exclude=)``)."""
+    return {r["extra_info"]["question"] for r in rows}
 
 
 def disjoint_task(root: Path, common: dict, *, warmup: int, rl: int, heldout: int, seed: int = 0,

@@ -172,5 +172,6 @@ def test_heldout_accuracy_keeps_the_texts_it_graded(task_files):
         r = heldout_accuracy(model, tok, rows, v, samples=2, max_new_tokens=12, seed=0, keep_texts=True)
         again = heldout_accuracy(model, tok, rows, v, samples=2, max_new_tokens=12, seed=0)
         gold = [row.ground_truth for row in rows for _ in range(2)]
-        assert len(r["texts"]) == r["n"] == 2 * len(rows) and "texts" not in again
-        assert r["acc"] == again["acc"] == sum(x.correct for x in v.verify_batch(r["texts"], gold)) / r["n"]
+        assert len(r["texts"]) == r["n"] == 2 * len(rows) and "texts" not in again and "correct" not in again
+        assert r["correct"] == [x.correct for x in v.verify_batch(r["texts"], gold)]
+        assert r["acc"] == again["acc"] == sum(r["correct"]) / r["n"]

@@ -45,7 +45,8 @@ def heldout_accuracy(
     With ``second_instruction``, each response gets a second attempt after it
     (self-correction) and the result adds ``acc_t1``, ``acc_t2``, ``delta_t1_t2``,
     ``delta_i2c`` and ``delta_c2i``. ``keep_texts`` adds the decoded
-    (first-attempt) responses as ``texts``, in row order.
+    (first-attempt) responses as ``texts`` and their verdicts as ``correct``
+    (bools), in row order.
     """
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
@@ -66,7 +67,7 @@ def heldout_accuracy(
     tokens = sum(len(t) for g in groups for t in g)
     out = {"acc": correct / len(verdicts), "n": len(verdicts), "mean_tokens": tokens / len(verdicts)}
     if keep_texts:
-        out["texts"] = texts
+        out["texts"], out["correct"] = texts, [v.correct for v in verdicts]
     if second_instruction:
         from pipeline.train.self_correction import attempt_metrics, second_attempt_prompt
 
