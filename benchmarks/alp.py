@@ -5,32 +5,35 @@ far more than on hard ones, at equal accuracy?
     .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--std] [--out runs/bench/alp]
 
 The synthetic task mixes easy prompts (one operation) and hard ones (three).
-Half of the worked solutions state the answer with no working ("The answer is
-\\boxed{13}."), the other half write one line per step first. A tiny Llama is
-warmed up on them, so it answers directly about half the time on both kinds.
-The design bets that a direct answer is as good as a worked one on an easy
-prompt and worse on a hard one, so that working is worth its tokens only on
-hard prompts, the situation an adaptive length budget is for; the script
-prints the accuracy of direct and worked answers per kind, which tests the
-bet (README, Benchmarks, says how it fared). Two GRPO runs then start from
-that checkpoint on other prompts, with the same data, seed and compute:
+Some worked solutions state the answer with no working ("The answer is
+\\boxed{13}."), the rest write one line per step first: 70% direct on easy
+prompts, 15% on hard ones. A tiny Llama warmed up on them answers easy prompts
+mostly directly and nearly always works through hard ones, where its direct
+answers are far less accurate (the script prints the accuracy of direct and
+worked answers per kind). Three GRPO runs then start from that checkpoint on
+other prompts, with the same data, seed and compute:
 
 * ``outcome``: the verifier's reward only;
-* ``alp``: the same plus ALP, ``-(beta/N) * max(p, 1/K) * |y|``.
+* ``alp``: the same plus ALP, ``-(beta/N) * max(p, 1/K) * |y|``;
+* ``uniform``: the same plus a uniform length penalty ``-alpha * |y| / N``
+  with ``alpha = beta * `` the warm-up's mean solve rate over the RL prompts,
+  so both penalties cost the same on average at the start.
 
-Both runs use Dr.GRPO's mean-only baseline by default (``--std`` for GRPO's std
+All use Dr.GRPO's mean-only baseline by default (``--std`` for GRPO's std
 normalisation): with std normalisation a group that is all wrong has only the
 length penalty left, and dividing by its tiny spread turns it into full-size
 advantages that shorten answers until they break.
 
 Each model is measured on held-out prompts (32 easy, all that is left of the
 162 possible, and 100 hard; disjoint from the warm-up's and RL's), 4 samples
-each at temperature 1: accuracy, mean response tokens, the share of responses
-that show working, and the hard/easy token ratio. ALP should raise the ratio
-(easy prompts, solved by most of their group, pay the full per-token price for
-working that buys nothing; hard ones pay in proportion to their solve rate,
-and their working buys accuracy) without costing accuracy. The last line is
-the headline.
+each at temperature 0.7 (as the rollouts): accuracy, mean response tokens, the
+share of responses that show working, and the hard/easy token ratio. ALP
+should raise the ratio against outcome-only (easy prompts, solved by most of
+their group, pay the full per-token price for working; hard ones pay in
+proportion to their solve rate, and their working buys accuracy) without
+costing accuracy. ``--resume`` keeps finished runs under ``--out`` (e.g. to
+try another beta from the same warm-up and outcome run). The last line is the
+headline.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import random
 import shutil
 import sys
 import time
@@ -49,34 +51,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def write_task(root: Path, seed: int = 0) -> dict:
+def write_task(root: Path, easy_direct_rate: float = 0.7, hard_direct_rate: float = 0.15, hard_operand: int = 9,
+               seed: int = 0) -> dict:
     """Warm-up rows, RL prompts and held-out problems, pairwise disjoint, of both kinds."""
-    from benchmarks.toy import disjoint_rows, questions
-    from data.formats import synthetic_rows, write_parquet
+    from benchmarks.toy import disjoint_rows, questions, write_splits
+    from data.formats import synthetic_rows
 
     common = dict(max_operand=9, ops=("+", "-"))
-    hard = disjoint_rows(dict(steps=3, **common), warmup=1500, rl=600, heldout=100, seed=seed, direct_rate=0.5)
-    # easy: all 162 one-operation problems, 32 held out, 30 for RL, and the other 100 five
-    # times each in the warm-up with fresh draws of direct vs worked (a third of its rows)
+    hard = disjoint_rows(dict(common, steps=3, max_operand=hard_operand), warmup=3000, rl=600, heldout=100, seed=seed,
+                         direct_rate=hard_direct_rate)
+    # easy: all 162 one-operation problems, 32 held out, 30 for RL, and the other 100 ten times
+    # each in the warm-up with fresh draws of direct vs worked
     held = synthetic_rows(32, seed=seed + 10, split="test", steps=1, **common)
     rl = synthetic_rows(30, seed=seed + 11, split="train", steps=1, exclude=questions(held), **common)
-    warm = [r for k in range(5) for r in synthetic_rows(100, seed=seed + 12 + k, split="train", steps=1, direct_rate=0.5,
-                                                          exclude=questions(held + rl), **common)]
-    root.mkdir(parents=True, exist_ok=True)
-    out = {}
+    warm = [r for k in range(10) for r in synthetic_rows(100, seed=seed + 12 + k, split="train", steps=1,
+                                                           direct_rate=easy_direct_rate, exclude=questions(held + rl),
+                                                           **common)]
     # RL sees each easy prompt 10 times as often as a hard one: a third of its prompts are easy
     train = [copy.deepcopy(r) for r in rl for _ in range(10)] + hard["train"]
-    for split, rows in (("warmup", warm + hard["warmup"]), ("train", train),
-                        ("heldout_easy", held), ("heldout_hard", hard["heldout"])):
-        random.Random(seed).shuffle(rows)
-        for j, r in enumerate(rows):
-            r["extra_info"]["index"] = j
-        write_parquet(rows, root / f"{split}.parquet")
-        out[split.removeprefix("heldout_")] = root / f"{split}.parquet"
-    return out
+    files = write_splits(root, {"warmup": warm + hard["warmup"], "train": train, "heldout_easy": held,
+                                "heldout_hard": hard["heldout"]}, shuffle_seed=seed)
+    return {k.removeprefix("heldout_"): f for k, f in files.items()}
 
 
-def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict:
+def measure(model_dir: str, files: dict, max_new_tokens: int, temperature: float, seed: int) -> dict:
     from data.formats import read_rl_rows
     from pipeline.train.heldout import heldout_accuracy
     from pipeline.train.policy import load_policy
@@ -86,7 +84,7 @@ def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict
     out = {}
     with Verifier(workers=2) as v:
         for name in ("easy", "hard"):
-            r = heldout_accuracy(model, tok, read_rl_rows(files[name]), v, samples=4, temperature=1.0,
+            r = heldout_accuracy(model, tok, read_rl_rows(files[name]), v, samples=4, temperature=temperature,
                                  max_new_tokens=max_new_tokens, seed=seed, keep_texts=True)
             worked = [" = " in t for t in r["texts"]]  # a step line; a direct answer has none
 
@@ -102,13 +100,20 @@ def measure(model_dir: str, files: dict, max_new_tokens: int, seed: int) -> dict
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--warmup-steps", type=int, default=1000)
+    p.add_argument("--warmup-steps", type=int, default=1500)
     p.add_argument("--rl-steps", type=int, default=60)
     p.add_argument("--beta", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=1.5e-4)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--std", action="store_true", help="GRPO's std normalisation (default: Dr.GRPO, mean only)")
+    p.add_argument("--hard-direct-rate", type=float, default=0.15,
+                   help="share of direct answers among the hard warm-up targets")
+    p.add_argument("--easy-direct-rate", type=float, default=0.7,
+                   help="share of direct answers among the easy warm-up targets")
+    p.add_argument("--hard-operand", type=int, default=9, help="largest operand of the hard prompts (easy: 9)")
+    p.add_argument("--temperature", type=float, default=0.7, help="rollouts and held-out measurements")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--out", default="runs/bench/alp", help="runs, results and the plot go here")
+    p.add_argument("--resume", action="store_true", help="keep finished runs (measure them again) instead of rerunning")
     a = p.parse_args()
 
     from benchmarks.toy import plot, read_metrics, rl_config, warm_up
@@ -116,24 +121,30 @@ def main() -> None:
 
     root = Path(a.out)
     root.mkdir(parents=True, exist_ok=True)
-    files = write_task(root / "data")
+    files = write_task(root / "data", a.easy_direct_rate, a.hard_direct_rate, a.hard_operand)
     t0 = time.perf_counter()
     model = warm_up(root, files["warmup"], files["hard"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
-    results = {"warmup": measure(str(model), files, a.max_new_tokens, seed=1)}
+    results = {"warmup": measure(str(model), files, a.max_new_tokens, a.temperature, seed=1)}
     print(f"warmup  {json.dumps(results['warmup'])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
-                     norm_adv_by_std=a.std)
+                     norm_adv_by_std=a.std, temperature=a.temperature)
+    # the uniform penalty's price per token is ALP's at the warm-up's mean solve rate over the RL prompts
+    # (a third easy, two thirds hard), so both cost the same on average at the start
+    w = results["warmup"]
+    uniform = round(a.beta * (w["easy"]["acc"] + 2 * w["hard"]["acc"]) / 3, 3)
     for name, terms in (("outcome", {"outcome": {"weight": 1.0}}),
-                        ("alp", {"outcome": {"weight": 1.0}, "alp": {"beta": a.beta}})):
+                        ("alp", {"outcome": {"weight": 1.0}, "alp": {"beta": a.beta}}),
+                        ("uniform", {"outcome": {"weight": 1.0}, "length": {"alpha": uniform}})):
         t0 = time.perf_counter()
         cfg = dataclasses.replace(base, reward=dataclasses.replace(base.reward, terms=terms))
-        shutil.rmtree(root / name, ignore_errors=True)
-        train(cfg, root / name, progress=False, log=lambda m: None)
-        results[name] = measure(str(root / name / "model"), files, a.max_new_tokens, seed=1)
+        if not (a.resume and (root / name / "summary.json").is_file()):
+            shutil.rmtree(root / name, ignore_errors=True)
+            train(cfg, root / name, progress=False, log=lambda m: None)
+        results[name] = measure(str(root / name / "model"), files, a.max_new_tokens, a.temperature, seed=1)
         print(f"{name:7s} {json.dumps(results[name])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     (root / "alp_results.json").write_text(json.dumps(results, indent=2))
     plot({k: [(r["step"], r["response_length"]) for r in read_metrics(root / k) if "response_length" in r]
-          for k in ("outcome", "alp")}, root / "alp_length.png", xlabel="GRPO step", ylabel="mean response tokens",
+          for k in ("outcome", "alp", "uniform")}, root / "alp_length.png", xlabel="GRPO step", ylabel="mean response tokens",
          title=f"ALP vs outcome-only (beta {a.beta})")
 
     def line(k: str) -> str:
@@ -143,7 +154,8 @@ def main() -> None:
                 f"hard/easy {r['hard_easy_token_ratio']:.2f}")
 
     norm = "GRPO std-normalised" if a.std else "Dr.GRPO"
-    print(f"ALP toy ({a.rl_steps} {norm} steps, beta {a.beta}): " + " | ".join(line(k) for k in ("warmup", "outcome", "alp")))
+    print(f"ALP toy ({a.rl_steps} {norm} steps, beta {a.beta}, uniform alpha {uniform}): "
+          + " | ".join(line(k) for k in ("warmup", "outcome", "alp", "uniform")))
 
 
 if __name__ == "__main__":

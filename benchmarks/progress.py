@@ -96,6 +96,8 @@ def main() -> None:
     p.add_argument("--task-steps", type=int, default=3, help="operations per problem")
     p.add_argument("--temperature", type=float, default=1.0, help="rollouts, prover and held-out measurements")
     p.add_argument("--out", default="runs/bench/progress")
+    p.add_argument("--resume", action="store_true",
+                   help="keep finished runs and continue interrupted ones from their last checkpoint")
     a = p.parse_args()
 
     from benchmarks.toy import plot, read_metrics, rl_config, warm_up
@@ -119,9 +121,12 @@ def main() -> None:
     results: dict = {"constructed_traces": traces}
     curves = {}
     for name, cfg in runs.items():
-        shutil.rmtree(root / name, ignore_errors=True)
         t0 = time.perf_counter()
-        train(cfg, root / name, progress=False, log=lambda m: None)
+        if not (a.resume and (root / name / "summary.json").is_file()):
+            if not a.resume:
+                shutil.rmtree(root / name, ignore_errors=True)
+            train(cfg, root / name, resume=a.resume and (root / name / "checkpoints").is_dir(), progress=False,
+                  log=lambda m: None)
         rows = read_metrics(root / name)
         samples_per_step = cfg.prompts_per_step * cfg.rollout.n
         curve = [(r["step"] * samples_per_step, r["heldout_acc"]) for r in rows if r.get("heldout_acc") is not None]

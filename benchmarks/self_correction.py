@@ -1,25 +1,26 @@
 #!/usr/bin/env python
 """Self-correction turns (SCoRe) at toy scale.
 
-    .venv/bin/python benchmarks/self_correction.py [--stage1-steps 15] [--stage2-steps 30] [--out runs/bench/score]
+    .venv/bin/python benchmarks/self_correction.py [--stage1-steps 15] [--stage2-steps 45] [--out runs/bench/score]
 
-A tiny Llama is warmed up on 2-step arithmetic (operands up to 9; RL and
-held-out problems disjoint from the warm-up's) where 30% of worked solutions
-slip; two thirds of the warm-up rows are two-turn: a first attempt, the
-correction instruction, and as the target either the first attempt repeated
-word for word or a careful fresh solution (no injected slips), half and half.
-For a right first attempt the two targets are the same text; for a wrong one
-the model sees both standing by the slip and fixing it. The warmed-up model
-therefore mostly stands by its first answer and sometimes fixes it. Sampling
-(rollouts and held-out measurements) runs at temperature 0.7: at 1.0 the tiny
-model's tail of unlikely digits, not its slips, decides most answers.
+A tiny Llama is warmed up on 3-step arithmetic (operands up to 9; RL and
+held-out problems disjoint from the warm-up's). Two thirds of the warm-up rows
+are one-turn with clean worked solutions, so the model learns the arithmetic
+well; the other third are two-turn: a first attempt that slips half the time,
+the correction instruction, and as the target either the first attempt
+repeated word for word or a careful fresh solution, half and half. For a right
+first attempt the two targets are the same text; for a wrong one the model
+sees both standing by the slip and fixing it. Sampling (rollouts and held-out
+measurements) runs at temperature 0.7.
 
 RL then runs SCoRe's two stages in sequence (stage 1: reward the second attempt,
 strong KL on the first; stage 2: both rewarded plus ``bonus * (r2 - r1)``).
 Held-out Accuracy@t1/t2, Delta(t1,t2), Delta^{i->c} and Delta^{c->i} are
 measured every 5 steps (200 problems x 4 samples) and plotted. SCoRe's
 claim at this scale: Delta(t1,t2) rises over training and Delta^{c->i} stays low.
-The last line is the headline.
+``--task-steps 2 --one-turn 1000 --two-turn 1000 --warmup-steps 1000
+--max-new-tokens 48`` is the smaller variant README also reports. The last
+line is the headline.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 import shutil
 import sys
 import time
@@ -38,24 +40,37 @@ sys.path.insert(0, str(ROOT))
 KEYS = ("heldout_acc_t1", "heldout_acc_t2", "heldout_delta_t1_t2", "heldout_delta_i2c", "heldout_delta_c2i")
 
 
-def write_task(root: Path, instruction: str, seed: int = 0) -> dict:
-    """2-step problems (2,916 distinct): 2000 warm-up rows (2/3 two-turn), 600 RL questions, 200 held out."""
-    from benchmarks.toy import disjoint_task
+def write_task(root: Path, instruction: str, steps: int = 3, one_turn: int = 3000, two_turn: int = 1500,
+               seed: int = 0) -> dict:
+    """``steps``-step problems (operands up to 9): warm-up rows (``one_turn`` clean one-turn, ``two_turn``
+    two-turn), 600 RL questions, 200 held out, pairwise disjoint."""
+    from benchmarks.toy import questions, write_splits
+    from data.formats import synthetic_rows
 
-    return disjoint_task(root, dict(steps=2, max_operand=9, ops=("+", "-")), warmup=2000, rl=600, heldout=200,
-                         seed=seed, error_rate=0.3, second_attempt_rate=2 / 3, second_instruction=instruction,
-                         second_repeat_rate=0.5, second_error_rate=0.0)
+    common = dict(steps=steps, max_operand=9, ops=("+", "-"))
+    # two-turn rows: the first attempt slips half the time; the target repeats it or redoes it carefully
+    two = synthetic_rows(two_turn, seed=seed, split="train", error_rate=0.5, second_attempt_rate=1.0,
+                         second_instruction=instruction, second_repeat_rate=0.5, second_error_rate=0.0, **common)
+    one = synthetic_rows(one_turn, seed=seed + 3, split="train", exclude=questions(two), **common)  # no slips
+    warm = one + two
+    random.Random(seed).shuffle(warm)
+    train = synthetic_rows(600, seed=seed + 1, split="train", exclude=questions(warm), **common)
+    held = synthetic_rows(200, seed=seed + 2, split="test", exclude=questions(warm + train), **common)
+    return write_splits(root, {"warmup": warm, "train": train, "heldout": held})
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--warmup-steps", type=int, default=1000)
+    p.add_argument("--task-steps", type=int, default=3, help="operations per problem")
+    p.add_argument("--one-turn", type=int, default=3000, help="clean one-turn warm-up rows")
+    p.add_argument("--two-turn", type=int, default=1500, help="two-turn warm-up rows")
+    p.add_argument("--warmup-steps", type=int, default=1500)
     p.add_argument("--temperature", type=float, default=0.7, help="rollouts and held-out measurements")
     p.add_argument("--stage1-steps", type=int, default=15)
-    p.add_argument("--stage2-steps", type=int, default=30)
+    p.add_argument("--stage2-steps", type=int, default=45)
     p.add_argument("--bonus", type=float, default=10.0)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--max-new-tokens", type=int, default=56)
     p.add_argument("--out", default="runs/bench/score")
     a = p.parse_args()
 
@@ -65,7 +80,7 @@ def main() -> None:
 
     sc = SelfCorrectionConfig(enabled=True)
     root = Path(a.out)
-    files = write_task(root / "data", sc.instruction)
+    files = write_task(root / "data", sc.instruction, a.task_steps, a.one_turn, a.two_turn)
     t0 = time.perf_counter()
     model = warm_up(root, files["warmup"], files["heldout"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     print(f"warm-up: {time.perf_counter() - t0:.0f} s", flush=True)

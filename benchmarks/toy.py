@@ -51,13 +51,23 @@ def questions(rows: list[dict]) -> set[str]:
 def disjoint_task(root: Path, common: dict, *, warmup: int, rl: int, heldout: int, seed: int = 0,
                   **warmup_kw) -> dict[str, Path]:
     """:func:`disjoint_rows` written as ``root/{warmup,train,heldout}.parquet``."""
+    return write_splits(root, disjoint_rows(common, warmup=warmup, rl=rl, heldout=heldout, seed=seed, **warmup_kw))
+
+
+def write_splits(root: Path, splits: dict[str, list], shuffle_seed: int | None = None) -> dict[str, Path]:
+    """Each split's rows, shuffled if ``shuffle_seed`` is given and numbered afresh, as ``root/<split>.parquet``."""
+    import random
+
     from data.formats import write_parquet
 
-    rows = disjoint_rows(common, warmup=warmup, rl=rl, heldout=heldout, seed=seed, **warmup_kw)
     root.mkdir(parents=True, exist_ok=True)
-    for name, part in rows.items():
-        write_parquet(part, root / f"{name}.parquet")
-    return {k: root / f"{k}.parquet" for k in rows}
+    for name, rows in splits.items():
+        if shuffle_seed is not None:
+            random.Random(shuffle_seed).shuffle(rows)
+        for j, r in enumerate(rows):
+            r["extra_info"]["index"] = j
+        write_parquet(rows, root / f"{name}.parquet")
+    return {name: root / f"{name}.parquet" for name in splits}
 
 
 def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int, lr: float, heldout_file=None,
