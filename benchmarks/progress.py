@@ -96,6 +96,8 @@ def main() -> None:
     p.add_argument("--task-steps", type=int, default=3, help="operations per problem")
     p.add_argument("--temperature", type=float, default=1.0, help="rollouts, prover and held-out measurements")
     p.add_argument("--out", default="runs/bench/progress")
+    p.add_argument("--prover-model", default="",
+                   help="a fixed prover (same tokenizer) instead of the policy's best-of-4, for the RL run")
     p.add_argument("--resume", action="store_true",
                    help="keep finished runs and continue interrupted ones from their last checkpoint")
     a = p.parse_args()
@@ -117,7 +119,8 @@ def main() -> None:
     runs = {"outcome": base,
             "progress": dataclasses.replace(base, progress=ProgressConfig(enabled=True, alpha=a.alpha,
                                                                           mc_rollouts=a.mc_rollouts, prover_k=4,
-                                                                          temperature=a.temperature))}
+                                                                          temperature=a.temperature,
+                                                                          prover_model=a.prover_model))}
     results: dict = {"constructed_traces": traces}
     curves = {}
     for name, cfg in runs.items():
