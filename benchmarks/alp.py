@@ -32,7 +32,8 @@ should raise the ratio against outcome-only (easy prompts, solved by most of
 their group, pay the full per-token price for working; hard ones pay in
 proportion to their solve rate, and their working buys accuracy) without
 costing accuracy. ``--resume`` keeps finished runs under ``--out`` (e.g. to
-try another beta from the same warm-up and outcome run). The last line is the
+try another beta from the same warm-up and outcome run) and continues
+interrupted ones. The last line is the
 headline.
 """
 
@@ -42,7 +43,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -113,11 +113,10 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=0.7, help="rollouts and held-out measurements")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--out", default="runs/bench/alp", help="runs, results and the plot go here")
-    p.add_argument("--resume", action="store_true", help="keep finished runs (measure them again) instead of rerunning")
+    p.add_argument("--resume", action="store_true", help="keep finished runs (measure them again) and continue interrupted ones")
     a = p.parse_args()
 
-    from benchmarks.toy import plot, read_metrics, rl_config, warm_up
-    from pipeline.train.engine import train
+    from benchmarks.toy import plot, rl_config, train_run, warm_up
 
     root = Path(a.out)
     root.mkdir(parents=True, exist_ok=True)
@@ -132,19 +131,18 @@ def main() -> None:
     # (a third easy, two thirds hard), so both cost the same on average at the start
     w = results["warmup"]
     uniform = round(a.beta * (w["easy"]["acc"] + 2 * w["hard"]["acc"]) / 3, 3)
+    lengths = {}
     for name, terms in (("outcome", {"outcome": {"weight": 1.0}}),
                         ("alp", {"outcome": {"weight": 1.0}, "alp": {"beta": a.beta}}),
                         ("uniform", {"outcome": {"weight": 1.0}, "length": {"alpha": uniform}})):
         t0 = time.perf_counter()
         cfg = dataclasses.replace(base, reward=dataclasses.replace(base.reward, terms=terms))
-        if not (a.resume and (root / name / "summary.json").is_file()):
-            shutil.rmtree(root / name, ignore_errors=True)
-            train(cfg, root / name, progress=False, log=lambda m: None)
+        lengths[name] = [(r["step"], r["response_length"]) for r in train_run(cfg, root / name, resume=a.resume)
+                         if "response_length" in r]
         results[name] = measure(str(root / name / "model"), files, a.max_new_tokens, a.temperature, seed=1)
         print(f"{name:7s} {json.dumps(results[name])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     (root / "alp_results.json").write_text(json.dumps(results, indent=2))
-    plot({k: [(r["step"], r["response_length"]) for r in read_metrics(root / k) if "response_length" in r]
-          for k in ("outcome", "alp", "uniform")}, root / "alp_length.png", xlabel="GRPO step", ylabel="mean response tokens",
+    plot(lengths, root / "alp_length.png", xlabel="GRPO step", ylabel="mean response tokens",
          title=f"ALP vs outcome-only (beta {a.beta})")
 
     def line(k: str) -> str:

@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -102,9 +101,8 @@ def main() -> None:
                    help="keep finished runs and continue interrupted ones from their last checkpoint")
     a = p.parse_args()
 
-    from benchmarks.toy import plot, read_metrics, rl_config, warm_up
+    from benchmarks.toy import plot, rl_config, train_run, warm_up
     from pipeline.config import ProgressConfig
-    from pipeline.train.engine import train
 
     root = Path(a.out)
     files = write_task(root / "data", steps=a.task_steps)
@@ -125,12 +123,7 @@ def main() -> None:
     curves = {}
     for name, cfg in runs.items():
         t0 = time.perf_counter()
-        if not (a.resume and (root / name / "summary.json").is_file()):
-            if not a.resume:
-                shutil.rmtree(root / name, ignore_errors=True)
-            train(cfg, root / name, resume=a.resume and (root / name / "checkpoints").is_dir(), progress=False,
-                  log=lambda m: None)
-        rows = read_metrics(root / name)
+        rows = train_run(cfg, root / name, resume=a.resume)
         samples_per_step = cfg.prompts_per_step * cfg.rollout.n
         curve = [(r["step"] * samples_per_step, r["heldout_acc"]) for r in rows if r.get("heldout_acc") is not None]
         steps = [r for r in rows if "step_time" in r]

@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -74,9 +73,8 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench/score")
     a = p.parse_args()
 
-    from benchmarks.toy import plot, read_metrics, rl_config, warm_up
+    from benchmarks.toy import plot, rl_config, train_run, warm_up
     from pipeline.config import SelfCorrectionConfig
-    from pipeline.train.engine import train
 
     sc = SelfCorrectionConfig(enabled=True)
     root = Path(a.out)
@@ -95,10 +93,8 @@ def main() -> None:
                         self_correction=dataclasses.replace(sc, stage=stage, bonus=a.bonus))
         cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, kl_coef=0.01, micro_batch_size=64))
         out = root / f"stage{stage}"
-        shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
-        train(cfg, out, progress=False, log=lambda m: None)
-        rows = [r for r in read_metrics(out) if r.get("heldout_acc_t2") is not None]
+        rows = [r for r in train_run(cfg, out) if r.get("heldout_acc_t2") is not None]
         for r in rows:
             if offset and r["step"] == 0:
                 continue  # the previous stage's last measurement, again

@@ -1,10 +1,9 @@
 """Shared pieces of the toy-scale reward benchmarks (alp.py, progress.py,
-self_correction.py): warm-up, a GRPO config from it, and curve plots."""
+self_correction.py): their data, warm-up, a GRPO config and its run, and curve plots."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -87,8 +86,19 @@ def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int,
     return dataclasses.replace(cfg, **over)
 
 
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+def train_run(cfg, out: Path, *, resume: bool = False) -> list[dict]:
+    """Run GRPO ``cfg`` into ``out`` (replacing what is there) and return its metrics rows; with
+    ``resume``, a finished run is kept as it is and an interrupted one continues from its checkpoint."""
+    import shutil
+
+    from pipeline.train.engine import train
+    from pipeline.train.metrics import read_metrics
+
+    if not (resume and (out / "summary.json").is_file()):
+        if not resume:
+            shutil.rmtree(out, ignore_errors=True)
+        train(cfg, out, resume=resume and (out / "checkpoints").is_dir(), progress=False, log=lambda m: None)
+    return read_metrics(out / "metrics.jsonl")
 
 
 def plot(curves: dict[str, list[tuple[float, float]]], path: Path, *, xlabel: str, ylabel: str, title: str) -> None:
