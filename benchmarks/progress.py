@@ -6,17 +6,22 @@
 A tiny Llama is warmed up on 3-step arithmetic where 30% of the worked solutions
 slip once (the slip is carried through, so the final answer is wrong); RL uses
 other problems, and held-out accuracy a third disjoint set (200 problems).
-Then:
+``--task-steps 5 --step-slip-rate 0.4`` makes every step of a warm-up solution
+slip independently instead, so the model starts at about 0.1 (a sparse outcome
+reward: most GRPO groups are all wrong). Then:
 
 1. *Constructed traces*: for held-out problems, the right solution and one with a
-   slip in a random step are scored by Monte Carlo with the warmed-up model as
-   the prover (8 continuations per prefix). Progress should be positive on
-   right steps and negative on the step that slips.
+   slip in a random step are scored by Monte Carlo with the warmed-up model (or
+   the fixed prover, if one is given) as the prover (8 continuations per
+   prefix). Progress should be positive on right steps and negative on the step
+   that slips.
 2. *RL*: two GRPO runs from the warm-up with the same data, seed and samples:
    outcome reward only, and outcome + alpha x progress (prover = best-of-4 of
-   the current policy, 4 Monte Carlo continuations per prefix). Held-out
-   accuracy is measured every 5 steps and plotted against policy samples; the
-   cost of the estimate (prover rollouts per step, seconds per step) is reported.
+   the current policy, or a fixed one: ``--prover-model``, or
+   ``--strong-prover-steps`` to train one; 4 Monte Carlo continuations per
+   prefix). Held-out accuracy is measured every 5 steps and plotted against
+   policy samples; the cost of the estimate (prover rollouts per step, seconds
+   per step) is reported.
 
 The last line is the headline.
 """
@@ -37,16 +42,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def write_task(root: Path, steps: int = 3, seed: int = 0) -> dict:
-    """``steps``-step problems: 6000 warm-up rows (30% slipped solutions), 2000 RL prompts, 200 held out."""
-    from benchmarks.toy import disjoint_task
+def write_task(root: Path, steps: int = 3, seed: int = 0, step_slip_rate: float = 0.0) -> dict:
+    """``steps``-step problems: 6000 warm-up rows, 2000 RL prompts, 200 held out, and 6000 clean
+    solutions of yet other problems for training a strong prover. The warm-up's solutions slip
+    once 30% of the time or, with ``step_slip_rate``, at every step independently."""
+    from benchmarks.toy import disjoint_rows, questions, write_splits
+    from data.formats import synthetic_rows
 
-    return disjoint_task(root, dict(steps=steps, max_operand=9, ops=("+", "-")), warmup=6000, rl=2000, heldout=200,
-                         seed=seed, error_rate=0.3)
+    common = dict(steps=steps, max_operand=9, ops=("+", "-"))
+    slips = dict(step_slip_rate=step_slip_rate) if step_slip_rate else dict(error_rate=0.3)
+    splits = disjoint_rows(common, warmup=6000, rl=2000, heldout=200, seed=seed, **slips)
+    splits["prover"] = synthetic_rows(6000, seed=seed + 5, split="train",
+                                      exclude=questions([r for rows in splits.values() for r in rows]), **common)
+    return write_splits(root, splits)
 
 
 def constructed_traces(model_dir: Path, n: int, seed: int, steps: int = 3, temperature: float = 1.0) -> dict:
     """Mean Monte Carlo progress on right steps and on the slipping step."""
+    import torch
+
     from data.synthetic import flawed_steps, latex_number, make_problem, solution_text
     from pipeline.config import ProgressConfig
     from pipeline.train.policy import encode_prompt, load_policy
@@ -55,6 +69,7 @@ def constructed_traces(model_dir: Path, n: int, seed: int, steps: int = 3, tempe
     from rewards.verifier import Verifier
 
     model, tok = load_policy(str(model_dir), device="cpu")
+    torch.manual_seed(seed)  # the Monte Carlo continuations
     rng = random.Random(seed)
     prompts, responses, gold, bad_steps = [], [], [], []
     for _ in range(n):
@@ -93,27 +108,43 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-5)  # 1.5e-4 (the demo's) lowered held-out acc 0.28 -> 0.19 here
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--task-steps", type=int, default=3, help="operations per problem")
+    p.add_argument("--step-slip-rate", type=float, default=0.0,
+                   help="warm-up solutions slip at every step independently at this rate (a sparse outcome reward "
+                        "on long chains) instead of once in 30%% of solutions")
     p.add_argument("--temperature", type=float, default=1.0, help="rollouts, prover and held-out measurements")
     p.add_argument("--out", default="runs/bench/progress")
     p.add_argument("--prover-model", default="",
                    help="a fixed prover (same tokenizer) instead of the policy's best-of-4, for the RL run")
+    p.add_argument("--strong-prover-steps", type=int, default=0,
+                   help="train a fixed prover stronger than the policy: the warm-up model after this many more "
+                        "supervised steps on clean solutions of other problems (root/prover/model)")
+    p.add_argument("--seed", type=int, default=0, help="the RL runs' seed (prompt order, sampling); the data and "
+                   "warm-up stay the same")
     p.add_argument("--resume", action="store_true",
                    help="keep finished runs and continue interrupted ones from their last checkpoint")
     a = p.parse_args()
+    if a.prover_model and a.strong_prover_steps:
+        p.error("--prover-model and --strong-prover-steps are alternatives")
 
     from benchmarks.toy import plot, rl_config, train_run, warm_up
     from pipeline.config import ProgressConfig
 
     root = Path(a.out)
-    files = write_task(root / "data", steps=a.task_steps)
+    files = write_task(root / "data", steps=a.task_steps, step_slip_rate=a.step_slip_rate)
     t0 = time.perf_counter()
     model = warm_up(root, files["warmup"], files["heldout"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     print(f"warm-up: {time.perf_counter() - t0:.0f} s", flush=True)
-    traces = constructed_traces(model, 20, seed=7, steps=a.task_steps, temperature=a.temperature)
+    if a.strong_prover_steps:
+        a.prover_model = str(warm_up(root, files["prover"], files["heldout"], steps=a.strong_prover_steps,
+                                     max_new_tokens=a.max_new_tokens, start=model, name="prover"))
+        print(f"strong prover: {json.loads((root / 'prover' / 'summary.json').read_text())}", flush=True)
+    # scored by the RL run's fixed prover if it has one, else by the warm-up model
+    traces = constructed_traces(Path(a.prover_model or model), 20, seed=7, steps=a.task_steps,
+                                temperature=a.temperature)
     print(f"constructed traces: {json.dumps(traces)}", flush=True)
 
     base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
-                     heldout_file=files["heldout"], eval_every=5, temperature=a.temperature)
+                     heldout_file=files["heldout"], eval_every=5, temperature=a.temperature, seed=a.seed)
     runs = {"outcome": base,
             "progress": dataclasses.replace(base, progress=ProgressConfig(enabled=True, alpha=a.alpha,
                                                                           mc_rollouts=a.mc_rollouts, prover_k=4,

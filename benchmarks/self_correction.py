@@ -19,7 +19,11 @@ Held-out Accuracy@t1/t2, Delta(t1,t2), Delta^{i->c} and Delta^{c->i} are
 measured every 5 steps (200 problems x 4 samples) and plotted. SCoRe's
 claim at this scale: Delta(t1,t2) rises over training and Delta^{c->i} stays low.
 ``--task-steps 2 --one-turn 1000 --two-turn 1000 --warmup-steps 1000
---max-new-tokens 48`` is the smaller variant README also reports. The last
+--max-new-tokens 48`` is the smaller variant README also reports.
+``--direct-rate 0.5`` makes half the first attempts answer without working
+(a first attempt the worked redo can fix; the two-turn first turns are off by
+a little half the time, direct or worked); with ``--first-attempt-kl 2``
+stage 1 holds the first attempt where it was, as SCoRe intends. The last
 line is the headline.
 """
 
@@ -36,21 +40,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.config import SelfCorrectionConfig  # noqa: E402
+
 KEYS = ("heldout_acc_t1", "heldout_acc_t2", "heldout_delta_t1_t2", "heldout_delta_i2c", "heldout_delta_c2i")
 
 
 def write_task(root: Path, instruction: str, steps: int = 3, one_turn: int = 3000, two_turn: int = 1500,
-               seed: int = 0) -> dict:
+               direct_rate: float = 0.0, seed: int = 0) -> dict:
     """``steps``-step problems (operands up to 9): warm-up rows (``one_turn`` clean one-turn, ``two_turn``
-    two-turn), 600 RL questions, 200 held out, pairwise disjoint."""
+    two-turn), 600 RL questions, 200 held out, pairwise disjoint. A share ``direct_rate`` of the
+    one-turn targets and of the two-turn first attempts state the answer without working."""
     from benchmarks.toy import questions, write_splits
     from data.formats import synthetic_rows
 
     common = dict(steps=steps, max_operand=9, ops=("+", "-"))
     # two-turn rows: the first attempt slips half the time; the target repeats it or redoes it carefully
     two = synthetic_rows(two_turn, seed=seed, split="train", error_rate=0.5, second_attempt_rate=1.0,
-                         second_instruction=instruction, second_repeat_rate=0.5, second_error_rate=0.0, **common)
-    one = synthetic_rows(one_turn, seed=seed + 3, split="train", exclude=questions(two), **common)  # no slips
+                         second_instruction=instruction, second_repeat_rate=0.5, second_error_rate=0.0,
+                         direct_rate=direct_rate, **common)
+    one = synthetic_rows(one_turn, seed=seed + 3, split="train", exclude=questions(two), direct_rate=direct_rate,
+                         **common)  # no slips
     warm = one + two
     random.Random(seed).shuffle(warm)
     train = synthetic_rows(600, seed=seed + 1, split="train", exclude=questions(warm), **common)
@@ -63,22 +72,25 @@ def main() -> None:
     p.add_argument("--task-steps", type=int, default=3, help="operations per problem")
     p.add_argument("--one-turn", type=int, default=3000, help="clean one-turn warm-up rows")
     p.add_argument("--two-turn", type=int, default=1500, help="two-turn warm-up rows")
+    p.add_argument("--direct-rate", type=float, default=0.0,
+                   help="share of first attempts (one-turn targets, two-turn first turns) that answer without working")
     p.add_argument("--warmup-steps", type=int, default=1500)
     p.add_argument("--temperature", type=float, default=0.7, help="rollouts and held-out measurements")
     p.add_argument("--stage1-steps", type=int, default=15)
     p.add_argument("--stage2-steps", type=int, default=45)
     p.add_argument("--bonus", type=float, default=10.0)
+    p.add_argument("--first-attempt-kl", type=float, default=SelfCorrectionConfig.first_attempt_kl,
+                   help="stage 1: KL-to-reference weight on the first attempt's tokens")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--max-new-tokens", type=int, default=56)
     p.add_argument("--out", default="runs/bench/score")
     a = p.parse_args()
 
     from benchmarks.toy import plot, rl_config, train_run, warm_up
-    from pipeline.config import SelfCorrectionConfig
 
-    sc = SelfCorrectionConfig(enabled=True)
+    sc = SelfCorrectionConfig(enabled=True, first_attempt_kl=a.first_attempt_kl)
     root = Path(a.out)
-    files = write_task(root / "data", sc.instruction, a.task_steps, a.one_turn, a.two_turn)
+    files = write_task(root / "data", sc.instruction, a.task_steps, a.one_turn, a.two_turn, a.direct_rate)
     t0 = time.perf_counter()
     model = warm_up(root, files["warmup"], files["heldout"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     print(f"warm-up: {time.perf_counter() - t0:.0f} s", flush=True)

@@ -13,17 +13,19 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 
 
 def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max_new_tokens: int, threads: int = THREADS,
-            size: str = "tiny") -> Path:
-    """Warm a tiny Llama up on the worked solutions; reuses ``root/warmup/model`` if present."""
-    from pipeline.config import DataConfig, WarmupConfig
+            size: str = "tiny", start: Path | None = None, name: str = "warmup") -> Path:
+    """Warm a tiny Llama up on the worked solutions (or go on training ``start``);
+    reuses ``root/<name>/model`` if present."""
+    from pipeline.config import DataConfig, ModelConfig, WarmupConfig
     from pipeline.train.sft import run_warmup
 
-    model = root / "warmup" / "model"
+    model = root / name / "model"
     if not (model / "config.json").is_file():
-        run_warmup(WarmupConfig(data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)]),
+        run_warmup(WarmupConfig(model=ModelConfig(path=str(start) if start else ""),
+                                data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)]),
                                 tiny_size=size, steps=steps, batch_size=32, max_new_tokens=max_new_tokens,
                                 threads=threads),
-                   root / "warmup", progress=False, log=lambda m: None)
+                   root / name, progress=False, log=lambda m: None)
     return model
 
 
@@ -45,12 +47,6 @@ def disjoint_rows(common: dict, *, warmup: int, rl: int, heldout: int, seed: int
 def questions(rows: list[dict]) -> set[str]:
     """The question texts of synthetic rows (for ``synthetic_rows(exclude=)``)."""
     return {r["extra_info"]["question"] for r in rows}
-
-
-def disjoint_task(root: Path, common: dict, *, warmup: int, rl: int, heldout: int, seed: int = 0,
-                  **warmup_kw) -> dict[str, Path]:
-    """:func:`disjoint_rows` written as ``root/{warmup,train,heldout}.parquet``."""
-    return write_splits(root, disjoint_rows(common, warmup=warmup, rl=rl, heldout=heldout, seed=seed, **warmup_kw))
 
 
 def write_splits(root: Path, splits: dict[str, list], shuffle_seed: int | None = None) -> dict[str, Path]:

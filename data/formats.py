@@ -156,6 +156,7 @@ def synthetic_rows(
     second_instruction: str | None = None,
     second_repeat_rate: float = 0.0,
     second_error_rate: float | None = None,
+    step_slip_rate: float = 0.0,
 ) -> list[dict]:
     """``n`` distinct synthetic arithmetic problems as verl rows.
 
@@ -165,7 +166,9 @@ def synthetic_rows(
     solutions copies the slips and the verifier does not reward them. A share
     ``check_rate`` re-checks every step on a line of its own (longer, no more
     correct: room for a length penalty to work). A share ``direct_rate`` states
-    the answer with no working at all.
+    the answer with no working at all. ``step_slip_rate``: besides the one-slip
+    flawed solutions, every step of the others slips independently at this
+    rate, so long chains are mostly wrong (a sparse outcome reward).
     ``exclude``: questions to skip (keeps a held-out split disjoint).
     A share ``second_attempt_rate`` of rows are two-turn (self-correction
     warm-up): the prompt holds the question, a worked solution as the
@@ -192,7 +195,8 @@ def synthetic_rows(
         if p.question in seen:
             continue
         seen.add(p.question)
-        text, ok = worked_solution(p, rng, error_rate, check_rate, direct_rate=direct_rate)
+        text, ok = worked_solution(p, rng, error_rate, check_rate, direct_rate=direct_rate,
+                                   step_slip_rate=step_slip_rate)
         row = verl_row(
             p.question, p.answer, data_source=SYNTHETIC_SOURCE, index=len(rows), split=split,
             instruction=instruction, extra={"solution": text, "solution_correct": ok, "steps": steps},

@@ -45,6 +45,9 @@ def _apply(value: Fraction, op: str, operand: int) -> Fraction:
     return {"+": value + operand, "-": value - operand, "*": value * operand, "/": value / operand}[op]
 
 
+SLIPS = (-10, -2, -1, 1, 2, 10)  # how far a slipped result is off
+
+
 _VERBS = {"+": "add {}", "-": "subtract {}", "*": "multiply by {}", "/": "divide by {}"}
 
 
@@ -88,15 +91,34 @@ def flawed_steps(p: Problem, rng: random.Random) -> tuple[int, tuple[str, ...], 
     if not p.ops:
         raise ValueError("flawed_steps needs a Problem made by make_problem")
     bad = rng.randrange(len(p.ops))
+    lines, value = _carried_through(p, rng, {bad})
+    return bad, lines, value
+
+
+def slipped_steps(p: Problem, rng: random.Random, rate: float) -> tuple[tuple[int, ...], tuple[str, ...], Fraction]:
+    """The worked steps where each step slips independently with probability ``rate``
+    (none, one or several slips, each carried through): ``(wrong step indices, lines, answer)``.
+    Unlike :func:`flawed_steps`, a long chain is then rarely right, as for a model
+    whose every step is unreliable."""
+    if not p.ops:
+        raise ValueError("slipped_steps needs a Problem made by make_problem")
+    bad = tuple(i for i in range(len(p.ops)) if rng.random() < rate)
+    lines, value = _carried_through(p, rng, set(bad))
+    return bad, lines, value
+
+
+def _carried_through(p: Problem, rng: random.Random, bad: set[int]) -> tuple[tuple[str, ...], Fraction]:
+    """The steps from ``p.start`` with the results of the ``bad`` steps off by a small amount,
+    every later step computed from the value actually written."""
     value = Fraction(p.start)
     lines = []
     for i, (op, operand) in enumerate(p.ops):
         new = _apply(value, op, operand)
-        if i == bad:
-            new += rng.choice([-10, -2, -1, 1, 2, 10])
+        if i in bad:
+            new += rng.choice(SLIPS)
         lines.append(f"{plain_number(value)} {op} {operand} = {plain_number(new)}")
         value = new
-    return bad, tuple(lines), value
+    return tuple(lines), value
 
 
 def with_checks(lines: tuple[str, ...] | list[str]) -> list[str]:
@@ -109,19 +131,25 @@ def with_checks(lines: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def worked_solution(p: Problem, rng: random.Random, error_rate: float = 0.0, check_rate: float = 0.0,
-                    direct_rate: float = 0.0) -> tuple[str, bool]:
+                    direct_rate: float = 0.0, step_slip_rate: float = 0.0) -> tuple[str, bool]:
     """A supervised target: the reference solution, or with probability
-    ``error_rate`` one with a slip in a step (``(text, is_correct)``); with
+    ``error_rate`` one with a slip in a step (``(text, is_correct)``); otherwise,
+    with ``step_slip_rate``, each step slips independently at that rate. With
     probability ``check_rate`` every step is followed by a check line.
-    ``direct_rate``: the share of targets that state the (right) answer with no
-    steps: short, and only learnable where the answer can be had without working.
+    ``direct_rate``: the share of targets that state the answer with no steps
+    (off by a little at ``error_rate`` too): short, and only learnable where the
+    answer can be had without working.
     """
     if direct_rate > 0 and rng.random() < direct_rate:
+        if error_rate > 0 and rng.random() < error_rate:  # a guess off by a little
+            return f"The answer is \\boxed{{{latex_number(p.value + rng.choice(SLIPS))}}}.", False
         return f"The answer is \\boxed{{{p.answer}}}.", True
     value = p.value
     lines: tuple[str, ...] | list[str] = p.steps
     if error_rate > 0 and rng.random() < error_rate:
         _, lines, value = flawed_steps(p, rng)
+    elif step_slip_rate > 0:
+        _, lines, value = slipped_steps(p, rng, step_slip_rate)
     if check_rate > 0 and rng.random() < check_rate:
         lines = with_checks(lines)
     return "\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."]), value == p.value

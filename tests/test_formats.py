@@ -8,7 +8,7 @@ import pytest
 
 from data.formats import read_rl_rows, synthetic_rows, write_parquet
 from data.io import InputError
-from data.synthetic import flawed_steps, make_problem, worked_solution
+from data.synthetic import flawed_steps, make_problem, slipped_steps, worked_solution
 
 
 def test_flawed_steps_carry_one_slip_through():
@@ -24,6 +24,40 @@ def test_flawed_steps_carry_one_slip_through():
             assert (computed != Fraction(rhs)) == (i == bad)  # only the slip is wrong arithmetic
             if i < bad:
                 assert line == ref
+
+
+def _wrong_lines(lines):
+    """Indices of the lines whose arithmetic is wrong."""
+    out = []
+    for i, line in enumerate(lines):
+        lhs, rhs = line.split(" = ")
+        a, op, b = lhs.split(" ")
+        if {"+": Fraction(a) + int(b), "-": Fraction(a) - int(b)}[op] != Fraction(rhs):
+            out.append(i)
+    return out
+
+
+def test_slipped_steps_slip_each_step_independently():
+    rng = random.Random(0)
+    counts = [0] * 5
+    for _ in range(400):
+        p = make_problem(rng, steps=5, max_operand=9, ops=("+", "-"))
+        bad, lines, value = slipped_steps(p, rng, 0.4)
+        assert _wrong_lines(lines) == list(bad)  # the slips, and only they, are wrong arithmetic
+        assert (value == p.value) == (not bad) or len(bad) > 1  # several slips can cancel out
+        for i in bad:
+            counts[i] += 1
+    assert all(120 <= c <= 200 for c in counts)  # ~160 per step at rate 0.4
+    p = make_problem(rng, steps=5, max_operand=9, ops=("+", "-"))
+    assert slipped_steps(p, rng, 0.0)[1] == p.steps
+
+
+def test_step_slip_rate_makes_long_chains_mostly_wrong():
+    rows = synthetic_rows(400, seed=0, split="train", steps=5, max_operand=9, ops=("+", "-"), step_slip_rate=0.4)
+    right = sum(r["extra_info"]["solution_correct"] for r in rows)
+    assert 30 <= right <= 95  # 0.6**5 = 0.08 of them slip nowhere, plus slips that cancel
+    assert synthetic_rows(50, seed=0, split="train", steps=5) == synthetic_rows(50, seed=0, split="train", steps=5,
+                                                                              step_slip_rate=0.0)
 
 
 def test_error_rate_sets_the_share_of_flawed_solutions():
@@ -90,14 +124,21 @@ def test_unreadable_files(tmp_path):
         read_rl_rows(tmp_path / "a.csv")
 
 
-def test_direct_answers_state_the_right_answer_with_no_working():
-    direct = synthetic_rows(80, seed=3, split="train", steps=3, ops=("+", "-"), error_rate=0.3, direct_rate=0.5)
-    assert sum(not r["extra_info"]["solution_correct"] for r in direct) > 5  # worked ones still slip
+def test_direct_answers_state_the_answer_with_no_working():
+    direct = synthetic_rows(200, seed=3, split="train", steps=3, ops=("+", "-"), error_rate=0.3, direct_rate=0.5)
     bare = [r for r in direct if " = " not in r["extra_info"]["solution"]]
-    assert 25 <= len(bare) <= 55
+    worked = [r for r in direct if " = " in r["extra_info"]["solution"]]
+    assert 75 <= len(bare) <= 125
+    assert sum(not r["extra_info"]["solution_correct"] for r in worked) > 15  # worked ones still slip
+    wrong = 0
     for r in bare:
-        assert r["extra_info"]["solution"] == f"The answer is \\boxed{{{r['reward_model']['ground_truth']}}}."
-        assert r["extra_info"]["solution_correct"]
+        truth = r["reward_model"]["ground_truth"]
+        stated = r["extra_info"]["solution"].removeprefix("The answer is \\boxed{").removesuffix("}.")
+        assert r["extra_info"]["solution_correct"] == (stated == truth)
+        wrong += stated != truth
+    assert 10 <= wrong <= 50  # direct guesses are off by a little at error_rate too
+    clean = synthetic_rows(80, seed=3, split="train", steps=3, ops=("+", "-"), direct_rate=0.5)
+    assert all(r["extra_info"]["solution_correct"] for r in clean)
 
 
 def test_second_attempt_target_repeats_or_redoes_carefully():
