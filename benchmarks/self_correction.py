@@ -23,7 +23,11 @@ claim at this scale: Delta(t1,t2) rises over training and Delta^{c->i} stays low
 ``--direct-rate 0.5`` makes half the first attempts answer without working
 (a first attempt the worked redo can fix; the two-turn first turns are off by
 a little half the time, direct or worked); with ``--first-attempt-kl 2``
-stage 1 holds the first attempt where it was, as SCoRe intends. The last
+stage 1 holds the first attempt where it was, as SCoRe intends. With
+``--direct-rate 1.0 --one-turn 1000 --two-turn 4000`` no first attempt in the
+warm-up shows working, so RL never samples a worked first attempt and stage 2
+cannot move the redo into it: the second attempt keeps an edge the first
+cannot learn, as a real second attempt that reads the first does. The last
 line is the headline.
 """
 
