@@ -31,9 +31,8 @@ advantages that shorten answers until they break.
 Each model is measured on held-out prompts (32 easy, all that is left of the
 162 possible, and 100 hard; disjoint from the warm-up's and RL's), 4 samples
 each at temperature 0.7 (as the rollouts): accuracy, mean response tokens, the
-share of responses that show working and that re-check a step, and the hard/easy
-token ratio. ALP
-should raise the ratio against outcome-only (easy prompts, solved by most of
+share of responses that show working and that re-check a step, and the
+hard/easy token ratio. ALP should raise the ratio against outcome-only (easy prompts, solved by most of
 their group, pay the full per-token price for working; hard ones pay in
 proportion to their solve rate, and their working buys accuracy) without
 costing accuracy. On that task both kinds are solved about equally often, so
@@ -62,9 +61,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_task(root: Path, easy_direct_rate: float = 0.7, hard_direct_rate: float = 0.15, hard_operand: int = 9,
-               easy_check_rate: float = 0.0, seed: int = 0) -> dict:
-    """Warm-up rows, RL prompts and held-out problems, pairwise disjoint, of both kinds (files by split,
-    and ``easy_share``: the share of easy prompts among the RL ones)."""
+               easy_check_rate: float = 0.0, seed: int = 0) -> tuple[dict, float]:
+    """Warm-up rows, RL prompts and held-out problems, pairwise disjoint, of both kinds: the files
+    by split, and the share of easy prompts among the RL ones."""
     from benchmarks.toy import disjoint_rows, questions, write_splits
     from data.formats import synthetic_rows
 
@@ -82,8 +81,7 @@ def write_task(root: Path, easy_direct_rate: float = 0.7, hard_direct_rate: floa
     train = [copy.deepcopy(r) for r in rl for _ in range(10)] + hard["train"]
     files = write_splits(root, {"warmup": warm + hard["warmup"], "train": train, "heldout_easy": held,
                                 "heldout_hard": hard["heldout"]}, shuffle_seed=seed)
-    return {"easy_share": (len(train) - len(hard["train"])) / len(train),
-            **{k.removeprefix("heldout_"): f for k, f in files.items()}}
+    return {k.removeprefix("heldout_"): f for k, f in files.items()}, len(rl) * 10 / len(train)
 
 
 def measure(model_dir: str, files: dict, max_new_tokens: int, temperature: float, seed: int) -> dict:
@@ -141,7 +139,7 @@ def main() -> None:
 
     root = Path(a.out)
     root.mkdir(parents=True, exist_ok=True)
-    files = write_task(root / "data", a.easy_direct_rate, a.hard_direct_rate, a.hard_operand, a.easy_check_rate)
+    files, easy_share = write_task(root / "data", a.easy_direct_rate, a.hard_direct_rate, a.hard_operand, a.easy_check_rate)
     t0 = time.perf_counter()
     model = warm_up(root, files["warmup"], files["hard"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     results = {"warmup": measure(str(model), files, a.max_new_tokens, a.temperature, seed=1 + a.seed)}
@@ -151,7 +149,6 @@ def main() -> None:
     # a uniform penalty's price per token is ALP's at the warm-up's mean solve rate over the RL prompts
     # (so both cost the same on average at the start), or at its solve rate on easy prompts
     w = results["warmup"]
-    easy_share = files["easy_share"]
     solve_rate = {"mean": easy_share * w["easy"]["acc"] + (1 - easy_share) * w["hard"]["acc"], "easy": w["easy"]["acc"]}
     uniform = {k: round(a.beta * solve_rate[k], 3) for k in a.uniform}
     runs = [("outcome", {"outcome": {"weight": 1.0}}), ("alp", {"outcome": {"weight": 1.0}, "alp": {"beta": a.beta}})]
@@ -171,7 +168,8 @@ def main() -> None:
 
     def line(k: str) -> str:
         r = results[k]
-        return (f"{k}: easy {r['easy']['tokens']:.0f} tok / acc {r['easy']['acc']:.2f} / worked {r['easy']['worked']:.0%}, "
+        return (f"{k}: easy {r['easy']['tokens']:.0f} tok / acc {r['easy']['acc']:.2f} / worked {r['easy']['worked']:.0%}"
+                f" / re-checked {r['easy']['checked']:.0%}, "
                 f"hard {r['hard']['tokens']:.0f} tok / acc {r['hard']['acc']:.2f} / worked {r['hard']['worked']:.0%}, "
                 f"hard/easy {r['hard_easy_token_ratio']:.2f}")
 

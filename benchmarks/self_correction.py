@@ -85,9 +85,17 @@ def main() -> None:
     p.add_argument("--bonus", type=float, default=10.0)
     p.add_argument("--first-attempt-kl", type=float, default=SelfCorrectionConfig.first_attempt_kl,
                    help="stage 1: KL-to-reference weight on the first attempt's tokens")
+    p.add_argument("--no-std", action="store_true",
+                   help="Dr.GRPO's mean-only baseline (default: GRPO's std normalisation, which cancels the bonus's "
+                        "(1 + bonus) weight on the second attempt, each attempt being normalised in its own groups)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--max-new-tokens", type=int, default=56)
     p.add_argument("--out", default="runs/bench/score")
+    p.add_argument("--seed", type=int, default=0, help="the RL runs' seed (prompt order, sampling, held-out draws); "
+                   "the data and the warm-up stay the same")
+    p.add_argument("--resume", action="store_true",
+                   help="keep finished stages under --out (e.g. stage 2 with another bonus from the same stage 1) "
+                        "and continue interrupted ones")
     a = p.parse_args()
 
     from benchmarks.toy import plot, rl_config, train_run, warm_up
@@ -106,11 +114,11 @@ def main() -> None:
             continue
         cfg = rl_config(start, files["train"], steps=steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
                         heldout_file=files["heldout"], eval_every=5, temperature=a.temperature,
-                        self_correction=dataclasses.replace(sc, stage=stage, bonus=a.bonus))
+                        norm_adv_by_std=not a.no_std, seed=a.seed, self_correction=dataclasses.replace(sc, stage=stage, bonus=a.bonus))
         cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, kl_coef=0.01, micro_batch_size=64))
         out = root / f"stage{stage}"
         t0 = time.perf_counter()
-        rows = [r for r in train_run(cfg, out) if r.get("heldout_acc_t2") is not None]
+        rows = [r for r in train_run(cfg, out, resume=a.resume) if r.get("heldout_acc_t2") is not None]
         for r in rows:
             if offset and r["step"] == 0:
                 continue  # the previous stage's last measurement, again
