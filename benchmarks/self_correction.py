@@ -114,7 +114,8 @@ def main() -> None:
             continue
         cfg = rl_config(start, files["train"], steps=steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
                         heldout_file=files["heldout"], eval_every=5, temperature=a.temperature,
-                        norm_adv_by_std=not a.no_std, seed=a.seed, self_correction=dataclasses.replace(sc, stage=stage, bonus=a.bonus))
+                        norm_adv_by_std=not a.no_std, seed=a.seed,
+                        self_correction=dataclasses.replace(sc, stage=stage, bonus=a.bonus))
         cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, kl_coef=0.01, micro_batch_size=64))
         out = root / f"stage{stage}"
         t0 = time.perf_counter()
@@ -126,6 +127,9 @@ def main() -> None:
         print(f"stage {stage}: {steps} steps in {time.perf_counter() - t0:.0f} s; "
               f"{json.dumps(history[-1])}", flush=True)
         start, offset = out / "model", offset + steps
+    if not history:
+        print("SCoRe toy: no RL steps asked for; the warm-up is in", root / "warmup")
+        return
     (root / "score_results.json").write_text(json.dumps(history, indent=2))
     plot({k.removeprefix("heldout_"): [(h["step"], h[k]) for h in history] for k in KEYS[2:]},
          root / "score_deltas.png", xlabel="RL step (stage 1, then stage 2)", ylabel="share of held-out attempts",
