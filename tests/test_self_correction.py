@@ -11,7 +11,7 @@ import torch
 
 from pipeline.config import AlgorithmConfig, ConfigError, SelfCorrectionConfig, TrainConfig, load_config
 from pipeline.train import algorithms
-from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, turn_scores
+from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, std_warning, turn_scores
 
 
 def test_stage_scores():
@@ -69,6 +69,15 @@ def test_per_sequence_kl_weight_matches_the_uniform_coefficient_and_masks_rows()
     assert lp.grad[:2].abs().sum() > 0 and lp.grad[2:].abs().sum() == 0  # only the weighted rows pull
 
 
+def test_std_warning_only_where_std_normalisation_undoes_the_bonus():
+    on = SelfCorrectionConfig(enabled=True, stage=2, bonus=10.0)
+    assert "norm_adv_by_std: false" in std_warning(on, norm_adv_by_std=True)
+    assert std_warning(on, norm_adv_by_std=False) is None
+    for quiet in (SelfCorrectionConfig(enabled=False), SelfCorrectionConfig(enabled=True, stage=1),
+                  SelfCorrectionConfig(enabled=True, stage=2, bonus=0.0)):
+        assert std_warning(quiet, norm_adv_by_std=True) is None
+
+
 @pytest.mark.parametrize("stage", [1, 2])
 def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     from pipeline.train.engine import train
@@ -77,7 +86,10 @@ def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     over = {"self_correction": {"enabled": True, "stage": stage}, "steps": 2, "eval_every": 2,
             "algorithm": {"kl_coef": 0.0, "micro_batch_size": 8}}
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
-    train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    logged = []
+    train(cfg, tmp_path / "run", progress=False, log=logged.append)
+    # stage 2 with the default bonus under GRPO's default std normalisation says what that costs
+    assert any(m.startswith("warning: self_correction.bonus") for m in logged) == (stage == 2)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     last = rows[-1]
     for k in ("acc_t1", "acc_t2", "delta_t1_t2", "delta_i2c", "delta_c2i", "response_length_t2",

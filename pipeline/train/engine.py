@@ -40,7 +40,7 @@ from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
 from pipeline.train.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
 from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
-from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, turn_scores
+from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, std_warning, turn_scores
 from pipeline.train.sft import lr_factor
 from rewards.terms import RolloutScores, compose, solve_rate
 
@@ -325,6 +325,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
 
     log = log or (lambda m: print(f"[train] {m}", file=sys.stderr, flush=True))
     _check(cfg)
+    if (warning := std_warning(cfg.self_correction, cfg.algorithm.norm_adv_by_std)) is not None:
+        log(f"warning: {warning}")
     out = Path(out)
     ckpt_root = out / "checkpoints"
     ckpt = latest_checkpoint(ckpt_root)

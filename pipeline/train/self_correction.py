@@ -42,6 +42,21 @@ def turn_scores(cfg: SelfCorrectionConfig, first_reward: np.ndarray, second_rewa
     return np.asarray(first_reward, dtype=float), np.asarray(second_reward, dtype=float) + cfg.bonus * (c2 - c1)
 
 
+def std_warning(cfg: SelfCorrectionConfig, norm_adv_by_std: bool) -> str | None:
+    """A warning when GRPO's std normalisation undoes stage 2's bonus, else None.
+
+    Each attempt is scored on its own turn, so for a given first attempt the
+    bonus on y2 is ``(1 + bonus) * c2`` less a constant: it weighs the second
+    attempt's learning above the first's. Normalising each attempt's groups by
+    their std cancels that weight (the constant only adds noise).
+    """
+    if cfg.enabled and cfg.stage == 2 and cfg.bonus > 0 and norm_adv_by_std:
+        return (f"self_correction.bonus {cfg.bonus:g} with algorithm.norm_adv_by_std true: each attempt's advantages "
+                "are divided by their own groups' std, which cancels the bonus's extra weight on the second "
+                "attempt; set algorithm.norm_adv_by_std: false (Dr.GRPO) to keep it")
+    return None
+
+
 def kl_weights(cfg: SelfCorrectionConfig, base_kl: float, n_first: int, n_second: int) -> np.ndarray | None:
     """Per-sequence KL-to-reference weights: stage 1 adds ``first_attempt_kl`` on
     the first attempts; None when every sequence has the base weight."""
