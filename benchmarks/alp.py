@@ -32,10 +32,10 @@ Each model is measured on held-out prompts (32 easy, all that is left of the
 162 possible, and 100 hard; disjoint from the warm-up's and RL's), 4 samples
 each at temperature 0.7 (as the rollouts): accuracy, mean response tokens, the
 share of responses that show working and that re-check a step, and the
-hard/easy token ratio. ALP should raise the ratio against outcome-only (easy prompts, solved by most of
-their group, pay the full per-token price for working; hard ones pay in
-proportion to their solve rate, and their working buys accuracy) without
-costing accuracy. On that task both kinds are solved about equally often, so
+hard/easy token ratio. ALP should raise the ratio against outcome-only (easy
+prompts, solved by most of their group, pay the full per-token price for
+working; hard ones pay in proportion to their solve rate, and their working
+buys accuracy) without costing accuracy. On that task both kinds are solved about equally often, so
 ALP's price is the same on both and cannot show its adaptivity; the task that
 does is ``--hard-operand 20 --easy-direct-rate 0 --easy-check-rate 0.7
 --uniform mean easy``: hard prompts solved about a quarter of the time, easy
@@ -81,7 +81,7 @@ def write_task(root: Path, easy_direct_rate: float = 0.7, hard_direct_rate: floa
     train = [copy.deepcopy(r) for r in rl for _ in range(10)] + hard["train"]
     files = write_splits(root, {"warmup": warm + hard["warmup"], "train": train, "heldout_easy": held,
                                 "heldout_hard": hard["heldout"]}, shuffle_seed=seed)
-    return {k.removeprefix("heldout_"): f for k, f in files.items()}, len(rl) * 10 / len(train)
+    return {k.removeprefix("heldout_"): f for k, f in files.items()}, (len(train) - len(hard["train"])) / len(train)
 
 
 def measure(model_dir: str, files: dict, max_new_tokens: int, temperature: float, seed: int) -> dict:
@@ -142,7 +142,8 @@ def main() -> None:
     files, easy_share = write_task(root / "data", a.easy_direct_rate, a.hard_direct_rate, a.hard_operand, a.easy_check_rate)
     t0 = time.perf_counter()
     model = warm_up(root, files["warmup"], files["hard"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
-    results = {"warmup": measure(str(model), files, a.max_new_tokens, a.temperature, seed=1 + a.seed)}
+    measure_seed = 1 + a.seed  # the held-out draws: the same for every model of a run
+    results = {"warmup": measure(str(model), files, a.max_new_tokens, a.temperature, seed=measure_seed)}
     print(f"warmup  {json.dumps(results['warmup'])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
                      norm_adv_by_std=a.std, temperature=a.temperature, seed=a.seed)
@@ -151,8 +152,9 @@ def main() -> None:
     w = results["warmup"]
     solve_rate = {"mean": easy_share * w["easy"]["acc"] + (1 - easy_share) * w["hard"]["acc"], "easy": w["easy"]["acc"]}
     uniform = {k: round(a.beta * solve_rate[k], 3) for k in a.uniform}
-    runs = [("outcome", {"outcome": {"weight": 1.0}}), ("alp", {"outcome": {"weight": 1.0}, "alp": {"beta": a.beta}})]
-    runs += [("uniform" if k == "mean" else f"uniform_{k}", {"outcome": {"weight": 1.0}, "length": {"alpha": alpha}})
+    outcome = {"outcome": {"weight": 1.0}}
+    runs = [("outcome", outcome), ("alp", {**outcome, "alp": {"beta": a.beta}})]
+    runs += [("uniform" if k == "mean" else f"uniform_{k}", {**outcome, "length": {"alpha": alpha}})
              for k, alpha in uniform.items()]
     lengths = {}
     for name, terms in runs:
@@ -160,7 +162,7 @@ def main() -> None:
         cfg = dataclasses.replace(base, reward=dataclasses.replace(base.reward, terms=terms))
         lengths[name] = [(r["step"], r["response_length"]) for r in train_run(cfg, root / name, resume=a.resume)
                          if "response_length" in r]
-        results[name] = measure(str(root / name / "model"), files, a.max_new_tokens, a.temperature, seed=1 + a.seed)
+        results[name] = measure(str(root / name / "model"), files, a.max_new_tokens, a.temperature, seed=measure_seed)
         print(f"{name:7s} {json.dumps(results[name])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     (root / "alp_results.json").write_text(json.dumps(results, indent=2))
     plot(lengths, root / "alp_length.png", xlabel="GRPO step", ylabel="mean response tokens",
