@@ -389,6 +389,50 @@ def bench_hostile(cases: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------- report
 
 
+def bench_peer_tables(out_dir: Path) -> dict:
+    """e) Other graders' public test tables (``tests/data/peer_cases``): agreement with
+    each peer's expected verdict and false positives, ours and math-verify's, per
+    source, overall and without Math-Verify's own tables."""
+    from tests.peer_tables import load_cases, math_verify_verdict
+
+    cases = load_cases()
+    with Verifier(workers=1, timeout=OUR_TIMEOUT) as v:
+        ours = [v.verify(c.response(), c.gold, mode=c.mode()) for c in tqdm(cases, desc="peer tables: ours", leave=False)]
+    mv = [math_verify_verdict(c) for c in tqdm(cases, desc="peer tables: math-verify", leave=False)]
+
+    def tally(idx: list[int], label_of) -> dict:
+        def side(verdicts: list[bool]) -> dict:
+            agree = sum(verdicts[i] == label_of(cases[i]) for i in idx)
+            fp = sum(verdicts[i] and not label_of(cases[i]) for i in idx)
+            fn = sum(label_of(cases[i]) and not verdicts[i] for i in idx)
+            return {"agree": agree, "false_pos": fp, "false_neg": fn,
+                    "agreement": round(agree / len(idx), 4) if idx else None}
+        return {"cases": len(idx), "negatives": sum(not label_of(cases[i]) for i in idx),
+                "ours": side([o.correct for o in ours]), "mathverify": side(mv)}
+
+    sources = sorted({c.source for c in cases})
+    every = list(range(len(cases)))
+    others = [i for i in every if cases[i].source != "math-verify"]
+    peer = lambda c: c.expected  # noqa: E731
+    fig = {
+        "by_source": {s: tally([i for i in every if cases[i].source == s], peer) for s in sources},
+        "overall": tally(every, peer),
+        "without_math_verify": tally(others, peer),
+        "overall_adjudicated": tally(every, lambda c: c.label),
+        "adjudicated_cases": sum(c.adjudicated is not None for c in cases),
+    }
+    dis_path = out_dir / "peer_disagreements.jsonl"
+    with dis_path.open("w", encoding="utf-8") as f:
+        for c, o, m in zip(cases, ours, mv):
+            if o.correct != c.expected or m != c.expected:
+                f.write(json.dumps({"id": c.id, "gold": c.gold, "pred": c.pred[-400:], "expected": c.expected,
+                                    "adjudicated": c.adjudicated, "ours": o.correct, "ours_reason": o.reason,
+                                    "ours_extracted": o.extracted, "mathverify": m, "note": c.note},
+                                   ensure_ascii=False) + "\n")
+    fig["disagreements_path"] = str(dis_path)
+    return fig
+
+
 def fmt_conf(name: str, c: dict) -> str:
     return (
         f"  {name:<30} {c['agree']:>4}/{c['n']}   TP {c['true_pos']:>4}  FP {c['false_pos']:>3}  "
@@ -442,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- secondary: grade against the answer field instead of gt
     answer_field = grade_against_answer_field(pairs, verl_style)
+
+    # ---- other graders' test tables
+    peer = bench_peer_tables(out_dir)
 
     # ---- hostile
     hostile = bench_hostile(hostile_cases())
@@ -580,11 +627,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  extra: {extra_ok}/{len(hostile_extra)} within timeout+1s, came back correct: {extra_correct or 'none'}; "
           f"wait for a respawned worker after a timeout: "
           f"{max(h['pre_wait_s'] for h in hostile_extra[1:]):.2f} s (not charged to the case)")
+    print()
+    print("e) other graders' public test tables (agreement with each peer's expected verdict)")
+    print(f"  {'source':<16} {'cases':>5} {'neg':>4}  {'ours':>11} {'FP':>3}  {'math-verify':>11} {'FP':>3}")
+    rows = [*peer["by_source"].items(), ("ALL", peer["overall"]), ("ALL but MV", peer["without_math_verify"]),
+            ("ALL adjudicated", peer["overall_adjudicated"])]
+    for name, t in rows:
+        o, m = t["ours"], t["mathverify"]
+        print(f"  {name:<16} {t['cases']:>5} {t['negatives']:>4}  {o['agree']:>4} {100 * (o['agreement'] or 0):>5.1f}% "
+              f"{o['false_pos']:>3}  {m['agree']:>4} {100 * (m['agreement'] or 0):>5.1f}% {m['false_pos']:>3}")
+    print(f"  disagreements -> {peer['disagreements_path']}")
     print(bar)
     print(f"total benchmark time {t_total:.1f} s")
 
+    po, pm, pw = peer["overall"]["ours"], peer["overall"]["mathverify"], peer["without_math_verify"]
     headline = (
-        f"verifier: agreement ours {conf['ours_strict']['agree']}/{n} vs math-verify {conf['mathverify_verl']['agree']}/{n}"
+        f"verifier: peer tables ours {100 * po['agreement']:.1f}% (FP {po['false_pos']}) vs math-verify "
+        f"{100 * pm['agreement']:.1f}% (FP {pm['false_pos']}) on {peer['overall']['cases']} cases, without MV's own "
+        f"{100 * pw['ours']['agreement']:.1f}% vs {100 * pw['mathverify']['agreement']:.1f}%"
+        f" | MATH labels ours {conf['ours_strict']['agree']}/{n} vs math-verify {conf['mathverify_verl']['agree']}/{n}"
         f" | 1 worker {one:.0f} checks/s cold, {one_warm:.0f} warm (math-verify {mv_fig['checks_per_s']:.0f}/s, "
         f"{ratios['ours_1w_cold_over_mathverify']:.1f}x)"
         f" | 2 workers {two:.0f}/s ({ratios['scaling_2w_over_1w_cold']:.1f}x)"
@@ -623,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
             "gold_answer_field": answer_field,
         },
         "disagreements": {"count": len(dis), "path": str(dis_path), "indices": [r["index"] for r in dis]},
+        "peer_tables": peer,
         "throughput": {"ours": ours_fig, "mathverify": mv_fig, "ratios": ratios},
         "hostile": {
             "timeout_s": HOSTILE_TIMEOUT,

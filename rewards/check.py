@@ -11,8 +11,8 @@ import re
 import time
 from dataclasses import asdict, dataclass
 
-from rewards.equivalence import MATCH, UNPARSED, compare
-from rewards.extract import STRICT, extract_answers, reference_answer
+from rewards.equivalence import MATCH, UNDECIDED, UNPARSED, compare
+from rewards.extract import LAST, STRICT, extract_answers, reference_answer
 from rewards.normalize import clean
 
 # Reasons a verdict can carry. ``correct`` is True only for MATCH.
@@ -78,9 +78,9 @@ def _as_text(response: object) -> str:
     return response.replace("\x00", "")[-MAX_RESPONSE_CHARS:]
 
 
-def _final_answers(response: str, mode: str):
+def _final_answers(response: str, mode: str, multi_box: str = LAST):
     """The extraction and its answers in order, empty boxes and placeholders left out."""
-    ext = extract_answers(response, mode)
+    ext = extract_answers(response, mode, multi_box)
     return ext, [a for a in ext.answers if clean(a)]
 
 
@@ -90,9 +90,26 @@ def check(
     mode: str = STRICT,
     question: str | None = None,
     options: dict[str, str] | None = None,
-) -> Verdict:
-    """Verify ``response`` against ``ground_truth``; never raises."""
+    multi_box: str = LAST,
+    fast_only: bool = False,
+) -> Verdict | None:
+    """Verify ``response`` against ``ground_truth``; never raises.
+
+    The response's final answer (see :func:`rewards.extract.extract_answers` for
+    ``mode`` and ``multi_box``) is correct when each of its distinct boxes equals
+    the reference, or when its boxes together do ("\\boxed{1}, \\boxed{2}" for
+    ``\\{1, 2\\}``). Boxes of which only some match are a hedge: ``ambiguous``.
+
+    ``fast_only``: return ``None`` instead of parsing (see
+    :func:`rewards.equivalence.compare`), and on any error, so that the caller can
+    hand the check to a sandboxed worker."""
     t0 = time.perf_counter()
+
+    def outcome(pred: str) -> str:
+        got = compare(pred, gold, options, fast_only=fast_only).outcome
+        if got == UNDECIDED:
+            raise _Undecided
+        return got
 
     def done(correct: bool, extracted: str | None, reason: str) -> Verdict:
         return Verdict(correct, extracted, reason, round((time.perf_counter() - t0) * 1000, 3))
@@ -102,24 +119,35 @@ def check(
         gold = reference_answer(ground_truth)
         if question and _squash(response) and _squash(response) in _squash(question):
             return done(False, None, REASON_REPEATS_QUESTION)
-        ext, answers = _final_answers(response, mode)
+        ext, answers = _final_answers(response, mode, multi_box)
         if not answers:
             return done(False, ext.answer, REASON_NO_ANSWER)
         shown = answers[-1]
         distinct = list(dict.fromkeys(answers))
         if len(distinct) > MAX_DISTINCT_BOXES:
             return done(False, shown, REASON_AMBIGUOUS)
-        # Every distinct final answer must equal the reference: boxing 3 and 4 earns nothing.
-        outcomes = [compare(a, gold, options).outcome for a in distinct]
+        # Every distinct final answer must equal the reference, or all of them together
+        # must: boxing 3 and 4 earns nothing unless the reference is {3, 4}.
+        outcomes = [outcome(a) for a in distinct]
         if all(o == MATCH for o in outcomes):
             return done(True, shown, REASON_MATCH)
-        if len(distinct) > 1 and any(o == MATCH for o in outcomes):
-            return done(False, shown, REASON_AMBIGUOUS)
+        if len(distinct) > 1:
+            joined = ", ".join(distinct)
+            if outcome(joined) == MATCH:
+                return done(True, joined, REASON_MATCH)
+            if any(o == MATCH for o in outcomes):
+                return done(False, shown, REASON_AMBIGUOUS)
         if outcomes[-1] == UNPARSED:
             return done(False, shown, REASON_UNPARSED)
         return done(False, shown, REASON_MISMATCH)
+    except _Undecided:
+        return None
     except Exception:  # untrusted input must never crash the caller (RecursionError, MemoryError, ...)
-        return done(False, None, REASON_ERROR)
+        return None if fast_only else done(False, None, REASON_ERROR)
+
+
+class _Undecided(Exception):
+    """A fast-only check reached a pair that needs the parser."""
 
 
 # Most distinct answers one grouping call compares pairwise (n^2 comparisons).
@@ -142,12 +170,15 @@ class AnswerGroups:
     reason: str = "ok"
 
 
-def final_answer(response: str, mode: str = STRICT) -> str | None:
-    """The single final answer a response commits to, or ``None`` (no answer, or
-    several different ones, which :func:`check` would also not credit)."""
+def final_answer(response: str, mode: str = STRICT, multi_box: str = LAST) -> str | None:
+    """The final answer a response commits to (several boxes of one answer joined
+    by commas), or ``None``: no answer, or with ``multi_box="all_agree"`` several
+    different ones, which :func:`check` would also not credit."""
     try:
-        answers = list(dict.fromkeys(_final_answers(_as_text(response), mode)[1]))
-        return answers[-1] if len(answers) == 1 else None
+        answers = list(dict.fromkeys(_final_answers(_as_text(response), mode, multi_box)[1]))
+        if len(answers) > 1 and (multi_box != LAST or len(answers) > MAX_DISTINCT_BOXES):
+            return None
+        return ", ".join(answers) if answers else None
     except Exception:
         return None
 
@@ -161,13 +192,15 @@ def _groups_by_string(answers: list[str | None], reason: str) -> AnswerGroups:
     return AnswerGroups(tuple(answers), tuple(labels), reason)
 
 
-def group_answers(responses: list[str], mode: str = STRICT, equivalence: bool = True) -> AnswerGroups:
+def group_answers(
+    responses: list[str], mode: str = STRICT, equivalence: bool = True, multi_box: str = LAST
+) -> AnswerGroups:
     """Extract each response's final answer and group equivalent ones; never raises.
 
     Each new answer joins the first group whose representative (the group's first
     answer) it equals, checked in both directions. ``equivalence=False`` groups
     identical (cleaned) strings only: the cheap fallback."""
-    answers = [final_answer(r, mode) for r in responses]
+    answers = [final_answer(r, mode, multi_box) for r in responses]
     if not equivalence:
         return _groups_by_string(answers, "exact strings")
     try:

@@ -1,7 +1,7 @@
 """``python -m rewards``: the verifier as a command-line tool and as a service.
 
     python -m rewards verify --input in.jsonl --output out.jsonl \\
-        --response-key response --answer-key gt
+        --response-key response --answer-key ground_truth
     python -m rewards serve --host 127.0.0.1 --port 8000
 """
 
@@ -16,7 +16,7 @@ from collections import Counter
 
 from data.io import InputError, atomic_writer, read_jsonl
 from rewards.check import REASONS
-from rewards.extract import MODES, STRICT
+from rewards.extract import LAST, MODES, MULTI_BOX_MODES, STRICT
 from rewards.verifier import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
 
@@ -48,20 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
             "Read JSONL rows, verify each row's response(s) against its reference answer, "
             "write the rows back with `correct`, `extracted` and `reason` added (lists when the "
             "response field is a list). Malformed lines are reported with their line number and "
-            "skipped. A summary goes to stderr. The output is written atomically."
+            "skipped. A summary goes to stderr. The output is written atomically. Exit status: 0 when "
+            "checks ran; 1 when every line was malformed or no check could run (all timed out or "
+            "failed); 2 for a bad argument or an unreadable file."
         ),
     )
     v.add_argument("--input", "-i", required=True, help="input JSONL file")
     v.add_argument("--output", "-o", required=True, help="output JSONL file (written atomically)")
     v.add_argument("--response-key", default="response", help="field holding the response: a string or a list of strings (default: response)")
-    v.add_argument("--answer-key", default="answer", help="field holding the reference answer (default: answer)")
+    v.add_argument("--answer-key", default="ground_truth", help="field holding the reference answer (default: ground_truth, as verl and the service name it)")
     v.add_argument("--question-key", default=None, help="optional field with the question (responses that only repeat it earn nothing)")
     v.add_argument("--options-key", default=None, help="optional field with multiple-choice options: {letter: text} or a list")
     v.add_argument("--mode", choices=MODES, default=STRICT, help="strict: only \\boxed{} answers count (RL default); lenient: also 'final answer is', ####, Answer:, last number")
+    v.add_argument("--multi-box", choices=MULTI_BOX_MODES, default=LAST,
+                   help="several boxed answers: last = the last one committed to (after </think>; boxes together "
+                        "in one sentence or final list are one answer, a hedge if they differ); all_agree = every "
+                        "box must match (default: last)")
     v.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="sandboxed worker processes (default: all cores)")
     v.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, help=f"seconds per check before the worker is killed (default: {DEFAULT_TIMEOUT})")
     v.add_argument("--memory-mb", type=_positive_int, default=DEFAULT_MEMORY_MB, help=f"address-space limit per worker in MiB (default: {DEFAULT_MEMORY_MB})")
-    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar (there is none anyway when stderr is not a terminal)")
 
     s = sub.add_parser(
         "serve",
@@ -95,10 +101,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rewards.verifier import Verifier
 
     problems: list[str] = []
+    missing_keys: Counter = Counter()
+    seen_keys: Counter = Counter()
 
     def bad_line(n: int, msg: str) -> None:
         problems.append(msg)
-        print(msg, file=sys.stderr)
 
     rows: list[dict] = []
     slices: list[tuple[int, int, bool]] = []  # (start, count, is_list) per kept row
@@ -109,6 +116,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for n, row in read_jsonl(args.input, on_error=bad_line):
         missing = [k for k in (args.response_key, args.answer_key) if k not in row]
         resp = row.get(args.response_key)
+        missing_keys.update(missing)
+        seen_keys.update(list(row))
         if missing:
             bad_line(n, f"{args.input}:{n}: missing field(s) {', '.join(map(repr, missing))}; skipped")
             continue
@@ -127,9 +136,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
             questions.append(q if isinstance(q, str) else None)
             options.append(o)
 
-    with Verifier(workers=args.workers, timeout=args.timeout, memory_mb=args.memory_mb) as verifier:
+    if not rows:
+        print(_nothing_to_check(args, problems, missing_keys, seen_keys), file=sys.stderr)
+        return 1
+    for msg in problems[:MAX_LINE_MESSAGES]:
+        print(msg, file=sys.stderr)
+
+    with Verifier(workers=args.workers, timeout=args.timeout, memory_mb=args.memory_mb, multi_box=args.multi_box) as verifier:
         t0 = time.perf_counter()
-        with tqdm(total=len(responses), desc="verify", unit="check", disable=args.no_progress, file=sys.stderr) as bar:
+        quiet = args.no_progress or not sys.stderr.isatty()
+        with tqdm(total=len(responses), desc="verify", unit="check", disable=quiet, file=sys.stderr) as bar:
             verdicts = verifier.verify_batch(
                 responses, golds, mode=args.mode, questions=questions, options=options,
                 on_result=lambda i, v: bar.update(1),
@@ -159,9 +175,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     print("by reason: " + ", ".join(f"{r}={counts[r]}" for r in REASONS if counts.get(r)), file=sys.stderr)
     if problems:
-        print(f"skipped {len(problems)} malformed line(s); see messages above", file=sys.stderr)
+        more = f" (the first {MAX_LINE_MESSAGES} above)" if len(problems) > MAX_LINE_MESSAGES else "; see messages above"
+        print(f"skipped {len(problems)} malformed line(s){more}", file=sys.stderr)
     print(f"wrote {args.output}", file=sys.stderr)
+    failed = counts.get("timeout", 0) + counts.get("error", 0)
+    if n == 0 or failed == n:
+        print(f"error: none of the {n} response(s) could be verified: every check "
+              f"{'timed out or failed' if n else 'was empty'} (try a larger --timeout or --memory-mb)", file=sys.stderr)
+        return 1
     return 0
+
+
+# Malformed lines reported one by one before the rest are only counted.
+MAX_LINE_MESSAGES = 10
+
+
+def _nothing_to_check(args: argparse.Namespace, problems: list[str], missing: Counter, seen: Counter) -> str:
+    """The one line that says why a run found no row to check."""
+    bad = len(problems)
+    if bad == 0:
+        return f"error: {args.input} holds no rows; nothing to verify"
+    why = f"error: all {bad} line(s) of {args.input} were malformed; nothing was verified"
+    for key, flag in ((args.answer_key, "--answer-key"), (args.response_key, "--response-key")):
+        if missing.get(key) == bad:
+            others = [k for k, _ in seen.most_common() if k not in (args.answer_key, args.response_key)][:6]
+            hint = f"; fields present: {', '.join(others)}" if others else ""
+            return f"{why}: no row has the field {key!r} (set {flag}{hint})"
+    return f"{why} (first: {problems[0]})"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -43,12 +43,14 @@ class VerifierClient:
             r.raise_for_status()
             return r.json()
 
-    def verify(self, items: Iterable[dict], mode: str = "strict", timeout: float | None = None) -> list[dict]:
+    def verify(
+        self, items: Iterable[dict], mode: str = "strict", timeout: float | None = None, multi_box: str = "last"
+    ) -> list[dict]:
         items = list(items)
         out: list[dict] = []
         with httpx.Client(timeout=self.timeout) as c:
             for i in range(0, len(items), self.batch_size):
-                body = {"items": items[i : i + self.batch_size], "mode": mode, "timeout": timeout}
+                body = {"items": items[i : i + self.batch_size], "mode": mode, "multi_box": multi_box, "timeout": timeout}
                 out.extend(self._post(c, body))
         return out
 
@@ -77,12 +79,14 @@ class VerifierClient:
         return None
 
     # -- async --------------------------------------------------------------
-    async def averify(self, items: Iterable[dict], mode: str = "strict", timeout: float | None = None) -> list[dict]:
+    async def averify(
+        self, items: Iterable[dict], mode: str = "strict", timeout: float | None = None, multi_box: str = "last"
+    ) -> list[dict]:
         items = list(items)
         out: list[dict] = []
         async with httpx.AsyncClient(timeout=self.timeout) as c:
             for i in range(0, len(items), self.batch_size):
-                body = {"items": items[i : i + self.batch_size], "mode": mode, "timeout": timeout}
+                body = {"items": items[i : i + self.batch_size], "mode": mode, "multi_box": multi_box, "timeout": timeout}
                 for attempt in range(self.retries + 1):
                     try:
                         results = self._results(await c.post(f"{self.base_url}/verify", json=body), attempt)

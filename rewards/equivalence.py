@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from rewards.normalize import Answer, normalize
+from rewards.normalize import Answer, normalize, unit_scale
 
 MATCH = "match"
 MISMATCH = "mismatch"
 UNPARSED = "unparsed"  # the prediction could not be parsed and is not textually equal
+UNDECIDED = "undecided"  # fast_only: this pair needs the parser (never a final outcome)
 
 DECIMAL_REL_TOL = 1e-4
 EXACT_REL_TOL = 1e-12
@@ -101,6 +102,11 @@ def _plain_value(text: str) -> tuple[Fraction, bool] | None:
     return None
 
 
+def _integer(text: str) -> int | None:
+    v = _plain_value(text)
+    return v[0].numerator if v is not None and v[0].denominator == 1 else None
+
+
 @lru_cache(maxsize=4096)
 def parse_latex(latex: str):
     """Parse an answer with math-verify's LaTeX parser; ``None`` if it fails.
@@ -137,6 +143,65 @@ def _imaginary_unit(expr):
     except Exception:
         pass
     return expr
+
+
+# --------------------------------------------------------------------------- power towers
+
+# Largest power a tower may evaluate to, in bits (2^{2^{2^2}} = 2^16 is tiny; 10^{10^{10}} is not).
+MAX_POWER_BITS = 1 << 16
+_TOWER_TOKEN = re.compile(r"\s*(\d{1,40}|\^|\{|\}|\(|\))")
+
+
+class _TooBig(Exception):
+    pass
+
+
+def power_tower_value(text: str) -> int | None:
+    """The value of an integer power tower (``2^{2^2}``, ``2^2^3``, ``(2^3)^2``,
+    read right to left as in mathematics), evaluated only while it stays under
+    :data:`MAX_POWER_BITS`; ``None`` when ``text`` is not one or is too large."""
+    toks, pos, t = [], 0, text.strip()
+    while pos < len(t):
+        m = _TOWER_TOKEN.match(t, pos)
+        if m is None:
+            return None
+        toks.append(m.group(1))
+        pos = m.end()
+        if len(toks) > 64:
+            return None
+    if "^" not in toks:
+        return None
+    try:
+        value, end = _tower(toks, 0, 0)
+    except (_TooBig, IndexError, ValueError, RecursionError):
+        return None
+    return value if end == len(toks) else None
+
+
+def _tower(toks: list[str], i: int, depth: int) -> tuple[int, int]:
+    if depth > 12:
+        raise _TooBig
+    base, i = _tower_atom(toks, i, depth)
+    if i < len(toks) and toks[i] == "^":
+        exp, i = _tower(toks, i + 1, depth + 1)
+        if base in (0, 1) or exp == 0:
+            return (1 if exp == 0 else base), i
+        if exp * base.bit_length() > MAX_POWER_BITS:
+            raise _TooBig
+        return base**exp, i
+    return base, i
+
+
+def _tower_atom(toks: list[str], i: int, depth: int) -> tuple[int, int]:
+    tok = toks[i]
+    if tok in ("{", "("):
+        value, i = _tower(toks, i + 1, depth + 1)
+        if toks[i] != {"{": "}", "(": ")"}[tok]:
+            raise ValueError
+        return value, i + 1
+    if tok.isdigit():
+        return int(tok), i + 1
+    raise ValueError
 
 
 # --------------------------------------------------------------------------- numbers
@@ -206,6 +271,17 @@ def _probe_equal(a, b, symbols) -> bool:
     return True
 
 
+def _approximates_irrational(gold, pred) -> bool:
+    """``12.566`` for ``4\\pi``: a decimal is not an exact irrational answer (a
+    decimal reference, an approximation itself, may still be matched by one)."""
+    import sympy
+
+    try:
+        return bool(pred.has(sympy.Float) and not gold.has(sympy.Float) and gold.is_rational is False)
+    except Exception:
+        return False
+
+
 def _expr_equal(a, b) -> bool:
     import sympy
 
@@ -215,6 +291,8 @@ def _expr_equal(a, b) -> bool:
         return True
     syms = a.free_symbols | b.free_symbols
     if not syms:
+        if _approximates_irrational(a, b):
+            return False
         return _numbers_close(a, b)
     try:
         if sympy.simplify(a - b) == 0:
@@ -231,6 +309,28 @@ def _is_relation(x) -> bool:
     import sympy
 
     return isinstance(x, sympy.core.relational.Relational)
+
+
+def _is_condition(x) -> bool:
+    """An equation, inequality, or a chain of them (``1 < x < 3``, ``x = 2+3 = 5``)."""
+    import sympy
+
+    if _is_relation(x):
+        return True
+    return isinstance(x, (sympy.And, sympy.Or)) and all(_is_relation(e) for e in x.args)
+
+
+def _sets_equal(a, b) -> bool:
+    import sympy
+
+    try:
+        if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
+            return a.left_open == b.left_open and a.right_open == b.right_open and bool(
+                sympy.simplify(a.start - b.start) == 0 if a.start.is_finite and b.start.is_finite else a.start == b.start
+            ) and bool(sympy.simplify(a.end - b.end) == 0 if a.end.is_finite and b.end.is_finite else a.end == b.end)
+        return bool(a == b or sympy.simplify(a.symmetric_difference(b)) == sympy.EmptySet)
+    except Exception:
+        return False
 
 
 def _relation_equal(a, b) -> bool:
@@ -272,6 +372,91 @@ def _assigned_value(x):
     return None
 
 
+def _chain(x):
+    """``x = 5+5+1 = 11`` (an ``And`` of equations, each starting where the last
+    ended) as ``(x, 11)``: its first and last sides; ``None`` for anything else."""
+    import sympy
+
+    if isinstance(x, sympy.Eq):
+        return x.lhs, x.rhs
+    if isinstance(x, sympy.And) and x.args and all(isinstance(e, sympy.Eq) for e in x.args):
+        # And sorts its arguments; rebuild the chain by following rhs -> lhs links
+        eqs = list(x.args)
+        lhss = {e.lhs for e in eqs}
+        start = [e for e in eqs if e.lhs not in {f.rhs for f in eqs}] or eqs[:1]
+        first = start[0]
+        cur, seen = first, {first}
+        while True:
+            nxt = next((e for e in eqs if e not in seen and e.lhs == cur.rhs), None)
+            if nxt is None:
+                break
+            seen.add(nxt)
+            cur = nxt
+        if len(seen) == len(eqs) and lhss:
+            return first.lhs, cur.rhs
+    return None
+
+
+def _label_like(x, depth: int = 0) -> bool:
+    """A name for an answer rather than a condition on it: ``x``, ``(p, q)``,
+    ``AB`` (read as a product of letters), ``|AB|``, ``V_1:V_2``, ``f(x)``."""
+    import sympy
+
+    if depth > 4:
+        return False
+    if isinstance(x, sympy.Symbol):
+        return True
+    if isinstance(x, (sympy.Tuple, sympy.FiniteSet)):
+        return all(_label_like(e, depth + 1) for e in x.args)
+    if isinstance(x, sympy.Mul):
+        return all(_label_like(e, depth + 1) for e in x.args)
+    if isinstance(x, sympy.Pow):
+        return x.exp == -1 and isinstance(x.base, sympy.Symbol)  # the V_2 of V_1 : V_2
+    if isinstance(x, sympy.Abs):
+        return _label_like(x.args[0], depth + 1)
+    if isinstance(x, sympy.core.function.AppliedUndef):
+        return all(isinstance(e, sympy.Symbol) for e in x.args)
+    return False
+
+
+def _stated_value(x, reference: bool):
+    """The value an equation states: the last side of ``x = 5+5+1 = 11``,
+    ``\\sqrt{4} = 2`` or ``(p, q) = (3, 2)``. A reference's equation states a value
+    only when its left side is a name (``x^2 + y^2 = 25`` is an answer itself)."""
+    ends = _chain(x)
+    if ends is None:
+        return None
+    lhs, rhs = ends
+    if reference and not _label_like(lhs):
+        return None
+    return rhs
+
+
+def _solution_set(x):
+    """A condition on one variable as the set it describes (``-3 < a < 10`` ->
+    ``(-3, 10)``, ``x \\in (3, \\infty)`` -> that interval); ``None`` otherwise."""
+    import sympy
+
+    try:
+        if isinstance(x, sympy.Eq) and isinstance(x.lhs, sympy.Symbol) and isinstance(x.rhs, sympy.Set):
+            return x.rhs
+        if isinstance(x, sympy.Set):
+            return x
+        if isinstance(x, (sympy.core.relational.Relational, sympy.And, sympy.Or)) and not isinstance(x, sympy.Eq):
+            if len(x.free_symbols) == 1:
+                return x.as_set()
+    except Exception:
+        return None
+    return None
+
+
+def _is_ordered(x) -> bool:
+    """A tuple: ``(3, 2)``, or ``(2, 3)``, which the parser reads as an open interval."""
+    import sympy
+
+    return isinstance(x, sympy.Tuple) or (isinstance(x, sympy.Interval) and x.left_open and x.right_open)
+
+
 def _seq(x):
     import sympy
 
@@ -290,17 +475,23 @@ def sym_equal(a, b, depth: int = 0) -> bool:
 
     if depth > 6:
         return False
-    if _is_relation(a) or _is_relation(b):
-        if _is_relation(a) and _is_relation(b):
-            va, vb = _assigned_value(a), _assigned_value(b)
-            if va is not None and vb is not None and a.lhs == b.lhs:
-                return sym_equal(va, vb, depth + 1)
-            return _relation_equal(a, b)
-        va = _assigned_value(a) if _is_relation(a) else a
-        vb = _assigned_value(b) if _is_relation(b) else b
-        if va is None or vb is None:
-            return False
-        return sym_equal(va, vb, depth + 1)
+    rel_a, rel_b = _is_condition(a), _is_condition(b)
+    if rel_a or rel_b:
+        if rel_a and rel_b:
+            ca, cb = _chain(a), _chain(b)
+            if ca is not None and cb is not None and ca[0] == cb[0]:
+                return sym_equal(ca[1], cb[1], depth + 1)  # x = 5 vs x = 2+3 = 5
+            if _is_relation(a) and _is_relation(b) and _relation_equal(a, b):
+                return True
+        else:
+            va = _stated_value(a, reference=True) if rel_a else a
+            vb = _stated_value(b, reference=False) if rel_b else b
+            if va is not None and vb is not None and sym_equal(va, vb, depth + 1):
+                return True
+        sa, sb = _solution_set(a), _solution_set(b)
+        if sa is not None and sb is not None and not (isinstance(sa, sympy.FiniteSet) and isinstance(sb, sympy.FiniteSet)):
+            return _sets_equal(sa, sb)
+        return False
     if isinstance(a, sympy.FiniteSet) or isinstance(b, sympy.FiniteSet):
         ea = list(a.args) if isinstance(a, sympy.FiniteSet) else _seq(a)
         eb = list(b.args) if isinstance(b, sympy.FiniteSet) else _seq(b)
@@ -359,11 +550,31 @@ def _percent_variants(ans: Answer, value):
         return (value,)
 
 
-def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comparison:
-    """Compare a predicted answer with the reference answer (both raw strings)."""
+def compare(pred: str, gold: str, options: dict[str, str] | None = None, fast_only: bool = False) -> Comparison:
+    """Compare a predicted answer with the reference answer (both raw strings).
+
+    ``fast_only``: decide only what needs no parsing (identical forms, option
+    letters, bases, units, plain numbers and fractions, power towers) and return
+    ``UNDECIDED`` where the LaTeX parser and sympy would be needed. That part is
+    pure string and integer work, bounded by the answer length, so the verifier
+    runs it in the caller's process and sends only the rest to its sandbox."""
     p, g = normalize(pred), normalize(gold)
     if not p.text:
         return Comparison(MISMATCH, "empty prediction")
+    # Units on both sides: of one kind they convert (50 cm = 0.5 m), of different kinds
+    # or different sizes they differ (5 cm is not 5 m). A unit on one side only is ignored.
+    pu, gu = unit_scale(p.unit), unit_scale(g.unit)
+    if pu and gu:
+        pv, gv = _plain_value(p.text), _plain_value(g.text)
+        if pu[0] != gu[0]:
+            return Comparison(MISMATCH, "units of different kinds")
+        if pv is not None and gv is not None:
+            x, y = pv[0] * Fraction(pu[1]), gv[0] * Fraction(gu[1])
+            close = x == y or ((pv[1] or gv[1]) and abs(x - y) <= DECIMAL_REL_TOL * max(abs(x), abs(y)))
+            return Comparison(MATCH if close else MISMATCH, "units")
+        if pu != gu:
+            return Comparison(MISMATCH, "units")
+
     if p.text == g.text and p.percent == g.percent and p.base == g.base:
         return Comparison(MATCH, "identical")
 
@@ -374,21 +585,33 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comp
         if options:
             opts = {k.strip().upper(): v for k, v in options.items()}
             if g.letter and g.letter in opts:
-                return compare(pred, opts[g.letter])
+                return compare(pred, opts[g.letter], fast_only=fast_only)
             if p.letter and p.letter in opts:
-                return compare(opts[p.letter], gold)
+                return compare(opts[p.letter], gold, fast_only=fast_only)
 
-    # Numbers written in another base: same digits, or same value.
+    # Numbers written in a base: an answer asked in base 7 is its base-7 digits, not the
+    # same value in base 10; a base-10 reference is not answered in another base.
     if p.base or g.base:
-        if p.text.lower() == g.text.lower():
+        if p.text.lower() == g.text.lower() and (p.base is None or g.base is None or p.base == g.base):
             return Comparison(MATCH, "same digits")
-        pv = _digits_value(p.text, p.base or 10)
-        gv = _digits_value(g.text, g.base or 10)
-        return Comparison(MATCH if pv is not None and pv == gv else MISMATCH, "base")
+        if g.base is None and p.base == 10:
+            pv, gv = _digits_value(p.text, 10), _plain_value(g.text)
+            return Comparison(MATCH if gv is not None and pv == gv[0] else MISMATCH, "base 10")
+        if g.base is not None and p.base == g.base:
+            pv, gv = _digits_value(p.text, p.base), _digits_value(g.text, g.base)
+            return Comparison(MATCH if pv is not None and pv == gv else MISMATCH, "base")
+        return Comparison(MISMATCH, "base")
 
     if p.too_long or g.too_long:
         same = p.plain == g.plain
         return Comparison(MATCH if same else (MISMATCH if g.too_long else UNPARSED), "too long to parse")
+
+    # Power towers (2^{2^2} vs 16): exact integers while they stay small enough.
+    if _NESTED_POWER.search(p.text) or _NESTED_POWER.search(g.text):
+        pt = power_tower_value(p.text) if "^" in p.text else _integer(p.text)
+        gt = power_tower_value(g.text) if "^" in g.text else _integer(g.text)
+        if pt is not None and gt is not None and not (p.percent or g.percent):
+            return Comparison(MATCH if pt == gt else MISMATCH, "power tower")
 
     # Fast path: plain numbers and fractions, no sympy.
     pv, gv = _plain_value(p.text), _plain_value(g.text)
@@ -402,6 +625,8 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comp
                     return Comparison(MATCH, "number within tolerance")
         return Comparison(MISMATCH, "number")
 
+    if fast_only:
+        return Comparison(UNDECIDED, "needs the parser")
     ga, pa = parse_latex(g.text), parse_latex(p.text)
     if ga is None or pa is None:
         if p.plain == g.plain:
@@ -411,6 +636,12 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None) -> Comp
         return Comparison(UNPARSED, "prediction not parseable")
     import sympy
 
+    if _is_ordered(ga) and isinstance(pa, sympy.FiniteSet) and len(pa.args) > 1:
+        # an ordered pair answered with a set loses the order: "\\{3, 2\\}" is not (3, 2);
+        # a bare list "3, 2" keeps it, so it is read as the tuple it spells
+        if p.text.startswith(("\\{", "\\lbrace")):
+            return Comparison(MISMATCH, "set for an ordered tuple")
+        pa = parse_latex(f"({p.text})") or pa
     for x in _percent_variants(g, ga):
         for y in _percent_variants(p, pa):
             try:

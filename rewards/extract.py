@@ -8,9 +8,17 @@ Two modes:
   "final answer is X", ``#### X``, ``Answer: X``, "the answer is X", and as a last
   resort the last number in the text.
 
-Every boxed answer of the response is returned, not just the last one: a response
-that boxes several different answers must not be rewarded for hedging, and the
-verifier decides that by comparing every one of them with the reference.
+Several boxes (``multi_box``):
+
+* ``last`` (default): the final answer is the last one the response commits to,
+  after ``</think>`` when there is one. Boxes in earlier sentences are attempts it
+  moved on from ("\\boxed{15} ... wait, that was wrong ... \\boxed{17}" answers 17).
+  Boxes next to the last one, in the same sentence or in a list at the end, are
+  one answer: "\\boxed{(2,2)} and \\boxed{(6,2)}" is the pair of solutions, and
+  "\\boxed{3} or \\boxed{4}" is a hedge, which the verifier does not credit unless
+  the reference has both values.
+* ``all_agree``: every box in the response is part of the answer; each distinct
+  one must match the reference (the stricter rule of earlier versions).
 
 Everything here is linear in the input length (no backtracking regexes over
 model text, no recursion), so hostile inputs cannot make extraction slow.
@@ -22,8 +30,13 @@ import re
 from dataclasses import dataclass, field
 
 STRICT = "strict"
+THINK_END = "</think>"
 LENIENT = "lenient"
 MODES = (STRICT, LENIENT)
+# How several boxed answers in one response are read (see :func:`extract_answers`).
+LAST = "last"
+ALL_AGREE = "all_agree"
+MULTI_BOX_MODES = (LAST, ALL_AGREE)
 
 # Box commands, longest first so that ``\boxed`` is not mistaken for a prefix of another.
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
@@ -81,12 +94,10 @@ def _read_braced(text: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def boxed_answers(text: str) -> list[str]:
-    """Every ``\\boxed{...}`` / ``\\fbox{...}`` content, outermost boxes only, in order.
-
-    ``\\boxed 5`` (no braces, a single token) is accepted too, as LaTeX does.
-    """
-    out: list[str] = []
+def boxed_spans(text: str) -> list[tuple[str, int, int]]:
+    """Every ``\\boxed{...}`` / ``\\fbox{...}``: (content, start, end), outermost boxes only,
+    in order. ``\\boxed 5`` (no braces, a single token) is accepted too, as LaTeX does."""
+    out: list[tuple[str, int, int]] = []
     pos = 0
     while True:
         m = _BOX_RE.search(text, pos)
@@ -98,14 +109,58 @@ def boxed_answers(text: str) -> list[str]:
             if got is None:  # unterminated: nothing after this point can be an answer
                 return out
             content, pos = got
-            out.append(content.strip())
+            out.append((content.strip(), m.start(), pos))
         else:
             tok = re.match(r"[^\s$\\]+", text[j:])
             if tok and m.group(0).endswith((" ", "\t")):
-                out.append(tok.group(0).rstrip(".,;"))
                 pos = j + tok.end()
+                out.append((tok.group(0).rstrip(".,;"), m.start(), pos))
             else:
                 pos = j
+
+
+def boxed_answers(text: str) -> list[str]:
+    """Every boxed answer's content, outermost boxes only, in order."""
+    return [c for c, _, _ in boxed_spans(text)]
+
+
+def after_thinking(text: str) -> str:
+    """The part of an R1-style response after its last ``</think>``: the answer the
+    model commits to once it stops thinking. The whole text when there is none."""
+    k = text.rfind(THINK_END)
+    return text if k < 0 else text[k + len(THINK_END) :]
+
+
+# What may sit between two boxes of one final answer: punctuation, math
+# delimiters, spacing and connectives ("\boxed{2} and \boxed{3}", "\boxed{1}, \boxed{2}").
+_GAP_FILLER = re.compile(
+    r"\\text\s*\{[^{}]*\}|\\(?:q?quad|[,;:! ])|\\[()\[\]]|\b(?:and|or)\b|[\s$,;&.:]"
+)
+# A sentence ends: a new line, or ". " / "! " / "? " before the next words.
+_SENTENCE_END = re.compile(r"\n|[.!?](?:\s|$)")
+MAX_GAP_CHARS = 80
+
+
+def _same_answer(gap: str) -> bool:
+    """True when two boxes separated by ``gap`` belong to one final answer: nothing
+    but fillers between them, or a short gap inside one sentence
+    ("\\boxed{3}, or maybe \\boxed{4}" is one hedged answer)."""
+    if not _GAP_FILLER.sub("", gap).strip():
+        return True
+    return len(gap) <= MAX_GAP_CHARS and not _SENTENCE_END.search(gap)
+
+
+def final_group(text: str) -> list[str]:
+    """The boxes that make up the final answer: the last box and the boxes just
+    before it in the same sentence or list (see :func:`_same_answer`). Earlier
+    boxes, in earlier sentences, are answers the response moved on from."""
+    spans = boxed_spans(text)
+    if not spans:
+        return []
+    k = len(spans) - 1
+    while k > 0 and _same_answer(text[spans[k - 1][2] : spans[k][1]]):
+        k -= 1
+    return [c for c, _, _ in spans[k:]]
 
 
 def _phrase_answer(text: str) -> tuple[str, str] | None:
@@ -126,11 +181,19 @@ def _phrase_answer(text: str) -> tuple[str, str] | None:
     return (best[2], best[1]) if best else None
 
 
-def extract_answers(text: str, mode: str = STRICT) -> Extraction:
-    """Find the final answer(s) of ``text`` under ``mode`` (``strict`` or ``lenient``)."""
+def extract_answers(text: str, mode: str = STRICT, multi_box: str = LAST) -> Extraction:
+    """Find the final answer(s) of ``text`` under ``mode`` (``strict`` or ``lenient``).
+
+    Only the text after the last ``</think>`` counts when there is one. With
+    ``multi_box="last"`` the answer is the final group of boxes (:func:`final_group`);
+    with ``"all_agree"`` it is every box of the response, each of which must then
+    match the reference."""
     if mode not in MODES:
         raise ValueError(f"unknown extraction mode {mode!r}; choose one of {MODES}")
-    boxed = boxed_answers(text)
+    if multi_box not in MULTI_BOX_MODES:
+        raise ValueError(f"unknown multi_box rule {multi_box!r}; choose one of {MULTI_BOX_MODES}")
+    text = after_thinking(text)
+    boxed = final_group(text) if multi_box == LAST else boxed_answers(text)
     if boxed:
         return Extraction(tuple(boxed), "boxed")
     if mode == STRICT:
@@ -149,10 +212,11 @@ def reference_answer(gold: object) -> str:
     """The reference answer as a string.
 
     Datasets store references as strings, numbers (``27.0``) or whole solutions;
-    a reference that contains a ``\\boxed{}`` is reduced to its last box.
+    a reference that contains a ``\\boxed{}`` is reduced to its final group of boxes
+    (several boxes of one answer, "\\boxed{(2,2)} and \\boxed{(6,2)}", joined by commas).
     """
     if isinstance(gold, float) and gold.is_integer():
         gold = int(gold)
     s = str(gold).strip()
-    boxes = boxed_answers(s)
-    return boxes[-1] if boxes else s
+    boxes = list(dict.fromkeys(b for b in final_group(s) if b))
+    return ", ".join(boxes) if boxes else s

@@ -32,6 +32,14 @@ _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|opera
 # Blanks copied from a fill-in-the-box question: no answer content.
 _PLACEHOLDER = re.compile(r"\\(?:phantom|hphantom|vphantom|hspace|vspace)\s*\{[^{}]*\}|\\underline\{\s*\}|\\square\b|\\Box\b")
 _BOLD = re.compile(r"\*\*|__")
+# Python's power operator between two operands: 2**10, (x+1)**2 (markdown bold has no operand on one side).
+_PY_POWER = re.compile(r"(?<=[\w)}])\s*\*\*\s*(?=[\w({-])")
+# "x != 3": Python's not-equal (but "5! = 120" is a factorial, so a letter or brace before it).
+_PY_NEQ = re.compile(r"(?<=[A-Za-z}\s])!=")
+# 3.2 \times 10^{5}, 3.2 \cdot 10^5, 3.2*10^5, 3.2x10^5: scientific notation, read as 3.2e5.
+_SCIENTIFIC = re.compile(
+    r"^([-+]?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*(?:\{\s*([-+]?\d{1,4})\s*\}|([-+]?\d{1,4}))$"
+)
 _FRAC_VARIANTS = re.compile(r"\\[dt]frac\b")
 _SQRT_PAREN = re.compile(r"\\sqrt\s*\(([^()]*)\)")
 _SQRT_BARE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
@@ -61,6 +69,7 @@ class Answer:
     base: int | None = None  # "10110_2" -> text "10110", base 2
     letter: str | None = None  # multiple-choice option letter, upper case
     too_long: bool = False
+    unit: str | None = None  # the unit stripped from "5 cm", as written (see :func:`unit_scale`)
 
     @property
     def plain(self) -> str:
@@ -91,7 +100,9 @@ def clean(s: str) -> str:
     """Remove formatting that carries no mathematical meaning."""
     s = s.replace("\x00", "").strip()
     s = _PLACEHOLDER.sub("", s)
+    s = _PY_POWER.sub("^", s)
     s = _BOLD.sub("", s)
+    s = _PY_NEQ.sub(" \\\\neq ", s).replace("≠", " \\\\neq ")
     for rx, rep in _WRAPPERS:
         s = rx.sub(rep, s).strip()
     s = s.replace("\\!", "")  # negative thin space, as in MATH's "3,\\!250"
@@ -106,6 +117,9 @@ def clean(s: str) -> str:
     s = s.replace("∞", "\\infty").replace("π", "\\pi").replace("√", "\\sqrt")
     s = re.sub(r"\s+", " ", s).strip()
     s = s.rstrip(".;,").strip()
+    sci = _SCIENTIFIC.match(s)
+    if sci:
+        s = f"{sci.group(1)}e{sci.group(2) or sci.group(3)}"
     return s
 
 
@@ -130,8 +144,9 @@ def normalize(raw: str) -> Answer:
     # "3 or 4" / "3 \text{ or } 4" / "x=1 and x=2": a list of answers, compared as a set.
     parts = [p for p in _OR_SPLIT.split(s) if p]
     if len(parts) > 1 and all(_NUMERIC_ITEM.match(p) for p in parts):
-        return Answer("\\{" + ", ".join(_strip_unit(p) for p in parts) + "\\}", percent=percent)
-    return Answer(_strip_unit(s), percent=percent)
+        return Answer("\\{" + ", ".join(_strip_unit(p)[0] for p in parts) + "\\}", percent=percent)
+    text, unit = _strip_unit(s)
+    return Answer(text, percent=percent, unit=unit)
 
 
 # Words after a number that are part of its value, not a unit: "5 million", "2 pi", "4 sin x".
@@ -141,11 +156,44 @@ _NOT_UNITS = frozenset(
 )
 
 
-def _strip_unit(s: str) -> str:
-    unit = _NUMBER_WITH_UNIT.match(s)
+def _strip_unit(s: str) -> tuple[str, str | None]:
+    """``5 cm`` -> (``5``, ``cm``); anything without a unit word -> (s, None)."""
+    unit = _NUMBER_WITH_UNIT.match(s) or _NUMBER_WITH_SHORT_UNIT.match(s)
     word = (unit.group("paren") or unit.group("unit") or "").split()[0].lower() if unit else ""
+    found = None
     if unit and word not in _NOT_UNITS and not _CONNECTIVE.search(unit.group(0)[len(unit.group("num")):]):
         s = unit.group("num").replace("\\$", "").replace("$", "").strip()
+        found = (unit.group("paren") or unit.group("unit")).strip()
     if _THOUSANDS.match(s):
         s = s.replace("{,}", "").replace("\\,", "").replace(",", "")
-    return s
+    return s, found
+
+
+# One-letter units, only from this list ("5 m", "3 g"): a lone letter after a number is
+# otherwise a variable ("5 x").
+_NUMBER_WITH_SHORT_UNIT = re.compile(r"^(?P<num>[-+]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[mgsLlh])(?P<paren>)$")
+# Units of the same kind convert; different kinds never match (5 cm is not 5 m, nor 5 g).
+_UNIT_SCALES = {
+    "length": {("mm", "millimeter", "millimetre"): "1/1000", ("cm", "centimeter", "centimetre"): "1/100",
+               ("m", "meter", "metre"): "1", ("km", "kilometer", "kilometre"): "1000",
+               ("in", "inch", "inche"): "127/5000", ("ft", "foot", "feet"): "381/1250",
+               ("yd", "yard"): "1143/1250", ("mi", "mile"): "201168/125"},
+    "mass": {("mg", "milligram"): "1/1000", ("g", "gram"): "1", ("kg", "kilogram"): "1000"},
+    "time": {("s", "sec", "second"): "1", ("min", "minute"): "60", ("h", "hr", "hour"): "3600",
+             ("day",): "86400", ("week",): "604800"},
+    "volume": {("ml", "milliliter", "millilitre"): "1/1000", ("l", "liter", "litre"): "1"},
+}
+_UNIT_INDEX = {name: (kind, scale) for kind, table in _UNIT_SCALES.items()
+               for names, scale in table.items() for name in names}
+
+
+def unit_scale(unit: str | None) -> tuple[str, str] | None:
+    """``(kind, factor to the kind's base unit)`` of a known unit (``cm`` -> length,
+    1/100), plural and case of words forgiven; ``None`` for an unknown one."""
+    if not unit:
+        return None
+    u = unit.strip().lower()
+    for cand in (u, u[:-1] if u.endswith("s") and len(u) > 2 else u, u[:-2] if u.endswith("es") and len(u) > 3 else u):
+        if cand in _UNIT_INDEX:
+            return _UNIT_INDEX[cand]
+    return None

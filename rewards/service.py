@@ -6,7 +6,7 @@
 
     {"items": [{"response": "... \\\\boxed{4}", "ground_truth": "4",
                 "question": null, "options": null}],
-     "mode": "strict", "timeout": 5.0}
+     "mode": "strict", "multi_box": "last", "timeout": 5.0}
     -> {"results": [{"correct": true, "extracted": "4", "reason": "match", "ms": 0.3}],
         "elapsed_ms": 1.2}
 
@@ -43,6 +43,7 @@ class Item(BaseModel):
 class VerifyRequest(BaseModel):
     items: list[Item]
     mode: Literal["strict", "lenient"] = "strict"
+    multi_box: Literal["last", "all_agree"] = "last"
     timeout: float | None = Field(default=None, gt=0, description="seconds per check; capped by the server's")
 
 
@@ -148,6 +149,7 @@ def create_app(
                 [it.response for it in req.items],
                 [it.ground_truth for it in req.items],
                 mode=req.mode,
+                multi_box=req.multi_box,
                 questions=[it.question for it in req.items],
                 options=[it.options for it in req.items],
                 timeout=limit,

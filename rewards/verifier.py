@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 from rewards.check import (
     FORM_TEXT,
+    check,
     MAX_RESPONSE_CHARS,
     AnswerForm,
     AnswerGroups,
@@ -30,7 +31,7 @@ from rewards.check import (
     REASON_TIMEOUT,
     Verdict,
 )
-from rewards.extract import MODES, STRICT
+from rewards.extract import LAST, MODES, MULTI_BOX_MODES, STRICT
 from rewards.sandbox import OK, TIMEOUT, WorkerPool
 
 DEFAULT_TIMEOUT = 5.0
@@ -39,6 +40,11 @@ DEFAULT_MEMORY_MB = 2048
 
 class Verifier:
     """A pool of sandboxed workers plus the verification settings.
+
+    ``fast_path`` (default on): checks that need no parsing (integers, decimals,
+    fractions, option letters, identical answers; see
+    :func:`rewards.equivalence.compare`) are decided in the calling thread, in
+    bounded string and integer work; the rest go to the sandboxed workers.
 
     Use one per process (see :func:`get_verifier`) and share it between threads.
     """
@@ -49,10 +55,16 @@ class Verifier:
         timeout: float = DEFAULT_TIMEOUT,
         memory_mb: int = DEFAULT_MEMORY_MB,
         mode: str = STRICT,
+        multi_box: str = LAST,
+        fast_path: bool = True,
     ):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if multi_box not in MULTI_BOX_MODES:
+            raise ValueError(f"unknown multi_box rule {multi_box!r}; choose one of {MULTI_BOX_MODES}")
         self.mode = mode
+        self.multi_box = multi_box
+        self.fast_path = fast_path
         self.timeout = float(timeout)
         self.pool = WorkerPool("rewards.check:run", workers=workers, timeout=timeout, memory_mb=memory_mb)
 
@@ -69,6 +81,7 @@ class Verifier:
         question: str | None = None,
         options: dict[str, str] | None = None,
         timeout: float | None = None,
+        multi_box: str | None = None,
     ) -> Verdict:
         """Check one response; see :func:`rewards.check.check` for the rules."""
         if not isinstance(response, str):
@@ -76,9 +89,14 @@ class Verifier:
         response = response[-MAX_RESPONSE_CHARS:]  # cut before it crosses the pipe
         if isinstance(question, str):
             question = question[:MAX_RESPONSE_CHARS]
+        mode, multi_box = mode or self.mode, multi_box or self.multi_box
+        if self.fast_path:
+            fast = check(response, ground_truth, mode, question, options, multi_box, fast_only=True)
+            if fast is not None:
+                return fast
         limit = self.timeout if timeout is None else float(timeout)
         status, value = self.pool.call(
-            "check", response, ground_truth, mode or self.mode, question, options, timeout=limit
+            "check", response, ground_truth, mode, question, options, multi_box, timeout=limit,
         )
         if status == OK and isinstance(value, Verdict):
             return value
@@ -96,6 +114,7 @@ class Verifier:
         options: Sequence[dict | None] | None = None,
         timeout: float | None = None,
         on_result: Callable[[int, Verdict], None] | None = None,
+        multi_box: str | None = None,
     ) -> list[Verdict]:
         """Check many responses in parallel on all workers; results in input order.
 
@@ -108,7 +127,8 @@ class Verifier:
         qs = questions if questions is not None else [None] * n
         os_ = options if options is not None else [None] * n
         return self._map(
-            lambda i: self.verify(responses[i], ground_truths[i], mode=mode, question=qs[i], options=os_[i], timeout=timeout),
+            lambda i: self.verify(responses[i], ground_truths[i], mode=mode, question=qs[i], options=os_[i],
+                                  timeout=timeout, multi_box=multi_box),
             n, on_result)
 
     def _map(self, fn: Callable[[int], object], n: int, on_result: Callable | None) -> list:
@@ -145,10 +165,10 @@ class Verifier:
             resp = [("" if r is None else str(r))[-MAX_RESPONSE_CHARS:] for r in responses_per_problem[i]]
             # default budget: a check's timeout per response, at least 4 and at most 60 s' worth
             limit = float(timeout) if timeout is not None else max(4 * self.timeout, min(self.timeout * len(resp), 60.0))
-            status, value = self.pool.call("group_answers", resp, mode or self.mode, timeout=limit)
+            status, value = self.pool.call("group_answers", resp, mode or self.mode, True, self.multi_box, timeout=limit)
             if status != OK or not isinstance(value, AnswerGroups):
                 why = "timeout" if status == TIMEOUT else "error"
-                status, value = self.pool.call("group_answers", resp, mode or self.mode, False, timeout=limit)
+                status, value = self.pool.call("group_answers", resp, mode or self.mode, False, self.multi_box, timeout=limit)
                 if status == OK and isinstance(value, AnswerGroups):
                     value = dataclasses.replace(value, reason=f"{why}; grouped exact strings")
                 else:

@@ -8,7 +8,8 @@ In a verl config::
 verl loads this file by path and calls ``compute_score`` from its reward-loop
 threads; the checks run in this process's sandbox pool, so no ``signal.alarm``
 is involved and a hostile response costs at most the timeout.
-``reward.custom_reward_function.reward_kwargs`` may set ``mode``, ``timeout``,
+``reward.custom_reward_function.reward_kwargs`` may set ``mode``, ``multi_box``
+(``last`` or ``all_agree``, see :mod:`rewards.extract`), ``timeout``,
 ``correct_score`` and ``incorrect_score``.
 
 On large clusters the checks can run off the GPU nodes, in the verifier
@@ -47,6 +48,7 @@ def compute_score(
     extra_info: dict | None = None,
     *,
     mode: str = "strict",
+    multi_box: str = "last",
     timeout: float = DEFAULT_TIMEOUT,
     correct_score: float = 1.0,
     incorrect_score: float = 0.0,
@@ -59,7 +61,7 @@ def compute_score(
     """
     question, options = _context(extra_info)
     v = get_verifier(timeout=timeout).verify(
-        solution_str, ground_truth, mode=mode, question=question, options=options
+        solution_str, ground_truth, mode=mode, question=question, options=options, multi_box=multi_box
     )
     return _result(v.correct, v.extracted, v.reason, correct_score, incorrect_score)
 
@@ -72,6 +74,7 @@ async def compute_score_remote(
     *,
     url: str | None = None,
     mode: str = "strict",
+    multi_box: str = "last",
     timeout: float = DEFAULT_TIMEOUT,
     correct_score: float = 1.0,
     incorrect_score: float = 0.0,
@@ -94,5 +97,5 @@ async def compute_score_remote(
     gt = ground_truth if isinstance(ground_truth, (str, int, float)) else str(ground_truth)
     item = {"response": solution_str if isinstance(solution_str, str) else str(solution_str), "ground_truth": gt,
             "question": question, "options": options}
-    (v,) = await client.averify([item], mode=mode, timeout=timeout)
+    (v,) = await client.averify([item], mode=mode, timeout=timeout, multi_box=multi_box)
     return _result(bool(v["correct"]), v.get("extracted"), str(v.get("reason", "")), correct_score, incorrect_score)

@@ -145,3 +145,60 @@ def test_check_never_raises_on_random_garbage():
             # garbage used as a reference must not crash either
             w = check(r"\boxed{5}", text, mode=mode)
             assert isinstance(w, Verdict) and w.reason in REASONS, (text, w)
+
+
+# ---------------------------------------------------------------- several boxes (multi_box)
+
+@pytest.mark.parametrize(
+    "response, gold, multi_box, correct, reason",
+    [
+        # self-correction: the last answer committed to counts under "last"
+        (r"\boxed{15} ... wait, that was wrong. Redo: 3*5+2 = \boxed{17}", "17", "last", True, "match"),
+        (r"\boxed{15} ... wait, that was wrong. Redo: 3*5+2 = \boxed{17}", "15", "last", False, "mismatch"),
+        (r"\boxed{15} ... wait, that was wrong. Redo: 3*5+2 = \boxed{17}", "17", "all_agree", False, "ambiguous"),
+        ("First guess \\boxed{15}.\n\nChecking again, the sum is \\boxed{17}", "17", "last", True, "match"),
+        # R1-style traces: only what follows </think> is the answer
+        (r"<think>maybe \boxed{3}</think> The answer is \boxed{4}", "4", "last", True, "match"),
+        (r"<think>maybe \boxed{4}</think> The answer is \boxed{3}", "4", "last", False, "mismatch"),
+        (r"<think>so \boxed{4}</think> I am not sure.", "4", "last", False, "no_answer"),
+        (r"<think>maybe \boxed{3}</think> The answer is \boxed{4}", "4", "all_agree", True, "match"),
+        # hedging: different answers offered together are not credited
+        (r"\boxed{3} or \boxed{4}", "4", "last", False, "ambiguous"),
+        (r"The answer is \boxed{3}, or maybe \boxed{4}", "3", "last", False, "ambiguous"),
+        ("\\boxed{3}\n\\boxed{4}", "4", "last", False, "ambiguous"),  # a list of boxes at the end
+        (r"\boxed{3} or \boxed{4}", "3", "all_agree", False, "ambiguous"),
+        # several boxes that together form one answer
+        (r"\boxed{(2,2)} and \boxed{(6,2)}", "(2,2),(6,2)", "last", True, "match"),
+        (r"\boxed{(2,2)} and \boxed{(6,2)}", "(2,2),(6,3)", "last", False, "mismatch"),
+        (r"\boxed{1},\boxed{2},\boxed{3}", r"\{1,2,3\}", "last", True, "match"),
+        (r"\boxed{1},\boxed{2},\boxed{3}", r"\{1,2,3\}", "all_agree", True, "match"),
+        (r"\boxed{1},\boxed{2}", r"\{1,2,3\}", "last", False, "mismatch"),
+        # a reference with several boxes
+        (r"\boxed{2, 3}", r"so $x = \boxed{2}$ or $x = \boxed{3}$", "last", True, "match"),
+        (r"\boxed{2}", r"so $x = \boxed{2}$ or $x = \boxed{3}$", "last", False, "mismatch"),
+        # the same answer boxed twice is one answer
+        (r"\boxed{3} \boxed{3.0}", "3", "last", True, "match"),
+    ],
+)
+def test_multi_box(response, gold, multi_box, correct, reason):
+    v = check(response, gold, multi_box=multi_box)
+    assert (v.correct, v.reason) == (correct, reason), v
+
+
+def test_unknown_multi_box_rule_is_an_error():
+    from rewards import Verifier
+
+    with pytest.raises(ValueError, match="multi_box"):
+        Verifier(workers=1, multi_box="first")
+
+
+def test_fast_path_gives_the_sandboxed_verdict():
+    """The verifier decides plain answers in the caller; the sandbox must agree on them."""
+    from rewards import Verifier
+
+    pairs = [(r"\boxed{5}", "5"), (r"\boxed{1/2}", "0.5"), (r"\boxed{7}", "8"), (r"\boxed{3} or \boxed{4}", "3"),
+             ("no box", "3"), (r"\boxed{x+1}", "1+x"), (r"\boxed{2^{2^2}}", "16")]
+    with Verifier(workers=1) as fast, Verifier(workers=1, fast_path=False) as slow:
+        for r, g in pairs:
+            a, b = fast.verify(r, g), slow.verify(r, g)
+            assert (a.correct, a.reason, a.extracted) == (b.correct, b.reason, b.extracted), (r, g)

@@ -66,6 +66,50 @@ def test_user_errors_have_no_traceback(args, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
+def _verify(tmp_path, rows: list, *args):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return run("-m", "rewards", "verify", "-i", str(src), "-o", str(out), "--workers", "1", *args), out
+
+
+def test_default_reference_key_is_ground_truth_and_progress_stays_off_logs(tmp_path):
+    r, out = _verify(tmp_path, [{"response": "so \\boxed{4}", "ground_truth": "4"},
+                                {"response": "\\boxed{15}. No, wait: \\boxed{17}", "ground_truth": 17}])
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, True]
+    assert "\r" not in r.stderr  # stderr is a pipe here: no progress bar redraws in the log
+
+
+def test_multi_box_flag(tmp_path):
+    rows = [{"response": "\\boxed{15}. No, wait: \\boxed{17}", "ground_truth": "17"}]
+    r, out = _verify(tmp_path, rows, "--multi-box", "all_agree")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["reason"] == "ambiguous"
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"response": "\\boxed{4}", "answer": "4"}] * 3,
+     "no row has the field 'ground_truth' (set --answer-key; fields present: answer)"),
+    (["{not json", "[1, 2]"], "all 2 line(s)"),
+    ([], "holds no rows"),
+])
+def test_nothing_verified_exits_non_zero_with_one_line(tmp_path, rows, message):
+    r, out = _verify(tmp_path, rows)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error: "), r.stderr
+    assert not out.exists()
+
+
+def test_every_check_failing_exits_non_zero(tmp_path):
+    # one symbolic comparison under a tiny timeout: the only check times out
+    r, out = _verify(tmp_path, [{"response": "\\boxed{(x+1)^{40} - (x-1)^{40}}",
+                                 "ground_truth": "\\sin(y)+(x+2)^{41}"}], "--timeout", "0.01")
+    assert r.returncode == 1, r.stderr
+    assert "none of the 1 response(s) could be verified" in r.stderr
+    assert json.loads(out.read_text())["reason"] == "timeout"
+
+
 def test_help_explains():
     r = run("-m", "rewards", "verify", "--help")
     assert r.returncode == 0 and "--response-key" in r.stdout and "strict" in r.stdout

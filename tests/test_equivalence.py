@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from rewards.equivalence import MATCH, MISMATCH, UNPARSED, compare
+from rewards.equivalence import MATCH, MISMATCH, UNDECIDED, UNPARSED, compare
 
 
 def _cases(rows):
@@ -235,8 +235,12 @@ TEXT = [
 BASES = [
     ("10110_2", "10110", True),
     ("10110_{2}", "10110_2", True),
-    ("10110_2", "22", True),
-    ("22", "10110_2", True),
+    # an answer asked in base 2 is its base-2 digits: the same value in base 10 is not it,
+    # nor is a base-10 reference answered in base 2
+    ("10110_2", "22", False),
+    ("22", "10110_2", False),
+    ("26_8", "10110_2", False),
+    ("22_{10}", "22", True),
     ("10110_2", "10111", False),
     ("10110_2", "10112", False),
 ]
@@ -305,7 +309,8 @@ REGRESSIONS = [
     ("3251", r"3,\!250", False),
     (r"\frac{1}{0}", r"\frac{2}{0}", False),  # undefined equals nothing
     ("1/0", "1/0", True),  # ...except the identical string
-    ("2.718281828", "e", True),  # a lower-case e is Euler's number, not option E
+    ("e^{1}", "e", True),  # a lower-case e is Euler's number, not option E
+    ("2.718281828", "e", False),  # ...and a decimal approximation of it is not the exact answer
     ("2.5", "e", False),
     ("(c)", "C", True),  # a parenthesised lower-case letter is an option
     ("1.5e3", "1500", True),
@@ -314,6 +319,122 @@ REGRESSIONS = [
     (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix}3\end{pmatrix}", False),
 ]
 TABLES["regressions"] = REGRESSIONS
+
+# ---- verifier v2 families (issue 20): each true and false
+
+# A labelled answer or reference against the bare value(s).
+LABELLED = [
+    ("(p,q)=(3,2)", "(3,2)", True),
+    ("(3,2)", "(p,q)=(3,2)", True),
+    ("(p,q)=(2,3)", "(3,2)", False),
+    ("|AB|=1", "1", True),
+    ("1", "|AB|=1", True),
+    ("|AB|=2", "1", False),
+    ("V_1:V_2=11:21", "11:21", True),
+    ("V_1:V_2=21:11", "11:21", False),
+    ("AB=4, CD=5", "4, 5", True),
+    ("4, 5", "AB=4, CD=5", True),
+    ("AB=4, CD=6", "4, 5", False),
+    (r"C=\frac{def}{de+df+ef}", r"\frac{def}{de+df+ef}", True),
+    (r"\frac{def}{de+df+ef}", r"C=\frac{def}{de+df+ef}", True),
+    (r"\frac{def}{de+df}", r"C=\frac{def}{de+df+ef}", False),
+    ("y=2x+1", "2x+1", True),
+    ("2x+1", "y=2x+1", True),
+    # a reference equation whose left side is not a name is the answer itself
+    ("25", "x^2+y^2=25", False),
+    ("x^2+y^2=25", "x^2+y^2=25", True),
+]
+
+# Working inside the box: the last side of a chain of equalities is the answer.
+CHAINS = [
+    (r"\sqrt{4} = 2", "2", True),
+    (r"\sqrt{4} = 2", "4", False),
+    (r"\binom{5}{2} = 10", "10", True),
+    (r"\binom{5}{2} = 10", "5", False),
+    ("x = 5+5+1 = 11", "11", True),
+    ("x = 5+5+1 = 11", "x = 11", True),
+    ("x = 5+5+1 = 11", "5", False),
+    ("x = 5+5+1 = 12", "x = 11", False),
+    (r"2^{10} = 1024", "1024", True),
+]
+
+# Inequalities against intervals, both ways.
+INEQUALITY_INTERVALS = [
+    ("-3 < a < 10", "(-3, 10)", True),
+    ("(-3, 10)", "-3 < a < 10", True),
+    ("-3 \\le a < 10", "(-3, 10)", False),
+    (r"x \in (3,\infty)", "x > 3", True),
+    ("x > 3", r"x \in (3,\infty)", True),
+    ("x > 3", r"(3,\infty)", True),
+    (r"x \geq 3", r"[3,\infty)", True),
+    ("x > 3", r"[3,\infty)", False),
+    ("x < 3", "x > 3", False),
+]
+
+# Number formats.
+NUMBER_FORMATS = [
+    ("3.2e5", r"3.2 \times 10^{5}", True),
+    (r"3.2 \times 10^{5}", "320000", True),
+    (r"3.2\cdot10^5", "3.2e5", True),
+    ("3.2e5", r"3.2 \times 10^{6}", False),
+    ("6.02e23", r"6.02 \times 10^{23}", True),
+    ("1.5e-3", "0.0015", True),
+    (r"1{,}000{,}000", "1000000", True),
+    (r"1\!000\!000", "1000000", True),
+    (r"1\,000\,000", "1000000", True),
+    (r"1{,}000{,}001", "1000000", False),
+    ("2**10", "1024", True),
+    ("2**10", "20", False),
+    ("(x+1)**2", "x^2+2x+1", True),
+    ("**5**", "5", True),  # markdown bold, not a power
+    ("x != 3", r"x \neq 3", True),
+    (r"x \neq 3", "x != 4", False),
+    ("5! = 120", "120", True),  # a factorial, not a not-equal sign
+]
+
+# Exactness: what the reference's form rules out is not the answer.
+EXACTNESS = [
+    ("12.566", r"4\pi", False),  # a decimal approximation of an irrational exact answer
+    (r"4\pi", r"4\pi", True),
+    ("1.4142", r"\sqrt{2}", False),
+    ("0.866", r"\frac{\sqrt{3}}{2}", False),
+    (r"4\pi", "12.566", True),  # a decimal reference is an approximation itself
+    ("0.3333", r"\frac{1}{3}", True),  # rationals keep the decimal tolerance
+    (r"\{3, 2\}", "(3, 2)", False),  # an unordered set for an ordered pair
+    ("(2, 3)", "(3, 2)", False),
+    ("3, 2", "(3, 2)", True),  # a bare list keeps its order
+    ("2, 3", "(3, 2)", False),
+    ("(3, 2)", r"\{2, 3\}", True),
+    ("5 cm", "5 m", False),  # units of one kind but different size
+    (r"5\text{ kg}", "5 g", False),
+    ("5 kg", "5 m", False),  # different kinds
+    ("50 cm", r"0.5\text{ m}", True),  # the same length
+    ("3 hours", "180 minutes", True),
+    ("5 m", "5 meters", True),
+    (r"5\text{ cm}", "5", True),  # a unit on one side only is ignored
+]
+
+# Power towers, evaluated exactly while they stay small.
+POWER_TOWERS = [
+    ("2^{2^2}", "16", True),
+    ("16", "2^{2^2}", True),
+    ("2^{2^3}", "256", True),
+    ("2^{2^3}", "64", False),  # towers are read top-down: 2^(2^3), not (2^2)^3
+    ("(2^2)^3", "64", True),
+    ("3^{3^3}", "7625597484987", True),
+    ("3^{3^3}", "7625597484988", False),
+    ("9^{9^9}", "9^{9^9}", True),
+    ("9^{9^9}", "9^{9^8}", False),
+]
+
+TABLES.update({
+    "labelled": LABELLED,
+    "chains": CHAINS,
+    "inequality_intervals": INEQUALITY_INTERVALS,
+    "number_formats": NUMBER_FORMATS,
+    "exactness": EXACTNESS,
+    "power_towers": POWER_TOWERS,
+})
 
 ALL_CASES = [
     pytest.param(p, g, want, id=f"{kind}: {p} vs {g} -> {want}")
@@ -337,6 +458,19 @@ def test_compare(pred, gold, want):
     assert c.outcome in (MATCH, MISMATCH, UNPARSED)
     assert c.equal is (c.outcome == MATCH)
     assert c.equal is want, f"compare({pred!r}, {gold!r}) -> {c.outcome} ({c.detail})"
+
+
+@pytest.mark.parametrize("pred, gold, want", ALL_CASES)
+def test_fast_path_agrees_with_the_full_comparison(pred, gold, want):
+    """What the in-process fast path decides, the full comparison decides the same way."""
+    fast = compare(pred, gold, fast_only=True)
+    assert fast.outcome == UNDECIDED or fast.outcome == compare(pred, gold).outcome, fast
+
+
+def test_fast_path_decides_plain_numbers_without_the_parser():
+    for pred, gold in [("5", "5"), ("1/2", "0.5"), (r"\frac{3}{4}", "0.75"), ("7", "8"), ("2^{2^2}", "16"), ("C", "C")]:
+        assert compare(pred, gold, fast_only=True).outcome != UNDECIDED, (pred, gold)
+    assert compare("x+1", "1+x", fast_only=True).outcome == UNDECIDED
 
 
 OPTIONS = {"A": "10", "B": "11", "C": "12"}

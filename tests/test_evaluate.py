@@ -79,7 +79,8 @@ def test_answer_groups_use_the_verifiers_equivalence_and_survive_hostile_answers
             [r"so \boxed{1/2}", r"\boxed{0.5}", "no answer", r"\boxed{3}", r"\boxed{\frac{1}{2}}", r"\boxed{3} or \boxed{4}"],
             [r"\boxed{10^{10^{10^{10}}}}", r"\boxed{10^{10^{10^{10}}}}", r"\boxed{2}", "\x00" * 1000],
         ])
-    assert plain.labels == (0, 0, -1, 1, 0, -1)  # 1/2 = 0.5 = \frac12; two different boxes are no answer
+    # 1/2 = 0.5 = \frac12; two boxes in one sentence are one answer, {3, 4}: a group of its own
+    assert plain.labels == (0, 0, -1, 1, 0, 2) and plain.answers[5] == "3, 4"
     assert plain.answers[1] == "0.5" and plain.reason == "ok"
     assert hostile.labels[0] == hostile.labels[1] != hostile.labels[2] and hostile.labels[3] == -1
 

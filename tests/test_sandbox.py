@@ -122,7 +122,7 @@ def test_timeout_returns_promptly_and_pool_recovers(sleepy_pool):
 
 
 def test_verifier_timeout_verdict():
-    v = Verifier(workers=1, timeout=1.5)
+    v = Verifier(workers=1, timeout=1.5, fast_path=False)
     # the real check task, slowed down: the verifier must give up at its timeout
     v.pool = WorkerPool("tests.sandbox_tasks:slow_check", workers=1, timeout=1.5)
     try:

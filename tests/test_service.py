@@ -88,7 +88,7 @@ def test_bad_requests_get_clear_4xx(url):
 
 
 def test_concurrency_limit_429_and_client_retry():
-    v = Verifier(workers=1, timeout=5)
+    v = Verifier(workers=1, timeout=5, fast_path=False)  # every check goes to the (slow) pool
     v.pool = WorkerPool("tests.service_tasks:slow_check", workers=1, timeout=5)
     with v, _Server(create_app(v, max_concurrency=1)) as u:
         item = {"items": [{"response": "\\boxed{1}", "ground_truth": "1"}]}
