@@ -77,3 +77,24 @@ def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(PolicyLoadError) as e:
         load_policy(str(tmp_path / "nope"))
     assert "cannot load tokenizer" in str(e.value)
+
+
+def test_logprobs_are_those_of_the_sampler_at_its_temperature(policy, task_files):
+    """Sampling at T=0.7 draws from softmax(logits / 0.7): the log-probs the loss uses
+    must be that policy's, so the ratio to the sampler's own log-probs is 1 before
+    any update (and is not at T=1, the unscaled logits)."""
+    model, tok = policy
+    prompt = encode_prompt(tok, read_rl_rows(task_files["train"], limit=1)[0].messages)
+    torch.manual_seed(0)
+    out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                         do_sample=True, temperature=0.7, top_k=0, top_p=1.0, max_new_tokens=10,
+                         output_scores=True, return_dict_in_generate=True, pad_token_id=tok.pad_token_id)
+    response = out.sequences[0, len(prompt):].tolist()
+    sampler = torch.stack([torch.log_softmax(s[0].float(), -1)[t] for s, t in zip(out.scores, response)])
+    batch = make_batch([prompt], [response], tok.pad_token_id)
+    with torch.no_grad():
+        at_t, _ = response_logprobs(model, batch, temperature=0.7)
+        unscaled, _ = response_logprobs(model, batch)
+    ratio = torch.exp(at_t[0, : len(response)] - sampler)
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-4), ratio
+    assert (unscaled[0, : len(response)] - sampler).abs().max() > 1e-3

@@ -230,9 +230,9 @@ def update_policy(e: Engine, batch, adv: torch.Tensor, kl_weight: torch.Tensor |
     old_logp = ref_logp = None
     with torch.no_grad():
         if need_old:  # the policy that sampled; with one update per step it equals the current one
-            old_logp = _chunked_logprobs(e.model, batch, cfg.micro_batch_size)
+            old_logp = _chunked_logprobs(e.model, batch, cfg.micro_batch_size, e.cfg.rollout.temperature)
         if e.ref_model is not None:
-            ref_logp = _chunked_logprobs(e.ref_model, batch, cfg.micro_batch_size)
+            ref_logp = _chunked_logprobs(e.ref_model, batch, cfg.micro_batch_size, e.cfg.rollout.temperature)
     # verl-aggregated terms (pg_loss, kl, entropy): each micro-batch holds its share of the
     # mini-batch value, so they add up per mini-batch; the rest are micro-batch means,
     # averaged with token weights
@@ -248,7 +248,8 @@ def update_policy(e: Engine, batch, adv: torch.Tensor, kl_weight: torch.Tensor |
             e.optimizer.zero_grad(set_to_none=True)
             for micro in mb.split(cfg.micro_batch_size):
                 sub = batch.select(micro)
-                logp, ent = response_logprobs(e.model, sub, with_entropy=True, entropy_grad=cfg.entropy_coeff != 0)
+                logp, ent = response_logprobs(e.model, sub, with_entropy=True, entropy_grad=cfg.entropy_coeff != 0,
+                                              temperature=e.cfg.rollout.temperature)
                 loss, m = algorithms.actor_loss(
                     ac, log_prob=logp,
                     old_log_prob=old_logp[micro] if old_logp is not None else logp.detach(),
@@ -274,8 +275,9 @@ def update_policy(e: Engine, batch, adv: torch.Tensor, kl_weight: torch.Tensor |
 
 
 @torch.no_grad()
-def _chunked_logprobs(model, batch, size: int) -> torch.Tensor:
-    parts = [response_logprobs(model, batch.select(ix))[0] for ix in torch.arange(len(batch)).split(size)]
+def _chunked_logprobs(model, batch, size: int, temperature: float = 1.0) -> torch.Tensor:
+    parts = [response_logprobs(model, batch.select(ix), temperature=temperature)[0]
+             for ix in torch.arange(len(batch)).split(size)]
     return torch.cat(parts)
 
 

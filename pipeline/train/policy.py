@@ -138,12 +138,20 @@ def _forward_takes(cls: type, name: str) -> bool:
     return name in inspect.signature(cls.forward).parameters
 
 
-def response_logprobs(model, batch: Batch, with_entropy: bool = False, entropy_grad: bool = True):
+def response_logprobs(
+    model, batch: Batch, with_entropy: bool = False, entropy_grad: bool = True, temperature: float = 1.0
+):
     """Per-token log-probs of the response tokens (B, R), and optionally entropy (B, R)
-    (without a graph when ``entropy_grad`` is false: a metric, not a loss term)."""
+    (without a graph when ``entropy_grad`` is false: a metric, not a loss term).
+
+    ``temperature``: the rollout's sampling temperature. The policy that sampled is
+    ``softmax(logits / T)``, so its log-probs (new, old and reference alike, as verl
+    computes them) divide the logits by T; 0 (greedy) and 1 leave them as they are."""
     from verl.utils.torch_functional import entropy_from_logits, logprobs_from_logits
 
     logits = response_logits(model, batch)
+    if temperature and temperature != 1.0:
+        logits = logits / float(temperature)
     logp = logprobs_from_logits(logits, batch.responses)
     if not with_entropy:
         return logp, None
