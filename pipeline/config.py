@@ -92,7 +92,7 @@ class DataConfig:
 class RolloutConfig:
     backend: str = "hf"  # hf: transformers generate (CPU / one GPU) | vllm: the `gpu` extra
     n: int = 8  # K responses per prompt (the GRPO group)
-    temperature: float = 1.0  # sampling temperature (the loss assumes the model's own distribution)
+    temperature: float = 1.0  # sampling temperature; in training, new, old and reference log-probs divide the logits by it (as verl does), so the loss is that of the policy that sampled
     top_p: float = 1.0  # nucleus sampling; 1.0 = off
     max_new_tokens: int = 64  # generation budget N
     max_batch: int = 256  # sequences per generate call (hf)
@@ -118,7 +118,7 @@ class AlgorithmConfig:
     clip_ratio_c: float = 3.0  # dual-clip bound
     entropy_coeff: float = 0.0  # entropy bonus weight
     kl_coef: float = 0.0  # KL-to-reference loss weight; 0 keeps no reference model
-    kl_type: str = "low_var_kl"  # verl kl_penalty: kl | abs | mse | low_var_kl | k3+ | ...
+    kl_type: str = "low_var_kl+"  # verl kl_penalty: kl | abs | mse | low_var_kl | k3+ | low_var_kl+ | ...; the default (k3's value, k2's gradient) has the gradient of reverse KL (of pi from ref), which GRPO means; plain low_var_kl as a loss has forward KL's
     ppo_epochs: int = 1  # passes over each step's rollouts
     mini_batches: int = 1  # optimizer steps per pass
     micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)

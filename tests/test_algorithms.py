@@ -107,3 +107,37 @@ def test_every_policy_loss_gives_a_gradient(mode):
     loss, _ = algorithms.actor_loss(ac, log_prob=lp, old_log_prob=old, advantages=adv, response_mask=MASK)
     loss.backward()
     assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
+
+
+def _expected_kl_gradient(kl_type: str, theta: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """E_{x ~ pi}[grad of verl's kl_penalty(log pi(x), log ref(x))] for a policy over two
+    tokens, summed exactly over both (the sampling weight pi(x) carries no gradient, as
+    in a loss on sampled tokens)."""
+    from verl.trainer.ppo import core_algos as ca
+
+    th = theta.clone().requires_grad_(True)
+    logp = torch.log_softmax(th, -1)
+    per_token = ca.kl_penalty(logprob=logp.view(1, 2), ref_logprob=ref.log().view(1, 2), kl_penalty=kl_type).view(2)
+    (logp.exp().detach() * per_token).sum().backward()
+    return th.grad
+
+
+def test_default_kl_estimator_has_the_reverse_kl_gradient():
+    """GRPO's KL term means reverse KL(pi || ref). On a two-token toy the default
+    estimator's expected gradient equals the exact reverse-KL gradient; plain
+    low_var_kl (k3) as a loss gives the forward-KL gradient instead."""
+    theta = torch.tensor([0.9, -0.4])
+    ref = torch.tensor([0.25, 0.75])
+
+    def exact(direction: str) -> torch.Tensor:
+        th = theta.clone().requires_grad_(True)
+        pi = torch.softmax(th, -1)
+        kl = (pi * (pi.log() - ref.log())).sum() if direction == "reverse" else (ref * (ref.log() - pi.log())).sum()
+        kl.backward()
+        return th.grad
+
+    default = AlgorithmConfig().kl_type
+    assert torch.allclose(_expected_kl_gradient(default, theta, ref), exact("reverse"), atol=1e-6)
+    k3 = _expected_kl_gradient("low_var_kl", theta, ref)
+    assert torch.allclose(k3, exact("forward"), atol=1e-6)
+    assert not torch.allclose(k3, exact("reverse"), atol=1e-2)
