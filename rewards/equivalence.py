@@ -46,6 +46,11 @@ EXACT_REL_TOL = 1e-12
 
 _PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,4})?$")
 _PLAIN_FRACTION = re.compile(r"^([-+]?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))$")
+# 3,14 or 0,5: a decimal comma (never three digits after it, which is a thousands separator).
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,(?:\d{1,2}|\d{4,})$")
+_MIXED_NUMBER = re.compile(r"^([-+]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")  # 2\frac{1}{2} = 5/2
+# Spaces that carry no meaning: any next to something other than a letter ("\sin x" keeps its one).
+_LOOSE_SPACE = re.compile(r"(?<![A-Za-z])\s+|\s+(?![A-Za-z])")
 _NESTED_POWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d+\s*\^")
 _BIG_EXPONENT = re.compile(r"\^\s*\{?\s*(\d{6,})")
 _BIG_FACTORIAL = re.compile(r"(\d{6,})\s*!")
@@ -92,6 +97,10 @@ def _plain_value(text: str) -> tuple[Fraction, bool] | None:
     if _PLAIN_NUMBER.match(t):
         v = Fraction(t)  # also reads 1.5e3
         return v, v.denominator != 1 and ("." in t or "e" in t.lower())
+    m = _MIXED_NUMBER.match(t)
+    if m and int(m.group(3)) < int(m.group(4)):
+        v = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
+        return (-v if m.group(1) == "-" else v), False
     m = _PLAIN_FRACTION.match(t)
     if m:
         num, den = (m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5))
@@ -575,7 +584,7 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None, fast_on
         if pu != gu:
             return Comparison(MISMATCH, "units")
 
-    if p.text == g.text and p.percent == g.percent and p.base == g.base:
+    if _LOOSE_SPACE.sub("", p.text) == _LOOSE_SPACE.sub("", g.text) and p.percent == g.percent and p.base == g.base:
         return Comparison(MATCH, "identical")
 
     # Multiple choice: a letter on one side and the option's text on the other.
@@ -615,6 +624,8 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None, fast_on
 
     # Fast path: plain numbers and fractions, no sympy.
     pv, gv = _plain_value(p.text), _plain_value(g.text)
+    if pv is None and gv is not None and gv[1] and _DECIMAL_COMMA.match(p.text):
+        pv = _plain_value(p.text.replace(",", "."))  # 3,14 for 3.14: a decimal comma, as the reference is a decimal
     if pv is not None and gv is not None:
         for x in _percent_variants(p, pv[0]):
             for y in _percent_variants(g, gv[0]):

@@ -390,6 +390,12 @@ NUMBER_FORMATS = [
     ("x != 3", r"x \neq 3", True),
     (r"x \neq 3", "x != 4", False),
     ("5! = 120", "120", True),  # a factorial, not a not-equal sign
+    # a decimal comma only where it cannot be a thousands separator or a list
+    ("3,14", "3.14", True),
+    ("0,5", "0.5", True),
+    ("3,500", "3.5", False),  # thousands: 3500
+    ("3,5", r"\{3, 5\}", True),  # against a set it is a list
+    ("3,5", "3.6", False),
 ]
 
 # Exactness: what the reference's form rules out is not the answer.
