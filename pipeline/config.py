@@ -170,7 +170,7 @@ class ProgressConfig:
     answer_now_text: str = "\nThe answer is \\boxed{"  # appended to a prefix in answer_now mode
     answer_tokens: int = 16  # generation budget after answer_now_text
     mc_rollouts: int = 4  # prover continuations per prefix (Monte Carlo estimate of its success)
-    prover_k: int = 4  # the prover is best-of-K of the sampled policy: V = 1 - (1 - q)^K; 1: the policy itself
+    prover_k: int = 4  # the prover is best-of-K of the sampled policy: V = 1 - (1 - q)^K, estimated without bias from c of M samples as 1 - C(M-c,K)/C(M,K) (needs K <= mc_rollouts); 1: the policy itself
     prover_model: str = ""  # a fixed prover model (same tokenizer); empty: the current policy
     temperature: float = 1.0  # prover sampling temperature
     pav_model: str = ""  # a trained PAV model (python -m pipeline pav): predict values instead of sampling
@@ -184,6 +184,9 @@ class ProgressConfig:
             raise ConfigError("progress.max_steps, mc_rollouts, prover_k and answer_tokens must be >= 1")
         if self.temperature <= 0:
             raise ConfigError("progress.temperature must be > 0 (Monte Carlo estimates need sampling)")
+        if self.prover_k > self.mc_rollouts:
+            raise ConfigError(f"progress.prover_k ({self.prover_k}) must be <= mc_rollouts ({self.mc_rollouts}): "
+                              "best-of-K values are estimated from K of the M samples at each prefix; lower prover_k or raise mc_rollouts")
 
 
 _SCORE_INSTRUCTION = ("There might be an error in the solution above because of lack of understanding of the "

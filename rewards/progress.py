@@ -18,6 +18,7 @@ model) in :mod:`pipeline.train.pav`. Both engines use these functions.
 from __future__ import annotations
 
 import re
+from math import comb
 from typing import Sequence
 
 import numpy as np
@@ -83,6 +84,28 @@ def best_of_k(success: np.ndarray | float, k: int) -> np.ndarray:
     if k < 1:
         raise ValueError("k must be >= 1")
     return 1.0 - (1.0 - np.asarray(success, dtype=float)) ** k
+
+
+def best_of_k_from_counts(successes: Sequence[float] | float, draws: Sequence[float] | float, k: int) -> np.ndarray:
+    """The best-of-K prover's success from ``successes`` correct out of ``draws``
+    Monte Carlo samples: ``1 - C(M-c, K) / C(M, K)``, the chance that K of the M
+    samples drawn without replacement hold a correct one. Unlike
+    ``best_of_k(c / M, K)``, which is biased low (``1 - (1 - q)^K`` is concave in
+    q), its expectation is exactly ``1 - (1 - q)^K``. Needs ``M >= K``; with fewer
+    samples it falls back to the plug-in value."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    c = np.atleast_1d(np.asarray(successes, dtype=float))
+    m = np.broadcast_to(np.atleast_1d(np.asarray(draws, dtype=float)), c.shape)
+    out = np.empty(c.shape, dtype=float)
+    for i, (ci, mi) in enumerate(zip(c.round().astype(int), m.round().astype(int))):
+        if mi <= 0:
+            out[i] = 0.0
+        elif mi >= k:
+            out[i] = 1.0 - comb(mi - ci, k) / comb(mi, k)
+        else:
+            out[i] = 1.0 - (1.0 - ci / mi) ** k
+    return out if np.ndim(successes) else out.reshape(())
 
 
 def step_progress(values: Sequence[float]) -> np.ndarray:

@@ -141,3 +141,28 @@ def test_default_kl_estimator_has_the_reverse_kl_gradient():
     k3 = _expected_kl_gradient("low_var_kl", theta, ref)
     assert torch.allclose(k3, exact("forward"), atol=1e-6)
     assert not torch.allclose(k3, exact("reverse"), atol=1e-2)
+
+
+def test_a_prompt_drawn_twice_makes_two_groups():
+    """Across an epoch boundary the sampler can draw one prompt twice in a step: its
+    two draws are two GRPO groups, each normalised on its own."""
+    from pipeline.train.engine import PromptSampler, draw_groups
+
+    sampler = PromptSampler(3, seed=0)
+    idx = sampler.next(4)  # 3 prompts, 4 per step: one repeats
+    assert len(set(idx)) == 3
+    k = 2
+    group = draw_groups(len(idx), k)
+    assert len(set(group.tolist())) == len(idx)
+    # the repeated prompt: one draw all right, the other all wrong; merged into one group
+    # of four, both would get advantages; as two groups neither does (no contrast within)
+    first = idx.index(next(i for i in idx if idx.count(i) == 2))
+    second = len(idx) - 1 - idx[::-1].index(idx[first])
+    scores = torch.zeros(len(idx) * k)
+    scores[first * k:(first + 1) * k] = 1.0
+    mask = torch.ones(len(idx) * k, 3)
+    adv = algorithms.compute_advantages(AlgorithmConfig(), scores, mask, group)
+    assert torch.all(adv[first * k:(first + 1) * k] == 0) and torch.all(adv[second * k:(second + 1) * k] == 0)
+    merged = np.repeat(np.asarray(idx), k)
+    adv_merged = algorithms.compute_advantages(AlgorithmConfig(), scores, mask, merged)
+    assert torch.all(adv_merged[first * k:(first + 1) * k] > 0)

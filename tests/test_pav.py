@@ -76,7 +76,7 @@ def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_p
     conf.write_text(json.dumps({
         "model": {"path": str(task_files["model"]), "device": "cpu"},
         "data": {"train_files": [str(task_files["train"])]},
-        "progress": {"mc_rollouts": 2}, "prompts": 8, "seeds_per_prompt": 2, "chunk": 4, "max_new_tokens": 12,
+        "progress": {"mc_rollouts": 2, "prover_k": 2}, "prompts": 8, "seeds_per_prompt": 2, "chunk": 4, "max_new_tokens": 12,
         "steps": 4, "batch_size": 4, "verifier_workers": 1, "threads": 1, "heldout_share": 0.25,
     }))
     assert main(["pav", "--config", str(conf), "--out", str(tmp_path / "pav")]) == 0
@@ -122,7 +122,7 @@ def test_reusing_labels_made_with_other_settings_is_refused(task_files, tmp_path
     from pipeline.cli import main
 
     cfg = {"model": {"path": str(task_files["model"]), "device": "cpu"}, "data": {"train_files": [str(task_files["train"])]},
-           "progress": {"mc_rollouts": 1}, "prompts": 4, "seeds_per_prompt": 1, "max_new_tokens": 8, "steps": 1,
+           "progress": {"mc_rollouts": 1, "prover_k": 1}, "prompts": 4, "seeds_per_prompt": 1, "max_new_tokens": 8, "steps": 1,
            "batch_size": 2, "verifier_workers": 1, "threads": 1, "heldout_share": 0.5}
     (tmp_path / "a.yaml").write_text(json.dumps(cfg))
     assert main(["pav", "--config", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "o")]) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.config import ProgressConfig
 from pipeline.train.progress import ProgressEstimator, TokenPieces
-from rewards.progress import best_of_k, progress_bonus, step_ends, step_progress, token_step_ends
+from rewards.progress import best_of_k, best_of_k_from_counts, progress_bonus, step_ends, step_progress, token_step_ends
 from tests.arithmetic_prover import ArithmeticProver, slip_traces
 
 
@@ -106,13 +106,41 @@ def test_monte_carlo_progress_is_positive_on_right_steps_and_negative_on_the_sli
     assert (bonus[e[0]:e[1]] < -0.5).all() and (np.abs(bonus[e[1]:]) < 0.1).all()
 
 
+def test_best_of_k_from_counts_is_unbiased_where_the_plug_in_is_low():
+    """A toy prover with known single-draw success q: over many Monte Carlo estimates
+    from M = 8 draws, the count estimator averages to the true best-of-4 value,
+    while 1 - (1 - c/M)^K of the same counts is biased low."""
+    rng = np.random.default_rng(0)
+    q, m, k = 0.2, 8, 4
+    truth = 1 - (1 - q) ** k
+    hits = rng.binomial(m, q, size=200_000)
+    unbiased = best_of_k_from_counts(hits.astype(float), float(m), k).mean()
+    plug_in = best_of_k(hits / m, k).mean()
+    assert abs(unbiased - truth) < 0.003
+    assert truth - plug_in > 0.03
+    # exact small cases: 1 - C(M-c, K)/C(M, K)
+    assert best_of_k_from_counts(2, 8, 4) == pytest.approx(1 - 15 / 70)
+    assert best_of_k_from_counts(0, 8, 4) == 0 and best_of_k_from_counts(5, 8, 4) == 1  # 5 right: any 4 hold one
+    assert best_of_k_from_counts(1, 2, 4) == pytest.approx(1 - 0.5 ** 4)  # fewer draws than K: the plug-in
+
+
+def test_leave_one_out_start_counts():
+    from pipeline.train.progress import leave_one_out, step_values
+
+    c, m = leave_one_out([True, False, False, True, True, True], [0, 0, 0, 1, 1, 1])
+    assert c.tolist() == [0, 1, 1, 2, 2, 2] and m.tolist() == [2] * 6
+    # the value after the last step is the response's own outcome, exact
+    v = step_values([1.0, 4.0], 4.0, True, 2)
+    assert v[-1] == 1.0 and v[0] == pytest.approx(1 - 3 / 6) and v[1] == 1.0
+
+
 def test_best_of_k_prover_and_known_start_value(tok, verifier):
     p, prompt, good, _ = slip_traces(tok, seed=5)
     cfg = ProgressConfig(enabled=True, mc_rollouts=32, prover_k=4)
     prover = ArithmeticProver(tok, slip=0.5, seed=1)
     est = ProgressEstimator(cfg, tok, prover, verifier, max_new_tokens=96)
-    res = est.estimate([prompt], [good], [p.answer], outcomes=[True], start_success=[0.25])
-    assert res.values[0][0] == pytest.approx(1 - 0.75 ** 4)  # the known start value, not sampled
+    res = est.estimate([prompt], [good], [p.answer], outcomes=[True], start_success=([2.0], [8.0]))
+    assert res.values[0][0] == pytest.approx(1 - 15 / 70)  # the known start value, 1 - C(6,4)/C(8,4): not sampled
     assert res.prefixes == 3  # after steps 1, 2, 3; before step 1 and after the answer are known
     # best-of-4 of a 50% prover after two right steps (one step left): 1 - 0.5**4
     assert res.values[0][2] == pytest.approx(1 - 0.5 ** 4, abs=0.1)
@@ -150,7 +178,7 @@ def test_engine_adds_progress_on_step_tokens_and_reports_its_cost(task_files, tm
     from pipeline.train.engine import train
     from tests.test_train import write_train_config
 
-    over = {"progress": {"enabled": True, "mc_rollouts": 2, "alpha": 0.5}, "steps": 2, "eval_every": 0,
+    over = {"progress": {"enabled": True, "mc_rollouts": 2, "prover_k": 2, "alpha": 0.5}, "steps": 2, "eval_every": 0,
             "data": {"heldout_files": []}}
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
     train(cfg, tmp_path / "run", progress=False, log=lambda m: None)

@@ -477,7 +477,7 @@ def test_progress_agent_loop_answer_now_mode(tok):
     from pipeline.train.verl_plugin import unpack_token_bonus
     from tests.arithmetic_prover import ArithmeticProver, slip_traces
 
-    config = _progress_config(mode="answer_now", mc_rollouts=2, prover_k=3)
+    config = _progress_config(mode="answer_now", mc_rollouts=2, prover_k=2)
     p, prompt, good, _ = slip_traces(tok)
     row = _row(p.question, p.answer)
     server = ScriptedServer([good], ArithmeticProver(tok, slip=0.0))

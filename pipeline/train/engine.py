@@ -42,7 +42,8 @@ from pipeline.train.policy import encode_prompt, load_policy, make_batch, respon
 from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
 from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, std_warning, turn_scores
 from pipeline.train.sft import lr_factor
-from rewards.terms import RolloutScores, compose, solve_rate
+from pipeline.train.progress import leave_one_out
+from rewards.terms import RolloutScores, compose
 
 
 class TrainingStopped(Exception):
@@ -127,6 +128,13 @@ class Engine:
     progress_from_policy: bool = False  # the prover samples the policy: its prompt value is the solve rate
 
 
+def draw_groups(draws: int, k: int) -> np.ndarray:
+    """Group ids of a step's ``draws * k`` responses: one group per draw, not per
+    prompt, so a prompt drawn twice in a step (across an epoch boundary, or more
+    prompts per step than the data has) makes two groups of ``k``, not one of 2k."""
+    return np.repeat(np.arange(draws), k)
+
+
 def rl_step(e: Engine) -> dict:
     cfg, tok = e.cfg, e.tokenizer
     K, N = cfg.rollout.n, cfg.rollout.max_new_tokens
@@ -143,7 +151,7 @@ def rl_step(e: Engine) -> dict:
     # 2. rewards: the verifier's verdict, then the configured reward terms
     texts = tok.batch_decode(responses, skip_special_tokens=True)
     gold = [e.rows[i].ground_truth for i in idx for _ in range(K)]
-    scored = _score(e, responses, texts, gold, np.repeat(np.asarray(idx), K))
+    scored = _score(e, responses, texts, gold, draw_groups(len(idx), K))
     reward, parts = compose(scored, cfg.reward.terms)
     flat_prompts = [p for p in prompts for _ in range(K)]
     seq_prompts, seq_responses, seq_groups = flat_prompts, responses, scored.group
@@ -161,7 +169,7 @@ def rl_step(e: Engine) -> dict:
         reward2, _ = compose(scored2, cfg.reward.terms)
         reward, reward2 = turn_scores(sc, reward, reward2, scored.correct, scored2.correct)
         seq_prompts, seq_responses = flat_prompts + second, responses + responses2
-        seq_groups = np.concatenate([scored.group, scored.group + len(e.rows)])  # each attempt grouped on its own
+        seq_groups = np.concatenate([scored.group, scored.group + len(idx)])  # each attempt grouped on its own
         reward = np.concatenate([reward, reward2])
         w = kl_weights(sc, cfg.algorithm.kl_coef, len(responses), len(responses2))
         kl_weight = torch.as_tensor(w, dtype=torch.float32, device=e.device) if w is not None else None
@@ -172,7 +180,7 @@ def rl_step(e: Engine) -> dict:
     # 2b. process rewards: the prover's progress on each step of the (first) attempt, on the step's tokens
     bonus = None
     if e.progress is not None:
-        known_start = solve_rate(scored) if e.progress_from_policy else None
+        known_start = leave_one_out(scored.correct, scored.group) if e.progress_from_policy else None
         pr = e.progress.estimate(flat_prompts, responses, gold, outcomes=scored.correct, start_success=known_start)
         bonus = torch.zeros_like(batch.response_mask)
         bonus[: len(responses)] = torch.as_tensor(pr.bonus(batch.response_mask.shape[1], cfg.progress.alpha)).to(e.device)

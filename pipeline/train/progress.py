@@ -12,7 +12,9 @@ and verifying them:
 The value before the first step and after the last need no sampling when they
 are known: the policy's group solve rate (when the prover is the policy) and the
 response's own outcome. Identical prefixes (responses that begin alike) are
-sampled once. A best-of-K prover's value is ``1 - (1 - q)^K``.
+sampled once. A best-of-K prover's value is estimated without bias from the
+counts, ``1 - C(M-c, K) / C(M, K)`` (:func:`rewards.progress.best_of_k_from_counts`);
+the start value taken from the policy's own group leaves the response itself out.
 
 The same estimator labels data for the PAV model (:mod:`pipeline.train.pav`),
 which then predicts the values in one forward pass instead.
@@ -33,7 +35,7 @@ import numpy as np
 
 from pipeline.config import ConfigError, ProgressConfig
 from pipeline.train.rollout import HFRollout, Sampling
-from rewards.progress import best_of_k, progress_bonus, step_ends, step_progress, token_step_ends
+from rewards.progress import best_of_k_from_counts, progress_bonus, step_ends, step_progress, token_step_ends
 
 
 @dataclass
@@ -124,10 +126,24 @@ def prover_text(tokenizer, prefix: Sequence[int], forced: Sequence[int], continu
     return tokenizer.decode(list(prefix) + list(forced) + list(continuation), skip_special_tokens=True)
 
 
-def step_values(success: Sequence[float], outcome: float, k: int) -> np.ndarray:
-    """The H+1 values of a best-of-``k`` prover: its single-draw success before each of the
-    H steps, then the response's own outcome after the last."""
-    return best_of_k(np.asarray([*success, float(outcome)], dtype=float), k)
+def step_values(successes: Sequence[float], draws: Sequence[float] | float, outcome: float, k: int) -> np.ndarray:
+    """The H+1 values of a best-of-``k`` prover: before each of the H steps, its success
+    estimated from ``successes`` correct of ``draws`` samples (unbiased, see
+    :func:`rewards.progress.best_of_k_from_counts`), then the response's own outcome
+    after the last step (exact: the response is what it is)."""
+    before = best_of_k_from_counts(np.asarray(successes, dtype=float), draws, k) if len(successes) else np.zeros(0)
+    return np.asarray([*before, float(outcome)], dtype=float)
+
+
+def leave_one_out(correct: Sequence[bool], group: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per response, (correct, drawn) among the *other* responses of its group: the
+    policy's solve counts on the bare prompt without the response being scored,
+    whose own outcome would otherwise leak into its start value."""
+    c = np.asarray(correct, dtype=float)
+    g = np.asarray(group)
+    _, inverse, sizes = np.unique(g, return_inverse=True, return_counts=True)
+    totals = np.bincount(inverse, weights=c)
+    return totals[inverse] - c, sizes[inverse] - 1.0
 
 
 class ProgressEstimator:
@@ -145,13 +161,14 @@ class ProgressEstimator:
         self.forced = forced_ids(cfg, tokenizer)
 
     def estimate(self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], gold: Sequence[str], *,
-                 outcomes: Sequence[bool] | None = None, start_success: Sequence[float] | None = None) -> ProgressResult:
+                 outcomes: Sequence[bool] | None = None,
+                 start_success: tuple[Sequence[float], Sequence[float]] | None = None) -> ProgressResult:
         """Values at every step boundary of every response.
 
         ``outcomes``: the responses' verdicts, used as the value after the last
-        step (``continue`` mode). ``start_success``: the prover's single-draw
-        success on the bare prompt when already known (the group solve rate when
-        the prover is the sampled policy); otherwise it is sampled too.
+        step (``continue`` mode). ``start_success``: (correct, drawn) counts of the
+        prover on the bare prompt when already known (:func:`leave_one_out` of the
+        group when the prover is the sampled policy); otherwise it is sampled too.
         """
         t0 = time.perf_counter()
         c = self.cfg
@@ -166,7 +183,7 @@ class ProgressEstimator:
                 if h == 0 and start_success is not None and c.mode == "continue":
                     continue
                 need.setdefault((tuple(prompts[i]), tuple(responses[i][:cut]), gold[i]), []).append((i, h))
-        success: dict[tuple[int, int], float] = {}
+        success: dict[tuple[int, int], tuple[float, float]] = {}
         mc_tokens = 0
         if need:
             order = list(need)
@@ -183,17 +200,16 @@ class ProgressEstimator:
             verdicts = self.verifier.verify_batch(texts, golds)
             M = c.mc_rollouts
             for j, key in enumerate(order):
-                q = float(np.mean([v.correct for v in verdicts[j * M:(j + 1) * M]]))
+                hits = float(sum(v.correct for v in verdicts[j * M:(j + 1) * M]))
                 for ih in need[key]:
-                    success[ih] = q
+                    success[ih] = (hits, float(M))
         values = []
         for i, e in enumerate(ends):
             if not e:
                 values.append(np.zeros(1))
                 continue
-            q = [success.get((i, h), start_success[i] if h == 0 and start_success is not None else None)
-                 for h in range(len(e))]
-            values.append(step_values(q, outcomes[i], c.prover_k))
+            counts = [success.get((i, h)) or (start_success[0][i], start_success[1][i]) for h in range(len(e))]
+            values.append(step_values([x for x, _ in counts], [m for _, m in counts], outcomes[i], c.prover_k))
         return ProgressResult(ends, values, mc_rollouts=len(need) * c.mc_rollouts, mc_tokens=mc_tokens,
                               prefixes=len(need), seconds=time.perf_counter() - t0)
 

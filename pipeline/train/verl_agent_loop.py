@@ -172,8 +172,8 @@ class ProgressAgentLoop(_PipelineLoop):
         verdicts = await asyncio.gather(self._correct(self._text(response), kwargs),
                                         *[self._correct(t, kwargs) for t in texts])
         correct, sampled = verdicts[0], np.asarray(verdicts[1:], dtype=float)
-        success = [float(sampled[j * M:(j + 1) * M].mean()) for j in range(len(cuts))]
-        values = step_values(success, correct, pc.prover_k) if ends else np.zeros(1)
+        success = [float(sampled[j * M:(j + 1) * M].sum()) for j in range(len(cuts))]
+        values = step_values(success, M, correct, pc.prover_k) if ends else np.zeros(1)
         progress = step_progress(values)
         bonus = progress_bonus(ends, progress, len(response), pc.alpha)
         info = {"score": float(correct), "acc": float(correct),
