@@ -286,7 +286,9 @@ def _approximates_irrational(gold, pred) -> bool:
     import sympy
 
     try:
-        return bool(pred.has(sympy.Float) and not gold.has(sympy.Float) and gold.is_rational is False)
+        decimal = isinstance(pred, sympy.Float) or (isinstance(pred, sympy.Mul) and len(pred.args) == 2
+                                                    and -1 in pred.args and any(isinstance(x, sympy.Float) for x in pred.args))
+        return bool(decimal and not gold.has(sympy.Float) and gold.is_rational is False)
     except Exception:
         return False
 
@@ -420,7 +422,7 @@ def _label_like(x, depth: int = 0) -> bool:
     if isinstance(x, sympy.Mul):
         return all(_label_like(e, depth + 1) for e in x.args)
     if isinstance(x, sympy.Pow):
-        return x.exp == -1 and isinstance(x.base, sympy.Symbol)  # the V_2 of V_1 : V_2
+        return x.exp == -1 and _label_like(x.base, depth + 1)  # the V_2 of V_1 : V_2, the BO of NO/BO
     if isinstance(x, sympy.Abs):
         return _label_like(x.args[0], depth + 1)
     if isinstance(x, sympy.core.function.AppliedUndef):
@@ -452,6 +454,10 @@ def _solution_set(x):
         if isinstance(x, sympy.Set):
             return x
         if isinstance(x, (sympy.core.relational.Relational, sympy.And, sympy.Or)) and not isinstance(x, sympy.Eq):
+            # 0 < f(x) < 1: the condition is on f(x), a name like any other
+            calls = x.atoms(sympy.core.function.AppliedUndef)
+            if len(calls) == 1:
+                x = x.subs(next(iter(calls)), sympy.Dummy("y"))
             if len(x.free_symbols) == 1:
                 return x.as_set()
     except Exception:
@@ -521,7 +527,7 @@ def sym_equal(a, b, depth: int = 0) -> bool:
             and sym_equal(a.end, b.end, depth + 1)
         )
     if isinstance(a, sympy.Union) and isinstance(b, sympy.Union):
-        return sym_equal(sympy.FiniteSet(*a.args), sympy.FiniteSet(*b.args), depth + 1)
+        return _sets_equal(a, b)
     if isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase):
         return a.shape == b.shape and all(sym_equal(x, y, depth + 1) for x, y in zip(a, b))
     sa, sb = _seq(a), _seq(b)
@@ -626,6 +632,8 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None, fast_on
     pv, gv = _plain_value(p.text), _plain_value(g.text)
     if pv is None and gv is not None and gv[1] and _DECIMAL_COMMA.match(p.text):
         pv = _plain_value(p.text.replace(",", "."))  # 3,14 for 3.14: a decimal comma, as the reference is a decimal
+    if gv is None and pv is not None and pv[1] and _DECIMAL_COMMA.match(g.text):
+        gv = _plain_value(g.text.replace(",", "."))  # and the other way round
     if pv is not None and gv is not None:
         for x in _percent_variants(p, pv[0]):
             for y in _percent_variants(g, gv[0]):
@@ -650,7 +658,7 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None, fast_on
     if _is_ordered(ga) and isinstance(pa, sympy.FiniteSet) and len(pa.args) > 1:
         # an ordered pair answered with a set loses the order: "\\{3, 2\\}" is not (3, 2);
         # a bare list "3, 2" keeps it, so it is read as the tuple it spells
-        if p.text.startswith(("\\{", "\\lbrace")):
+        if p.text.startswith(("\\{", "\\lbrace", "{")):
             return Comparison(MISMATCH, "set for an ordered tuple")
         pa = parse_latex(f"({p.text})") or pa
     for x in _percent_variants(g, ga):

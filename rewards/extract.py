@@ -5,8 +5,10 @@ Two modes:
 * ``strict`` (the RL default): only ``\\boxed{...}`` / ``\\fbox{...}`` count. A response
   that mentions the right number somewhere without boxing it earns nothing.
 * ``lenient`` (for base models in evaluation): boxed answers first, then
-  "final answer is X", ``#### X``, ``Answer: X``, "the answer is X", and as a last
-  resort the last number in the text.
+  "final answer is X", ``#### X``, ``Answer: X``, "the answer is X" (from a
+  sentence, its last math span or number), then the last math span
+  (``$...$``, ``\\(...\\)``, ``\\[...\\]``), and as a last resort the last number in
+  the text.
 
 Several boxes (``multi_box``):
 
@@ -47,7 +49,8 @@ _PHRASE_RES = (
     ("answer_colon", re.compile(r"(?:^|\n)\s*\**answer\**\s*[:：]\s*\**\s*", re.IGNORECASE)),
     ("answer_is", re.compile(r"\bthe answer is\s*[:：]?\s*", re.IGNORECASE)),
 )
-_NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+# A number standing on its own ("AZYUK2A" holds none).
+_NUMBER_RE = re.compile(r"(?<![A-Za-z\d])(?>-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)")
 # Where a phrase-introduced answer ends: end of line, or a sentence end (". " / "." at end).
 _PHRASE_END_RE = re.compile(r"\n|\.\s|\.$|\$\s*\.")
 
@@ -59,7 +62,7 @@ class Extraction:
     ``answers`` holds every candidate in order of appearance (several when the
     response boxed more than once); ``answer`` is the last one, the one shown.
     ``method`` says how it was found (``boxed``, ``final_answer``, ``hashes``,
-    ``answer_colon``, ``answer_is``, ``last_number``) or is ``None`` when nothing was.
+    ``answer_colon``, ``answer_is``, ``last_math``, ``last_number``) or is ``None`` when nothing was.
     """
 
     answers: tuple[str, ...] = field(default_factory=tuple)
@@ -181,6 +184,44 @@ def _phrase_answer(text: str) -> tuple[str, str] | None:
     return (best[2], best[1]) if best else None
 
 
+# Math delimiters and what closes each: $$...$$, \\[...\\], \\(...\\), $...$.
+_MATH_OPEN = re.compile(r"\$\$|\\\[|\\\(|(?<!\\)\$")
+_MATH_CLOSE = {"$$": re.compile(r"\$\$"), "\\[": re.compile(r"\\\]"), "\\(": re.compile(r"\\\)"),
+               "$": re.compile(r"(?<!\\)\$")}
+_PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}\b")
+
+
+def math_spans(text: str) -> list[tuple[str, int, int]]:
+    """Every math span of ``text`` (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``):
+    (content, start, end), in order; an unclosed one ends the scan. Linear time."""
+    out: list[tuple[str, int, int]] = []
+    pos = 0
+    while True:
+        m = _MATH_OPEN.search(text, pos)
+        if m is None:
+            return out
+        close = _MATH_CLOSE[m.group(0)].search(text, m.end())
+        if close is None:
+            return out
+        out.append((text[m.end() : close.start()].strip(), m.start(), close.end()))
+        pos = close.end()
+
+
+def _answer_in_prose(cand: str) -> str:
+    """A phrase answer written as a sentence ("The largest $n$ is 34") holds its answer
+    in its last math span or last number, whichever comes last; a bare one is itself."""
+    outside = "".join(part for i, part in enumerate(re.split(r"\$[^$]*\$", cand)) if part)
+    if len(_PROSE_WORD.findall(outside)) < 2:
+        return cand
+    spans = [s for s in math_spans(cand) if s[0]]
+    numbers = list(_NUMBER_RE.finditer(cand))
+    last_span = spans[-1] if spans else None
+    last_number = numbers[-1] if numbers else None
+    if last_number is not None and (last_span is None or last_number.start() >= last_span[2]):
+        return last_number.group(0)
+    return last_span[0] if last_span is not None else cand
+
+
 def extract_answers(text: str, mode: str = STRICT, multi_box: str = LAST) -> Extraction:
     """Find the final answer(s) of ``text`` under ``mode`` (``strict`` or ``lenient``).
 
@@ -201,10 +242,14 @@ def extract_answers(text: str, mode: str = STRICT, multi_box: str = LAST) -> Ext
     phrase = _phrase_answer(text)
     if phrase is not None:
         inner = boxed_answers(phrase[0])
-        return Extraction((inner[-1] if inner else phrase[0],), phrase[1])
-    numbers = _NUMBER_RE.findall(text)
-    if numbers:
-        return Extraction((numbers[-1],), "last_number")
+        return Extraction((inner[-1] if inner else _answer_in_prose(phrase[0]),), phrase[1])
+    # the later of the last math span and the last number ("... $d = 90/n$ ... there are 12 ...")
+    spans = [s for s in math_spans(text) if s[0]]
+    numbers = list(_NUMBER_RE.finditer(text))
+    if numbers and (not spans or numbers[-1].start() >= spans[-1][2]):
+        return Extraction((numbers[-1].group(0),), "last_number")
+    if spans:
+        return Extraction((spans[-1][0],), "last_math")
     return Extraction()
 
 

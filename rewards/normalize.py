@@ -40,7 +40,9 @@ _PY_NEQ = re.compile(r"(?<=[A-Za-z}\s])!=")
 _SCIENTIFIC = re.compile(
     r"^([-+]?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*(?:\{\s*([-+]?\d{1,4})\s*\}|([-+]?\d{1,4}))$"
 )
-_FRAC_VARIANTS = re.compile(r"\\[dt]frac\b")
+_FRAC_VARIANTS = re.compile(r"\\[dtc]frac\b")
+_NAMED_APPROX = re.compile(r"^([A-Za-z](?:_\{?\w+\}?)?)\s*(?:\\approx|\\simeq|≈)\s*")
+_APPROX_TAIL = re.compile(r"(?<=\S)\s*(?:\\approx|\\simeq|≈).*$", re.DOTALL)
 _SQRT_PAREN = re.compile(r"\\sqrt\s*\(([^()]*)\)")
 _SQRT_BARE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
 _FRAC_BARE = re.compile(r"\\frac\s*(\d)\s*(\d)")
@@ -105,7 +107,11 @@ def clean(s: str) -> str:
     s = _PY_NEQ.sub(" \\\\neq ", s).replace("≠", " \\\\neq ")
     for rx, rep in _WRAPPERS:
         s = rx.sub(rep, s).strip()
+    s = re.sub(r",\s*\\!\s*", ",", s)  # "11,\\! 111": a thousands separator with a negative thin space
     s = s.replace("\\!", "")  # negative thin space, as in MATH's "3,\\!250"
+    # "x \\approx 11": a name for an approximate value; "\\frac{1}{3} \\approx 0.33": the exact form is the answer
+    s = _NAMED_APPROX.sub(r"\1 = ", s)
+    s = _APPROX_TAIL.sub("", s)
     s = _SPACING.sub(" ", s)
     s = _LEFTRIGHT.sub("", s)
     s = _FRAC_VARIANTS.sub(r"\\frac", s)

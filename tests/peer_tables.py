@@ -48,7 +48,7 @@ class PeerCase:
         """Strict (only boxed answers) where the peer's test demands a box, or the
         prediction is a bare answer we box; lenient for free text, which the peers
         read with their own answer extraction."""
-        if self.pred_kind == "answer" or self.options.get("strict_box_verify"):
+        if self.pred_kind == "answer" or self.options.get("strict_box_verify") or self.options.get("requires_box"):
             return "strict"
         return "lenient"
 
@@ -83,3 +83,29 @@ def math_verify_verdict(case: PeerCase) -> bool:
         return bool(verify(gold, pred))
     except Exception:
         return False
+
+
+def our_verdict(case: PeerCase) -> bool:
+    """Our verifier's verdict, in-process (the sandbox adds only time and memory bounds)."""
+    from rewards.check import check
+
+    return check(case.response(), case.gold, mode=case.mode()).correct
+
+
+def write_baseline(cases: list[PeerCase], path: Path = BASELINE) -> dict:
+    """Record which cases we get right (against ``label``): the regression test keeps them right."""
+    right = sorted(c.id for c in cases if our_verdict(c) == c.label)
+    data = {"cases": len(cases), "right": len(right), "ids": right}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return data
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--update-baseline"]:
+        sys.exit("usage: python -m tests.peer_tables --update-baseline")
+    got = write_baseline(load_cases())
+    print(f"baseline: {got['right']}/{got['cases']} peer cases right -> {BASELINE}")
