@@ -206,6 +206,51 @@ def fresh_verifier(workers: int, timeout: float = OUR_TIMEOUT) -> tuple[Verifier
     return v, time.perf_counter() - t0
 
 
+def bench_common_case(pairs: list[dict], mv_fn) -> dict:
+    """The common case: the pairs our fast path decides without the parser (integers,
+    decimals, fractions, letters, ...). Ours (a fresh 1-worker Verifier, ``v.verify``
+    loop) and math-verify on exactly those pairs, median of REPEATS passes each."""
+    from rewards.check import check
+
+    subset = [p for p in pairs if check(p["response"], p["gt"], fast_only=True) is not None]
+    ours_rates, mv_rates, ours_ms = [], [], []
+    for r in range(REPEATS):
+        v, _ = fresh_verifier(1)
+        with v:
+            _, ms, wall, _ = ours_loop(v, subset, f"common case: ours {r + 1}/{REPEATS}")
+        ours_rates.append(rate(len(subset), wall))
+        ours_ms.extend(ms)
+        mv_rates.append(rate(len(subset), run_mathverify(mv_fn, subset, f"common case: math-verify {r + 1}/{REPEATS}")[2]))
+    ours_rate, mv_rate = statistics.median(ours_rates), statistics.median(mv_rates)
+    return {"pairs": len(subset), "of": len(pairs), "ours_checks_per_s": round(ours_rate, 1),
+            "mathverify_checks_per_s": round(mv_rate, 1), "ratio": round(ours_rate / mv_rate, 2),
+            "ours_latency": latency_stats(ours_ms)}
+
+
+def bench_cli(pairs: list[dict], out_dir: Path) -> dict:
+    """JSONL in and out: ``python -m rewards verify --workers 1`` on the pairs, as a user
+    runs it; checks/s from its own summary line (the verify phase, start-up apart) and
+    the whole command's wall time."""
+    import re
+    import subprocess
+
+    src, dst = out_dir / "cli_in.jsonl", out_dir / "cli_out.jsonl"
+    with src.open("w", encoding="utf-8") as f:
+        for p in pairs:
+            f.write(json.dumps({"response": p["response"], "ground_truth": p["gt"]}) + "\n")
+    rates, walls = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "rewards", "verify", "-i", str(src), "-o", str(dst), "--workers", "1"],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+        walls.append(time.perf_counter() - t0)
+        m = re.search(r"\(([\d.]+) checks/s", r.stderr)
+        if r.returncode != 0 or m is None:
+            return {"error": r.stderr[-500:]}
+        rates.append(float(m.group(1)))
+    return {"pairs": len(pairs), "checks_per_s": statistics.median(rates), "wall_s": round(statistics.median(walls), 2)}
+
+
 def bench_ours(pairs: list[dict]) -> tuple[dict, list[Verdict], int]:
     """All throughput / latency figures for our verifier.
 
@@ -487,6 +532,10 @@ def main(argv: list[str] | None = None) -> int:
     # ---- secondary: grade against the answer field instead of gt
     answer_field = grade_against_answer_field(pairs, verl_style)
 
+    # ---- the common case, and JSONL in and out through the CLI
+    common = bench_common_case(pairs, verl_style)
+    cli = bench_cli(pairs, out_dir)
+
     # ---- other graders' test tables
     peer = bench_peer_tables(out_dir)
 
@@ -609,6 +658,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    ours 1w cold          {lat['p50_ms']:>8.2f} {lat['p90_ms']:>8.2f} {lat['p99_ms']:>8.2f} {lat['max_ms']:>8.1f}")
     print(f"    ours 1w warm          {lw['p50_ms']:>8.2f} {lw['p90_ms']:>8.2f} {lw['p99_ms']:>8.2f} {lw['max_ms']:>8.1f}")
     print(f"    math-verify (verl)    {ml['p50_ms']:>8.2f} {ml['p90_ms']:>8.2f} {ml['p99_ms']:>8.2f} {ml['max_ms']:>8.1f}")
+    print(f"  common case ({common['pairs']}/{common['of']} pairs the fast path decides): ours 1 worker "
+          f"{common['ours_checks_per_s']:.0f}/s vs math-verify {common['mathverify_checks_per_s']:.0f}/s = "
+          f"{common['ratio']}x; p99 {common['ours_latency']['p99_ms']:.2f} ms")
+    if "error" in cli:
+        print(f"  CLI (JSONL in/out, 1 worker): failed: {cli['error']}")
+    else:
+        print(f"  CLI (JSONL in/out, 1 worker): {cli['checks_per_s']:.0f} checks/s in its verify phase, "
+              f"{cli['wall_s']} s for the whole command ({cli['pairs']} rows)")
     st = ours_fig["startup_s"]
     print(f"  pool start (s): 1 worker {st['loop_1w'] + st['batch_1w']}, 2 workers {st['batch_2w']}")
     print()
@@ -648,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         f" | MATH labels ours {conf['ours_strict']['agree']}/{n} vs math-verify {conf['mathverify_verl']['agree']}/{n}"
         f" | 1 worker {one:.0f} checks/s cold, {one_warm:.0f} warm (math-verify {mv_fig['checks_per_s']:.0f}/s, "
         f"{ratios['ours_1w_cold_over_mathverify']:.1f}x)"
+        f" | common case {common['ratio']:.1f}x math-verify ({common['ours_checks_per_s']:.0f}/s)"
         f" | 2 workers {two:.0f}/s ({ratios['scaling_2w_over_1w_cold']:.1f}x)"
         f" | p50 {lat['p50_ms']:.2f} ms p99 {lat['p99_ms']:.2f} ms"
         f" | hostile {hostile_ok}/{len(hostile)} within timeout+1s"
@@ -685,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "disagreements": {"count": len(dis), "path": str(dis_path), "indices": [r["index"] for r in dis]},
         "peer_tables": peer,
-        "throughput": {"ours": ours_fig, "mathverify": mv_fig, "ratios": ratios},
+        "throughput": {"ours": ours_fig, "mathverify": mv_fig, "ratios": ratios, "common_case": common, "cli": cli},
         "hostile": {
             "timeout_s": HOSTILE_TIMEOUT,
             "limit_s": HOSTILE_TIMEOUT + HOSTILE_SLACK,

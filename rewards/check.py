@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 
-from rewards.equivalence import MATCH, UNDECIDED, UNPARSED, compare
+from rewards.equivalence import MATCH, UNDECIDED, UNPARSED, compare, compare_cached
 from rewards.extract import LAST, STRICT, extract_answers, reference_answer
 from rewards.normalize import clean
 
@@ -106,7 +106,7 @@ def check(
     t0 = time.perf_counter()
 
     def outcome(pred: str) -> str:
-        got = compare(pred, gold, options, fast_only=fast_only).outcome
+        got = (compare(pred, gold, options, fast_only=True) if fast_only else compare_cached(pred, gold, options)).outcome
         if got == UNDECIDED:
             raise _Undecided
         return got

@@ -671,3 +671,15 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None, fast_on
     if p.plain == g.plain:
         return Comparison(MATCH, "text")
     return Comparison(MISMATCH, "symbolic")
+
+
+@lru_cache(maxsize=8192)
+def _compare_cached(pred: str, gold: str, options: tuple | None) -> Comparison:
+    return compare(pred, gold, dict(options) if options else None)
+
+
+def compare_cached(pred: str, gold: str, options: dict[str, str] | None = None) -> Comparison:
+    """:func:`compare`, remembering the last 8192 outcomes: the K responses to one
+    prompt often give the same answer, which then costs one comparison."""
+    key = tuple(sorted((str(k), str(v)) for k, v in options.items())) if options else None
+    return _compare_cached(pred, gold, key)
