@@ -14,7 +14,8 @@ sees both standing by the slip and fixing it. Sampling (rollouts and held-out
 measurements) runs at temperature 0.7.
 
 RL then runs SCoRe's two stages in sequence (stage 1: reward the second attempt,
-strong KL on the first; stage 2: both rewarded plus ``bonus * (r2 - r1)``).
+strong KL on the first; stage 2: each attempt credited with its own reward, the second plus
+``bonus * (r2 - r1)``; SCoRe's beta1 KL on both).
 Held-out Accuracy@t1/t2, Delta(t1,t2), Delta^{i->c} and Delta^{c->i} are
 measured every 5 steps (200 problems x 4 samples) and plotted. SCoRe's
 claim at this scale: Delta(t1,t2) rises over training and Delta^{c->i} stays low.
@@ -116,7 +117,7 @@ def main() -> None:
                         heldout_file=files["heldout"], eval_every=5, temperature=a.temperature,
                         norm_adv_by_std=not a.no_std, seed=a.seed,
                         self_correction=dataclasses.replace(sc, stage=stage, bonus=a.bonus))
-        cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, kl_coef=0.01, micro_batch_size=64))
+        cfg = dataclasses.replace(cfg, algorithm=dataclasses.replace(cfg.algorithm, kl_coef=0.0, micro_batch_size=64))  # SCoRe adds its beta1 (0.01)
         out = root / f"stage{stage}"
         t0 = time.perf_counter()
         rows = [r for r in train_run(cfg, out, resume=a.resume) if r.get("heldout_acc_t2") is not None]

@@ -198,18 +198,20 @@ class SelfCorrectionConfig:
     """SCoRe: after the first attempt the conversation adds `instruction` and the policy answers again."""
 
     enabled: bool = False  # two attempts per rollout
-    stage: int = 2  # 1: reward the second attempt, first attempt held near the reference by first_attempt_kl; 2: both rewarded + bonus
+    stage: int = 2  # 1: reward the second attempt, first attempt held near the reference by first_attempt_kl; 2: each attempt its own reward, the second's plus the bonus
     instruction: str = _SCORE_INSTRUCTION  # the user turn asking for a second attempt
     bonus: float = 10.0  # stage 2: alpha in alpha x (r(y2) - r(y1)), added to the second attempt's reward
-    first_attempt_kl: float = 0.1  # stage 1: KL-to-reference weight on first-attempt tokens (beta2)
+    kl_coef: float = 0.01  # beta1: KL-to-reference weight on both attempts in both stages, added to algorithm.kl_coef
+    first_attempt_kl: float = 0.1  # stage 1: KL-to-reference weight on first-attempt tokens (beta2), added to beta1
+    reference_model: str = ""  # the KL reference (SCoRe: the base model, also for a stage-2 run started from a stage-1 checkpoint); empty: model.path
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
             raise ConfigError(f"self_correction.stage must be 1 or 2, not {self.stage!r}")
         if not self.instruction.strip():
             raise ConfigError("self_correction.instruction must not be empty")
-        if self.first_attempt_kl < 0:
-            raise ConfigError("self_correction.first_attempt_kl must be >= 0")
+        if self.first_attempt_kl < 0 or self.kl_coef < 0:
+            raise ConfigError("self_correction.kl_coef and first_attempt_kl must be >= 0")
 
 
 @dataclasses.dataclass

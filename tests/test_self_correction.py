@@ -1,5 +1,6 @@
-"""Self-correction turns (SCoRe): the second-attempt prompt, stage 1/2 scores, the
-per-sequence KL weight in verl's loss composition, and two-turn training steps."""
+"""Self-correction turns (SCoRe): the second-attempt prompt, stage 1/2 targets and the
+credit per attempt (attempt_advantages, both engines), the per-sequence KL weight in
+verl's loss composition, and two-turn training steps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 
 from pipeline.config import AlgorithmConfig, ConfigError, SelfCorrectionConfig, TrainConfig, load_config
 from pipeline.train import algorithms
-from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, std_warning, turn_scores
+from pipeline.train.self_correction import (FIRST, SECOND, attempt_advantages, attempt_metrics, kl_weights,
+                                            second_attempt_prompt, shaped_reward, turn_scores)
 
 
 def test_stage_scores():
@@ -20,14 +22,87 @@ def test_stage_scores():
     s1, s2 = turn_scores(SelfCorrectionConfig(stage=1), r1, r2, c1, c2)
     assert s1.tolist() == [0, 0, 0, 0] and s2.tolist() == r2.tolist()  # stage 1: only the second attempt counts
     s1, s2 = turn_scores(SelfCorrectionConfig(stage=2, bonus=10.0), r1, r2, c1, c2)
-    assert s1.tolist() == r1.tolist()
-    assert s2.tolist() == [1.0, 11.0, -10.0, 0.0]  # kept, i->c flip rewarded, c->i flip punished, both wrong
+    assert s1.tolist() == r1.tolist()  # the first attempt is credited with its own reward
+    assert s2.tolist() == [11.0, 11.0, 0.0, 0.0]  # r(y2) + bonus * c2: SCoRe's shaping less what y2 cannot change
+    # SCoRe's reward as reported: kept, i->c flip rewarded, c->i flip punished, both wrong
+    assert shaped_reward(SelfCorrectionConfig(stage=2, bonus=10.0), r2, c1, c2).tolist() == [1.0, 11.0, -10.0, 0.0]
+    # beta1 (kl_coef 0.01) on both attempts in both stages, beta2 on first attempts in stage 1, on top of algorithm's
     assert kl_weights(SelfCorrectionConfig(stage=1, first_attempt_kl=0.1), 0.01, 2, 3).tolist() == \
-        pytest.approx([0.11, 0.11, 0.01, 0.01, 0.01])
-    assert kl_weights(SelfCorrectionConfig(stage=2), 0.01, 2, 3) is None
-    for bad in ({"stage": 3}, {"instruction": "  "}, {"first_attempt_kl": -1}):
+        pytest.approx([0.12, 0.12, 0.02, 0.02, 0.02])
+    assert kl_weights(SelfCorrectionConfig(stage=2), 0.0, 2, 3).tolist() == pytest.approx([0.01] * 5)
+    assert kl_weights(SelfCorrectionConfig(stage=2, kl_coef=0.0), 0.0, 2, 3) is None
+    for bad in ({"stage": 3}, {"instruction": "  "}, {"first_attempt_kl": -1}, {"kl_coef": -0.1}):
         with pytest.raises(ConfigError):
             SelfCorrectionConfig(**bad)
+
+
+def _attempt_batch(t1, t2, groups):
+    targets = np.concatenate([t1, t2])
+    attempts = np.repeat([FIRST, SECOND], len(t1))
+    return targets, attempts, np.concatenate([groups, groups]), torch.ones(len(targets), 3)
+
+
+def test_each_attempt_is_grouped_on_its_own_and_shares_one_std():
+    """y1 targets [1,0,1,0], y2 targets [11,11,0,0] (bonus 10) for one prompt: each attempt
+    is centred on its own mean, and under GRPO's std both are divided by one std, so the
+    second attempt keeps its 11x weight; per-attempt std (what verl's GRPO does per
+    group) would make both attempts weigh the same."""
+    t1, t2 = np.array([1.0, 0.0, 1.0, 0.0]), np.array([11.0, 11.0, 0.0, 0.0])
+    targets, attempts, groups, mask = _attempt_batch(t1, t2, np.zeros(4, int))
+    sc = SelfCorrectionConfig(enabled=True, stage=2, bonus=10.0)
+    adv = attempt_advantages(sc, AlgorithmConfig(adv_estimator="grpo"), targets, attempts, groups, mask)[:, 0]
+    assert float(adv[:4].sum()) == pytest.approx(0, abs=1e-5) and float(adv[4:].sum()) == pytest.approx(0, abs=1e-5)
+    assert (adv[[0, 2]] > 0).all() and (adv[[1, 3]] < 0).all()  # a right first attempt is pushed up
+    assert (adv[4:6] > 0).all() and (adv[6:] < 0).all()
+    assert float(adv[4] / adv[0]) == pytest.approx(11.0, rel=1e-4)  # the bonus keeps its weight
+    centred = np.concatenate([t1 - t1.mean(), t2 - t2.mean()])
+    assert adv.tolist() == pytest.approx((centred / (centred.std(ddof=1) + 1e-6)).tolist(), rel=1e-5)
+    # verl's GRPO on each (prompt, attempt) group with its own std: the weight is gone
+    from pipeline.train import algorithms
+
+    keys = np.array([f"{a}" for a in attempts])
+    own = algorithms.compute_advantages(AlgorithmConfig(adv_estimator="grpo"), targets, mask, keys)[:, 0]
+    assert float(own[4] / own[0]) == pytest.approx(1.0, rel=1e-4)
+    # without std (Dr.GRPO) the centred targets themselves; two prompts never mix
+    targets2, attempts2, groups2, mask2 = _attempt_batch(np.r_[t1, t1 * 0], np.r_[t2, t2 * 0 + 3], np.repeat([0, 1], 4))
+    dr = attempt_advantages(sc, AlgorithmConfig(adv_estimator="grpo", norm_adv_by_std=False), targets2, attempts2,
+                            groups2, mask2)[:, 0]
+    assert dr.tolist() == pytest.approx(np.r_[t1 - .5, [0] * 4, t2 - 5.5, [0] * 4].tolist(), abs=1e-6)
+    # stage 1: the first attempts get no policy-gradient signal, whatever the estimator
+    for est in ("grpo", "rloo", "reinforce_plus_plus_baseline"):
+        a1 = attempt_advantages(SelfCorrectionConfig(stage=1), AlgorithmConfig(adv_estimator=est), targets, attempts,
+                                groups, mask)
+        assert a1[:4].abs().sum() == 0 and a1[4:].abs().sum() > 0, est
+    with pytest.raises(ValueError, match="attempt numbers"):
+        attempt_advantages(sc, AlgorithmConfig(), targets, np.full(8, 3), groups, mask)
+
+
+def test_the_second_attempts_target_has_scores_expected_gradient_with_less_variance():
+    """A toy two-attempt policy: y1 right with probability 0.4, y2 right with sigmoid(theta[c1]).
+    Policy-gradient estimates for theta from Dr.GRPO advantages of SCoRe's reward
+    r(y2) + a (c2 - c1) and of the target r(y2) + a c2 agree in mean (the dropped -a c1 is
+    fixed once y1 is drawn) while the target's estimates vary less."""
+    rng = np.random.default_rng(0)
+    theta = np.array([-0.5, 0.8])  # logit of a right second attempt after a wrong / right first one
+    alpha, K, G = 10.0, 8, 3000
+    sc = SelfCorrectionConfig(enabled=True, stage=2, bonus=alpha)
+    algo = AlgorithmConfig(adv_estimator="grpo", norm_adv_by_std=False)
+    c1 = rng.random((G, K)) < 0.4
+    q = 1 / (1 + np.exp(-theta[c1.astype(int)]))
+    c2 = rng.random((G, K)) < q
+    score = (c2 - q)[..., None] * np.stack([~c1, c1], -1)  # d log pi(c2 | c1) / d theta
+    groups = np.repeat(np.arange(G), K)
+    mask = torch.ones(2 * G * K, 1)
+    full = c2.astype(float) + alpha * (c2.astype(float) - c1)
+    target = c2.astype(float) + alpha * c2
+    grads = {}
+    for name, t2 in (("full", full), ("target", target)):
+        t, att, g, _ = _attempt_batch(c1.ravel().astype(float), t2.ravel(), groups)
+        adv = attempt_advantages(sc, algo, t, att, g, mask)[G * K:, 0].numpy().reshape(G, K)
+        grads[name] = (adv[..., None] * score).sum(1)  # one estimate per group
+    se = np.sqrt(grads["full"].var(0) / G + grads["target"].var(0) / G)
+    assert (np.abs(grads["full"].mean(0) - grads["target"].mean(0)) < 4 * se).all()
+    assert (grads["target"].var(0) < 0.8 * grads["full"].var(0)).all()
 
 
 def test_attempt_metrics_add_up():
@@ -69,15 +144,6 @@ def test_per_sequence_kl_weight_matches_the_uniform_coefficient_and_masks_rows()
     assert lp.grad[:2].abs().sum() > 0 and lp.grad[2:].abs().sum() == 0  # only the weighted rows pull
 
 
-def test_std_warning_only_where_std_normalisation_undoes_the_bonus():
-    on = SelfCorrectionConfig(enabled=True, stage=2, bonus=10.0)
-    assert "norm_adv_by_std: false" in std_warning(on, norm_adv_by_std=True)
-    assert std_warning(on, norm_adv_by_std=False) is None
-    for quiet in (SelfCorrectionConfig(enabled=False), SelfCorrectionConfig(enabled=True, stage=1),
-                  SelfCorrectionConfig(enabled=True, stage=2, bonus=0.0)):
-        assert std_warning(quiet, norm_adv_by_std=True) is None
-
-
 @pytest.mark.parametrize("stage", [1, 2])
 def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     from pipeline.train.engine import train
@@ -88,8 +154,6 @@ def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
     logged = []
     train(cfg, tmp_path / "run", progress=False, log=logged.append)
-    # stage 2 with the default bonus under GRPO's default std normalisation says what that costs
-    assert any(m.startswith("warning: self_correction.bonus") for m in logged) == (stage == 2)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     last = rows[-1]
     for k in ("acc_t1", "acc_t2", "delta_t1_t2", "delta_i2c", "delta_c2i", "response_length_t2",
@@ -97,5 +161,5 @@ def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
         assert k in last, k
     assert last["delta_t1_t2"] == pytest.approx(last["delta_i2c"] - last["delta_c2i"])
     assert last["acc_t1"] == last["acc"]
-    # stage 1 keeps a reference model for the first-attempt KL even with algorithm.kl_coef = 0
-    assert ("kl" in last) == (stage == 1)
+    # both stages keep a reference model for SCoRe's beta1 even with algorithm.kl_coef = 0
+    assert "kl" in last

@@ -271,7 +271,7 @@ def test_self_correction_turns_with_a_real_tokenizer(task_files):
 
     from pipeline.config import SelfCorrectionConfig
     from pipeline.train.policy import encode_prompt
-    from pipeline.train.self_correction import attempt_outputs, rollout_reward, second_attempt_prompt
+    from pipeline.train.self_correction import attempt_outputs, attempt_targets, second_attempt_prompt
 
     tok = AutoTokenizer.from_pretrained(task_files["model"])
     messages = [{"role": "user", "content": "What is 2 + 3?"}]
@@ -289,11 +289,16 @@ def test_self_correction_turns_with_a_real_tokenizer(task_files):
     text = tok.decode(second_prompt)
     assert text.startswith(tok.decode(prompt)) and text.index(first_text) < text.index(instruction)
     assert text.endswith("<|assistant|>") and text.count("<|user|>") == 2
-    # stage 2: r(y2) + bonus * (c2 - c1)
+    # a one-token attempt is padded with a masked token to carry its attempt marker
+    one, two = attempt_outputs(prompt, [7], second_prompt, [], response_length=12, pad_id=0)
+    assert (one["response_ids"], one["response_mask"]) == ([7, 0], [1, 0])
+    assert (two["response_ids"], two["response_mask"]) == ([0, 0], [0, 0])
+    # stage 2 targets: r(y1); r(y2) + bonus * c2
     outcome = {"weight": 1.0, "correct": 1.0, "incorrect": -1.0}
-    assert rollout_reward(False, True, outcome, 5.0) == 6.0
-    assert rollout_reward(True, False, outcome, 5.0) == -6.0
-    assert rollout_reward(True, True, outcome, 5.0) == 1.0
+    sc = SelfCorrectionConfig(enabled=True, stage=2, bonus=5.0)
+    assert attempt_targets(sc, False, True, outcome) == (-1.0, 6.0)
+    assert attempt_targets(sc, True, False, outcome) == (1.0, -1.0)
+    assert attempt_targets(sc, True, True, outcome) == (1.0, 6.0)
 
 
 # ----------------------------------------------------------------------------- the agent loops, as verl runs them
@@ -398,13 +403,19 @@ def test_self_correction_agent_loop_run_as_verl_runs_it(composed, tok):
     assert one.response_ids == enc(wrong) and two.response_ids == enc(right)
     assert one.response_mask == [1] * len(enc(wrong)) and two.response_mask == [1] * len(enc(right))
     assert (one.num_turns, two.num_turns) == (2, 4)
-    # stage 2 with outcome 1/-1 and bonus 5: r(y2) + 5 * (c2 - c1) = 1 + 5
-    assert two.reward_score == 6.0 and one.reward_score is None  # verl's TQ postprocess copies it to turn one
-    assert two.extra_fields["reward_extra_info"] == {"score": 6.0, "acc": 1.0, "acc_t1": 0.0}
-    assert two.as_dict()["rm_scores"].tolist() == [0.0] * (len(enc(right)) - 1) + [6.0]  # verl's own layout
-    # right then wrong: -1 - 5
-    _, (_, two) = run_agent_loop(config, "self_correction", tok, ScriptedServer([enc(right), enc(wrong)]), row)
-    assert two.reward_score == -6.0 and two.extra_fields["reward_extra_info"]["acc_t1"] == 1.0
+    # stage 2 with outcome 1/-1 and bonus 5: each output its own target, its attempt number packed on its first
+    # token: y1 (wrong) -1, y2 (right) r(y2) + 5 c2 = 6; the logged score is SCoRe's r(y2) + 5 (c2 - c1) = 6
+    assert one.extra_fields["reward_extra_info"] == two.extra_fields["reward_extra_info"] == \
+        {"score": 6.0, "acc": 1.0, "acc_t1": 0.0}
+    n1, n2 = len(enc(wrong)), len(enc(right))
+    assert one.as_dict()["rm_scores"].tolist() == [1.0] + [0.0] * (n1 - 2) + [-2.0]
+    assert two.as_dict()["rm_scores"].tolist() == [2.0] + [0.0] * (n2 - 2) + [4.0]
+    one.reward_score = two.reward_score  # what verl's TQ postprocess does: the packed rm_scores stay
+    assert one.as_dict()["rm_scores"].sum() == -1.0
+    # right then wrong: y1 +1, y2 -1 (the flip's -5 is fixed once y1 is drawn), SCoRe's score -1 - 5
+    _, (one, two) = run_agent_loop(config, "self_correction", tok, ScriptedServer([enc(right), enc(wrong)]), row)
+    assert float(one.as_dict()["rm_scores"].sum()) == 1.0 and float(two.as_dict()["rm_scores"].sum()) == -1.0
+    assert two.extra_fields["reward_extra_info"] == {"score": -6.0, "acc": 0.0, "acc_t1": 1.0}
     # a first attempt longer than response_length is cut there, in the output and in the second prompt
     long = enc(" ".join(["2 + 3 = 5"] * 40) + "\nThe answer is \\boxed{5}.")
     assert len(long) > 64
@@ -413,7 +424,84 @@ def test_self_correction_agent_loop_run_as_verl_runs_it(composed, tok):
     assert one.response_ids == long[:64] and one.response_mask == [1] * 64
     assert tok.decode(long[:64], skip_special_tokens=True) in tok.decode(two.prompt_ids)
     assert "boxed{5}" not in tok.decode(two.prompt_ids)  # the cut attempt never reached its answer
-    assert two.reward_score == 1.0 + 5.0  # the cut first attempt has no answer: wrong, then right
+    assert two.extra_fields["reward_extra_info"]["score"] == 1.0 + 5.0  # the cut attempt has no answer: wrong, right
+
+
+def _two_attempt_batch(c1, c2, sessions, alpha, stage=2):
+    """The v1 trainer's batch at the advantage step for self-correction rollouts: for each
+    (uid, session) the two outputs the agent loop returns, under verl's keys
+    ``{uid}_{session}_{index}``, their rm_scores packed as the agent loop packs them."""
+    from verl import DataProto
+
+    from pipeline.config import SelfCorrectionConfig
+    from pipeline.train.self_correction import attempt_targets, pack_attempt_rewards
+
+    sc = SelfCorrectionConfig(enabled=True, stage=stage, bonus=alpha)
+    outcome = {"correct": 1.0, "incorrect": 0.0}
+    rows, keys, uids, width = [], [], [], 6
+    for (uid, session), a, b in zip(sessions, c1, c2):
+        for i, (attempt, target) in enumerate(zip((1, 2), attempt_targets(sc, bool(a), bool(b), outcome))):
+            rows.append(pack_attempt_rewards(target, attempt, width))
+            keys.append(f"{uid}_{session}_{i}")
+            uids.append(uid)
+    data = DataProto.from_dict(tensors={"token_level_rewards": torch.tensor(rows), "response_mask": torch.ones(len(rows), width)},
+                               non_tensors={"uid": np.array(uids, dtype=object)})
+    return data, keys
+
+
+def test_self_correction_credit_per_attempt_through_verls_multi_output_dispatch(composed):
+    """SCoRe stage 2 (alpha 10, outcome 1/0) through the v1 trainer's own
+    ``compute_advantage_for_multi_trajectories``: a right first attempt is pushed up, a
+    wrong one down, the second attempt is judged against the prompt's other second
+    attempts, exactly as the local engine's attempt_advantages does. verl's GRPO on the
+    rollout's single reward (what the loop returned before) pushes a right first attempt
+    down whenever its second attempt broke it."""
+    import copy
+
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
+    from pipeline.train.self_correction import attempt_advantages, attempt_targets
+
+    importlib.import_module(verl_engine.PLUGIN_MODULE)
+    algo = composed["self_correction"].algorithm
+    algo.pipeline.self_correction.bonus = 10.0
+    sessions = [("p", s) for s in range(4)] + [("q", s) for s in range(4)]
+    c1 = [1, 1, 0, 0, 1, 0, 0, 0]
+    c2 = [1, 0, 1, 0, 1, 1, 0, 0]
+    data, keys = _two_attempt_batch(c1, c2, sessions, alpha=10.0)
+    out = compute_advantage_for_multi_trajectories(copy.deepcopy(data), batch_keys=keys,
+                                                   adv_estimator=algo.adv_estimator, num_repeat=4,
+                                                   norm_adv_by_std_in_grpo=algo.norm_adv_by_std_in_grpo, config=algo)
+    adv = out.batch["advantages"][:, 0].view(8, 2)  # (rollout, attempt)
+    first, second = adv[:, 0], adv[:, 1]
+    assert (first[[0, 1, 4]] > 0).all() and (first[[2, 3, 5, 6, 7]] < 0).all()  # each first attempt by its own verdict
+    assert first[1] == first[0]  # the right first attempt whose second attempt broke it is still right
+    assert (second[[0, 2, 4, 5]] > 0).all() and (second[[1, 3, 6, 7]] < 0).all()
+    # the local engine's function on the same targets and groups
+    sc = SelfCorrectionConfig(enabled=True, stage=2, bonus=10.0)
+    t = np.array([attempt_targets(sc, bool(a), bool(b), {"correct": 1.0, "incorrect": 0.0}) for a, b in zip(c1, c2)])
+    local = attempt_advantages(sc, AlgorithmConfig(adv_estimator="grpo"), np.r_[t[:, 0], t[:, 1]], np.repeat([1, 2], 8),
+                               [u for u, _ in sessions] * 2,
+                               torch.ones(16, 6))[:, 0]
+    torch.testing.assert_close(adv.T.reshape(-1), local)
+    # before: one reward per rollout, r(y2) + 10 (c2 - c1), on verl's GRPO over final outputs, broadcast to both
+    shaped = [b + 10.0 * (b - a) for a, b in zip(c1, c2)]
+    old = _rollout_batch([0] * 16, [6] * 16, [u for u, _ in sessions for _ in (1, 2)], 6)
+    old.batch["token_level_rewards"][:, -1] = torch.tensor([r for r in shaped for _ in (1, 2)])
+    before = compute_advantage_for_multi_trajectories(old, batch_keys=keys, adv_estimator="grpo", num_repeat=4,
+                                                      norm_adv_by_std_in_grpo=True, config=algo)
+    assert before.batch["advantages"][2, 0] < 0  # rollout 1's right first attempt, trained to be wrong
+    assert before.batch["advantages"][4, 0] > 0  # rollout 2's wrong first attempt, trained to be right
+
+
+def test_self_correction_estimator_refuses_unmarked_rewards(composed):
+    from pipeline.train.verl_plugin import self_correction_advantage
+
+    b = _rollout_batch([1, 0], [3, 4], ["a", "a"], 8)  # plain verdicts: no attempt markers
+    with pytest.raises(ValueError, match="self_correction agent loop"):
+        self_correction_advantage(b.batch["token_level_rewards"], b.batch["response_mask"], np.array(["a", "a"]),
+                                  composed["self_correction"].algorithm)
 
 
 # ----------------------------------------------------------------------------- process rewards on verl

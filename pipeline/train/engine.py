@@ -40,7 +40,8 @@ from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
 from pipeline.train.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
 from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
-from pipeline.train.self_correction import attempt_metrics, kl_weights, second_attempt_prompt, std_warning, turn_scores
+from pipeline.train.self_correction import (FIRST, SECOND, attempt_advantages, attempt_metrics, kl_weights,
+                                            second_attempt_prompt, shaped_reward, turn_scores)
 from pipeline.train.sft import lr_factor
 from pipeline.train.progress import leave_one_out
 from rewards.terms import RolloutScores, compose
@@ -155,7 +156,7 @@ def rl_step(e: Engine) -> dict:
     reward, parts = compose(scored, cfg.reward.terms)
     flat_prompts = [p for p in prompts for _ in range(K)]
     seq_prompts, seq_responses, seq_groups = flat_prompts, responses, scored.group
-    kl_weight, extra = None, {}
+    kl_weight, extra, attempts, logged_reward = None, {}, None, None
 
     # 2a. self-correction: a second attempt after the instruction; both attempts are trained
     if cfg.self_correction.enabled:
@@ -167,9 +168,11 @@ def rl_step(e: Engine) -> dict:
         t_gen += time.perf_counter() - t1
         scored2 = _score(e, responses2, tok.batch_decode(responses2, skip_special_tokens=True), gold, scored.group)
         reward2, _ = compose(scored2, cfg.reward.terms)
+        logged_reward = np.concatenate([reward, shaped_reward(sc, reward2, scored.correct, scored2.correct)])
         reward, reward2 = turn_scores(sc, reward, reward2, scored.correct, scored2.correct)
         seq_prompts, seq_responses = flat_prompts + second, responses + responses2
-        seq_groups = np.concatenate([scored.group, scored.group + len(idx)])  # each attempt grouped on its own
+        seq_groups = np.concatenate([scored.group, scored.group])  # attempt_advantages groups (draw, attempt)
+        attempts = np.repeat([FIRST, SECOND], len(responses))
         reward = np.concatenate([reward, reward2])
         w = kl_weights(sc, cfg.algorithm.kl_coef, len(responses), len(responses2))
         kl_weight = torch.as_tensor(w, dtype=torch.float32, device=e.device) if w is not None else None
@@ -187,7 +190,11 @@ def rl_step(e: Engine) -> dict:
         extra.update(pr.summary())
 
     # 3. advantages (verl's estimator), per token
-    adv = algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups, token_bonus=bonus)
+    if attempts is not None:
+        adv = attempt_advantages(cfg.self_correction, cfg.algorithm, reward, attempts, seq_groups, batch.response_mask,
+                                 token_bonus=bonus)
+    else:
+        adv = algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups, token_bonus=bonus)
 
     # 4-5. old/reference log-probs and the policy update
     update = update_policy(e, batch, adv, kl_weight)
@@ -198,7 +205,7 @@ def rl_step(e: Engine) -> dict:
     by_group = correct.reshape(-1, K).mean(1)
     gen_tokens = int(sum(len(r) for r in seq_responses))
     return {
-        "reward": float(reward.mean()),
+        "reward": float((reward if logged_reward is None else logged_reward).mean()),
         "acc": float(correct.mean()),
         **{f"reward/{k}": float(v.mean()) for k, v in parts.items()},
         "groups_mixed": float(((by_group > 0) & (by_group < 1)).mean()),
@@ -335,8 +342,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
 
     log = log or (lambda m: print(f"[train] {m}", file=sys.stderr, flush=True))
     _check(cfg)
-    if (warning := std_warning(cfg.self_correction, cfg.algorithm.norm_adv_by_std)) is not None:
-        log(f"warning: {warning}")
     out = Path(out)
     ckpt_root = out / "checkpoints"
     ckpt = latest_checkpoint(ckpt_root)
@@ -352,8 +357,15 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     device = next(model.parameters()).device
     ref = None
     sc = cfg.self_correction
-    if cfg.algorithm.kl_coef > 0 or (sc.enabled and sc.stage == 1 and sc.first_attempt_kl > 0):
-        ref = copy.deepcopy(model).eval().requires_grad_(False)
+    if cfg.algorithm.kl_coef > 0 or (sc.enabled and kl_weights(sc, 0.0, 1, 1) is not None):
+        if sc.enabled and sc.reference_model:  # SCoRe's reference: the base model, whatever this run starts from
+            ref, ref_tok = load_policy(sc.reference_model, device=cfg.model.device, dtype=cfg.model.dtype)
+            if ref_tok.get_vocab() != tok.get_vocab():
+                raise ConfigError(f"self_correction.reference_model {sc.reference_model!r} has another tokenizer "
+                                  f"than model.path {cfg.model.path!r}: the KL compares their token log-probs")
+            ref = ref.to(device).eval().requires_grad_(False)
+        else:
+            ref = copy.deepcopy(model).eval().requires_grad_(False)
     rows = read_rl_rows(cfg.data.train_files)
     prompts = [encode_prompt(tok, r.messages) for r in rows]
     keep = [i for i, p in enumerate(prompts) if len(p) <= cfg.data.max_prompt_tokens]

@@ -13,13 +13,13 @@ judged by ``rewards/verl_adapter.py::compute_score``.
 the conversation with the correction instruction as a user turn
 (``pipeline.train.self_correction``'s ``second_attempt_prompt``, the local engine's
 prompt) and asks again. It returns two outputs, one per attempt, as verl's v1
-trainer accepts from an agent loop. The stage-2 reward of the second attempt,
-``r(y2) + bonus * (c2 - c1)`` (``self_correction.rollout_reward``), is the
-rollout's reward. verl 0.9.1 gives every output of a rollout the final output's
-reward and computes GRPO's group statistics on final outputs, so the first attempt
-is trained on the second attempt's advantage: SCoRe's separate first-attempt
-reward (stage 2) and its first-attempt KL (stage 1) are not reproduced here. The
-token and reward assembly are pure functions of :mod:`pipeline.train.self_correction`.
+trainer accepts from an agent loop, each with its own training target
+(``self_correction.attempt_targets``: r(y1); r(y2) + bonus * c2) and its attempt
+number packed into its ``rm_scores`` (``pack_attempt_rewards``), which the
+``pipeline_self_correction`` estimator unpacks. verl copies the final output's
+``reward_score`` to the earlier ones; the packed ``rm_scores`` are what reaches
+the estimator. The token and reward assembly are pure functions of
+:mod:`pipeline.train.self_correction`.
 
 ``progress`` (PAV / MRT process rewards, the policy as the prover): the rollout
 generates a response, cuts it into steps (``pipeline.train.progress.StepSegmenter``),
@@ -51,14 +51,16 @@ from omegaconf import OmegaConf
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
 
-from pipeline.config import ProgressConfig
+from pipeline.config import ProgressConfig, SelfCorrectionConfig
 from pipeline.train.policy import encode_prompt
 from pipeline.train.progress import (StepSegmenter, forced_ids, prefix_cuts, prover_input, prover_room, prover_text,
                                      step_values)
-from pipeline.train.self_correction import attempt_outputs, rollout_reward, second_attempt_prompt
+from pipeline.train.self_correction import (FIRST, SECOND, attempt_outputs, attempt_targets,
+                                            pack_attempt_rewards, second_attempt_prompt, shaped_reward)
 from pipeline.train.verl_engine import AGENT_LOOP, PROGRESS_LOOP
 from pipeline.train.verl_plugin import pack_token_rewards
 from rewards.progress import progress_bonus, step_progress
+from rewards.terms import outcome_scores
 
 
 class _PipelineLoop(AgentLoopBase):
@@ -96,36 +98,6 @@ class _PipelineLoop(AgentLoopBase):
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
-@register(AGENT_LOOP)
-class SelfCorrectionAgentLoop(_PipelineLoop):
-    """First attempt, correction instruction, second attempt; settings from ``algorithm.pipeline``."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.instruction = str(self.pipeline.self_correction.instruction)
-        self.bonus = float(self.pipeline.self_correction.bonus)
-        self.outcome = dict(self.pipeline.terms.get("outcome") or {})
-
-    async def run(self, sampling_params: dict[str, Any], **kwargs):
-        messages, prompt_ids = self._prompt(kwargs)
-        first = await self._generate(prompt_ids, sampling_params)
-        first_text = self._text(first.token_ids[: self.response_length])
-        second_prompt = self._cap_text_prompt_length(
-            second_attempt_prompt(self.tokenizer, messages, first_text, self.instruction))
-        second = await self._generate(second_prompt, sampling_params)
-        second_text = self._text(second.token_ids[: self.response_length])
-        c1, c2 = await asyncio.gather(self._correct(first_text, kwargs), self._correct(second_text, kwargs))
-        reward = rollout_reward(c1, c2, self.outcome, self.bonus)
-        info = {"score": reward, "acc": float(c2), "acc_t1": float(c1)}
-        parts = attempt_outputs(prompt_ids, first.token_ids, second_prompt, second.token_ids, self.response_length)
-        outputs = []
-        for turns, part in zip((2, 4), parts):
-            outputs.append(AgentLoopOutput(**part, num_turns=turns, metrics=AgentLoopMetrics(),
-                                           extra_fields={"reward_extra_info": dict(info)}))
-        outputs[-1].reward_score = reward  # verl copies it to the first attempt
-        return outputs
-
-
 class TokenRewardOutput(AgentLoopOutput):
     """An output whose ``rm_scores`` are given per token (``token_rewards``, one per
     response token) instead of ``reward_score`` on the last token, which is what
@@ -138,6 +110,43 @@ class TokenRewardOutput(AgentLoopOutput):
         out.pop("token_rewards", None)
         out["rm_scores"] = torch.tensor(self.token_rewards, dtype=torch.float32)
         return out
+
+
+@register(AGENT_LOOP)
+class SelfCorrectionAgentLoop(_PipelineLoop):
+    """First attempt, correction instruction, second attempt; settings from ``algorithm.pipeline``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        sc = self.pipeline.self_correction
+        self.instruction = str(sc.instruction)
+        self.sc = SelfCorrectionConfig(enabled=True, stage=int(sc.get("stage", 2)), bonus=float(sc.bonus),
+                                       instruction=self.instruction)
+        self.outcome = dict(self.pipeline.terms.get("outcome") or {})
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs):
+        messages, prompt_ids = self._prompt(kwargs)
+        first = await self._generate(prompt_ids, sampling_params)
+        first_text = self._text(first.token_ids[: self.response_length])
+        second_prompt = self._cap_text_prompt_length(
+            second_attempt_prompt(self.tokenizer, messages, first_text, self.instruction))
+        second = await self._generate(second_prompt, sampling_params)
+        second_text = self._text(second.token_ids[: self.response_length])
+        c1, c2 = await asyncio.gather(self._correct(first_text, kwargs), self._correct(second_text, kwargs))
+        targets = attempt_targets(self.sc, c1, c2, self.outcome)
+        right, wrong = outcome_scores(self.outcome)
+        shaped = float(shaped_reward(self.sc, [right if c2 else wrong], [c1], [c2])[0])  # SCoRe's r(y2) + bonus (c2 - c1)
+        info = {"score": shaped, "acc": float(c2), "acc_t1": float(c1)}
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        parts = attempt_outputs(prompt_ids, first.token_ids, second_prompt, second.token_ids, self.response_length,
+                                pad_id=pad)
+        outputs = []
+        for turns, part, attempt, target in zip((2, 4), parts, (FIRST, SECOND), targets):
+            outputs.append(TokenRewardOutput(
+                **part, num_turns=turns, metrics=AgentLoopMetrics(), reward_score=target,
+                token_rewards=pack_attempt_rewards(target, attempt, len(part["response_ids"])),
+                extra_fields={"reward_extra_info": dict(info)}))
+        return outputs
 
 
 @register(PROGRESS_LOOP)

@@ -11,7 +11,10 @@ vLLM rollout servers) with the project's code plugged in:
   which calls ``rewards.terms.compose`` (the local engine's code) and then the
   configured verl estimator;
 * self-correction is the ``self_correction`` agent loop of
-  :mod:`pipeline.train.verl_agent_loop`;
+  :mod:`pipeline.train.verl_agent_loop`, whose two outputs carry their own
+  targets to the ``pipeline_self_correction`` estimator of
+  :mod:`pipeline.train.verl_plugin` (each attempt credited with its own reward,
+  grouped by prompt and attempt, as the local engine does);
 * process rewards (``progress.enabled``) are the ``progress`` agent loop of that
   module, which samples the Monte Carlo prover continuations (the policy as the
   prover) through verl's rollout servers and hands a per-token bonus to the
@@ -43,6 +46,7 @@ AGENT_LOOP_MODULE = "pipeline.train.verl_agent_loop"
 EXTERNAL_MODULES = f"{PLUGIN_MODULE},{AGENT_LOOP_MODULE}"  # VERL_USE_EXTERNAL_MODULES
 TERMS_ESTIMATOR = "pipeline_terms"  # registered in pipeline.train.verl_plugin
 PROGRESS_ESTIMATOR = "pipeline_progress"  # registered in pipeline.train.verl_plugin
+SCORE_ESTIMATOR = "pipeline_self_correction"  # registered in pipeline.train.verl_plugin
 AGENT_LOOP = "self_correction"  # registered in pipeline.train.verl_agent_loop
 PROGRESS_LOOP = "progress"  # registered in pipeline.train.verl_agent_loop
 PROGRESS_KEYS = ("alpha", "split", "markers", "max_steps", "mode", "answer_now_text", "answer_tokens", "mc_rollouts",
@@ -130,6 +134,8 @@ def _estimator(cfg: TrainConfig) -> str:
     """verl's ``algorithm.adv_estimator``: ours when progress or group terms are on, else the configured one."""
     if cfg.progress.enabled:
         return PROGRESS_ESTIMATOR
+    if cfg.self_correction.enabled:
+        return SCORE_ESTIMATOR
     if any(t in cfg.reward.terms for t in GROUP_TERMS):
         return TERMS_ESTIMATOR
     return cfg.algorithm.adv_estimator
@@ -161,9 +167,13 @@ def _check_supported(cfg: TrainConfig) -> None:
     sc = cfg.self_correction
     if sc.enabled:
         if sc.stage == 1:
-            raise ConfigError("self_correction.stage 1 is not supported on the verl engine: verl 0.9.1 gives every "
-                              "turn of a rollout the final turn's reward and has no per-turn KL weight "
-                              "(first_attempt_kl); use stage 2, or --engine local")
+            raise ConfigError("self_correction.stage 1 is not supported on the verl engine: verl 0.9.1's actor has one "
+                              "KL weight for every sequence, so the first attempt's extra KL (first_attempt_kl) "
+                              "cannot be expressed; use stage 2, or --engine local")
+        if sc.reference_model:
+            raise ConfigError("self_correction.reference_model is not supported on the verl engine: verl builds its "
+                              "reference model from actor_rollout_ref.model.path; start stage 2 from the base model, "
+                              "or use --engine local")
         extra = sorted(set(cfg.reward.terms) - {"outcome"})
         if extra:
             raise ConfigError(f"self_correction with reward terms {extra} is not supported on the verl engine: the "
@@ -210,7 +220,7 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
         put("actor_rollout_ref.rollout.dtype", "float32")
     # algorithm
     estimator = _estimator(cfg)
-    ours = estimator in (TERMS_ESTIMATOR, PROGRESS_ESTIMATOR)
+    ours = estimator in (TERMS_ESTIMATOR, PROGRESS_ESTIMATOR, SCORE_ESTIMATOR)
     put("algorithm.adv_estimator", estimator)
     put("algorithm.norm_adv_by_std_in_grpo", a.norm_adv_by_std)
     put("algorithm.use_kl_in_reward", False)  # the KL is a loss term; pipeline_progress reads the token rewards
@@ -225,9 +235,10 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
     put(f"{actor}.clip_ratio_high", a.clip_ratio_high)
     put(f"{actor}.clip_ratio_c", a.clip_ratio_c)
     put(f"{actor}.entropy_coeff", a.entropy_coeff)
-    put(f"{actor}.use_kl_loss", a.kl_coef > 0)
-    if a.kl_coef > 0:
-        put(f"{actor}.kl_loss_coef", a.kl_coef)
+    kl = a.kl_coef + (cfg.self_correction.kl_coef if cfg.self_correction.enabled else 0.0)  # SCoRe's beta1 on top
+    put(f"{actor}.use_kl_loss", kl > 0)
+    if kl > 0:
+        put(f"{actor}.kl_loss_coef", kl)
         put(f"{actor}.kl_loss_type", a.kl_type)
     put(f"{actor}.ppo_epochs", a.ppo_epochs)
     put(f"{actor}.ppo_mini_batch_size", cfg.prompts_per_step // a.mini_batches)
@@ -261,6 +272,7 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
     put(f"{ro}.val_kwargs.do_sample", cfg.heldout_temperature > 0)
     if cfg.self_correction.enabled:
         put(f"{ro}.agent.default_agent_loop", AGENT_LOOP)
+        put("trainer.use_v1", True)  # the v1 trainer takes a list of outputs and each one's rm_scores
     if cfg.progress.enabled:
         put(f"{ro}.agent.default_agent_loop", PROGRESS_LOOP)
         put("trainer.use_v1", True)  # the v1 trainer takes the agent loop's per-token rm_scores (v0 keeps a scalar)
@@ -274,14 +286,14 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
     kwargs = {"mode": v.mode, "timeout": v.timeout}
     if v.service_url:
         kwargs["url"] = v.service_url
-    if not ours and not cfg.self_correction.enabled:  # the outcome term on its own
+    if not ours:  # the outcome term on its own
         kwargs["correct_score"], kwargs["incorrect_score"] = outcome_scores(cfg.reward.terms.get("outcome"))
     ov += [(f"+reward.custom_reward_function.reward_kwargs.{k}", x) for k, x in kwargs.items()]
     if v.workers != 2 and not v.service_url:
         notes.append(f"reward.verifier.workers {v.workers}: each of verl's reward.num_workers reward workers "
                      "runs its own verifier sandbox pool")
     # the project's settings read by the plugin (estimator and agent loop): one namespace
-    if ours or cfg.self_correction.enabled:
+    if ours:
         pl = {"base_estimator": a.adv_estimator, "group_size": r.n, "max_response_length": r.max_new_tokens}
         ov += [(f"+algorithm.pipeline.{k}", x) for k, x in pl.items()]
         ov += [(f"+algorithm.pipeline.terms.{name}.{k}", x) for name, spec in cfg.reward.terms.items()
@@ -289,6 +301,7 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
         if cfg.self_correction.enabled:
             sc = cfg.self_correction
             ov += [("+algorithm.pipeline.self_correction.instruction", sc.instruction),
+                   ("+algorithm.pipeline.self_correction.stage", sc.stage),
                    ("+algorithm.pipeline.self_correction.bonus", sc.bonus)]
         if cfg.progress.enabled:
             ov += [(f"+algorithm.pipeline.progress.{k}", getattr(cfg.progress, k)) for k in PROGRESS_KEYS]

@@ -21,6 +21,17 @@
   be the previous token's (:func:`unpack_token_bonus`; exact unless the last step
   is a single token). The advantage is then the local engine's
   ``compute_advantages(..., token_bonus=bonus)``.
+* ``pipeline_self_correction``: SCoRe's credit per attempt. verl 0.9.1's v1
+  trainer copies the final output's reward to every output of a rollout and, for
+  its GRPO, broadcasts the final output's advantage to them, so the first attempt
+  would be trained on the second's reward with the bonus (a right first attempt
+  then gets a negative advantage). Estimators other than GRPO see every output
+  with its own ``rm_scores``, so the ``self_correction`` agent loop gives each
+  output its own target with its attempt number packed beside it
+  (``self_correction.pack_attempt_rewards``: the number on the first token, the
+  target less it on the last), and this estimator unpacks them and calls
+  ``self_correction.attempt_advantages``, the local engine's function: groups of
+  (prompt, attempt), one shared std per prompt under GRPO's normalisation.
 
 The agent loops are their own plugin module, :mod:`pipeline.train.verl_agent_loop`
 (listed in ``VERL_USE_EXTERNAL_MODULES`` next to this one).
@@ -36,9 +47,10 @@ import torch
 
 from verl.trainer.ppo.core_algos import register_adv_est
 
-from pipeline.config import AlgorithmConfig
+from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
 from pipeline.train import algorithms
-from pipeline.train.verl_engine import PROGRESS_ESTIMATOR, TERMS_ESTIMATOR
+from pipeline.train.self_correction import attempt_advantages, unpack_attempt_rewards
+from pipeline.train.verl_engine import PROGRESS_ESTIMATOR, SCORE_ESTIMATOR, TERMS_ESTIMATOR
 from rewards.terms import RolloutScores, compose
 
 
@@ -57,15 +69,19 @@ def scores_from_token_rewards(token_level_rewards: torch.Tensor, response_mask: 
                          truncated=length >= max_response_length)
 
 
+def _base_algorithm(config) -> AlgorithmConfig:
+    """The configured outcome estimator (``algorithm.pipeline.base_estimator``) and verl's std flag."""
+    return AlgorithmConfig(adv_estimator=str(config["pipeline"]["base_estimator"]),
+                           norm_adv_by_std=bool(config.get("norm_adv_by_std_in_grpo", True)))
+
+
 def _advantage(token_level_rewards, response_mask, index, config, token_bonus=None):
     p = config["pipeline"]
     batch = scores_from_token_rewards(token_level_rewards, response_mask, index, group_size=int(p["group_size"]),
                                       max_response_length=int(p["max_response_length"]))
     terms = {name: dict(spec) for name, spec in p["terms"].items()}
     total, _ = compose(batch, terms)
-    algo = AlgorithmConfig(adv_estimator=str(p["base_estimator"]),
-                           norm_adv_by_std=bool(config.get("norm_adv_by_std_in_grpo", True)))
-    adv = algorithms.compute_advantages(algo, total, response_mask.float(), batch.group, token_bonus=token_bonus)
+    adv = algorithms.compute_advantages(_base_algorithm(config), total, response_mask.float(), batch.group, token_bonus=token_bonus)
     adv = adv.to(response_mask.device)
     return adv, adv
 
@@ -111,3 +127,24 @@ def progress_advantage(token_level_rewards: torch.Tensor, response_mask: torch.T
                          "algorithm.use_kl_in_reward would add the KL penalty to them: keep it false")
     bonus = unpack_token_bonus(token_level_rewards, response_mask)
     return _advantage(token_level_rewards, response_mask, index, config, token_bonus=bonus)
+
+
+@register_adv_est(SCORE_ESTIMATOR)
+def self_correction_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index=None,
+                              config=None, **_) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns) of both attempts, each from its own packed target, grouped by (prompt, attempt)."""
+    if index is None:
+        raise ValueError(f"{SCORE_ESTIMATOR} needs the prompt uids (verl passes non_tensor_batch['uid'] as index)")
+    if config.get("use_kl_in_reward", False):
+        raise ValueError(f"{SCORE_ESTIMATOR} reads the attempt markers from the token rewards; "
+                         "algorithm.use_kl_in_reward would add the KL penalty to them: keep it false")
+    targets, attempts = unpack_attempt_rewards(token_level_rewards)
+    sc = config["pipeline"]["self_correction"]
+    cfg = SelfCorrectionConfig(enabled=True, stage=int(sc["stage"]), bonus=float(sc["bonus"]))
+    try:
+        adv = attempt_advantages(cfg, _base_algorithm(config), targets, attempts, np.asarray(index, dtype=object),
+                                 response_mask.float())
+    except ValueError as e:
+        raise ValueError(f"{SCORE_ESTIMATOR}: {e}; are the rollouts from the self_correction agent loop?") from None
+    adv = adv.to(response_mask.device)
+    return adv, adv
