@@ -2,7 +2,7 @@
 """ALP at toy scale: does the adaptive length penalty cut tokens on easy prompts
 far more than on hard ones, at equal accuracy?
 
-    .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--std] [--out runs/bench/alp]
+    .venv/bin/python benchmarks/alp.py [--rl-steps 60] [--beta 0.5] [--out runs/bench/alp]
 
 The synthetic task mixes easy prompts (one operation) and hard ones (three).
 Some worked solutions state the answer with no working ("The answer is
@@ -23,8 +23,8 @@ other prompts, with the same data, seed and compute:
   so it pays easy tokens as ALP does and hard ones more: what a fixed penalty
   must cost hard prompts to cut easy tokens as much as ALP.
 
-All use Dr.GRPO's mean-only baseline by default (``--std`` for GRPO's std
-normalisation): with std normalisation a group that is all wrong has only the
+All use Dr.GRPO's mean-only baseline (ALP refuses GRPO's std normalisation,
+pipeline/config.py): with std normalisation a group that is all wrong has only the
 length penalty left, and dividing by its tiny spread turns it into full-size
 advantages that shorten answers until they break.
 
@@ -116,7 +116,6 @@ def main() -> None:
     p.add_argument("--rl-steps", type=int, default=60)
     p.add_argument("--beta", type=float, default=0.5)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--std", action="store_true", help="GRPO's std normalisation (default: Dr.GRPO, mean only)")
     p.add_argument("--hard-direct-rate", type=float, default=0.15,
                    help="share of direct answers among the hard warm-up targets")
     p.add_argument("--easy-direct-rate", type=float, default=0.7,
@@ -146,7 +145,7 @@ def main() -> None:
     results = {"warmup": measure(str(model), files, a.max_new_tokens, a.temperature, seed=measure_seed)}
     print(f"warmup  {json.dumps(results['warmup'])}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
-                     norm_adv_by_std=a.std, temperature=a.temperature, seed=a.seed)
+                     norm_adv_by_std=False, temperature=a.temperature, seed=a.seed)
     # a uniform penalty's price per token is ALP's at the warm-up's mean solve rate over the RL prompts
     # (so both cost the same on average at the start), or at its solve rate on easy prompts
     w = results["warmup"]
@@ -175,9 +174,8 @@ def main() -> None:
                 f"hard {r['hard']['tokens']:.0f} tok / acc {r['hard']['acc']:.2f} / worked {r['hard']['worked']:.0%}, "
                 f"hard/easy {r['hard_easy_token_ratio']:.2f}")
 
-    norm = "GRPO std-normalised" if a.std else "Dr.GRPO"
     prices = ", ".join(f"{k} {v}" for k, v in uniform.items())
-    print(f"ALP toy ({a.rl_steps} {norm} steps, beta {a.beta}, uniform alpha: {prices}): "
+    print(f"ALP toy ({a.rl_steps} Dr.GRPO steps, beta {a.beta}, uniform alpha: {prices}): "
           + " | ".join(line(k) for k in ["warmup", *(name for name, _ in runs)]))
 
 

@@ -105,6 +105,11 @@ class RolloutConfig:
             raise ConfigError("rollout.n and rollout.max_new_tokens must be >= 1, rollout.temperature >= 0")
 
 
+# verl estimators that divide each group's centred rewards by the group's std
+# when norm_adv_by_std is true
+GROUP_STD_ESTIMATORS = ("grpo", "grpo_vectorized", "grpo_passk")
+
+
 @dataclasses.dataclass
 class AlgorithmConfig:
     """Advantage estimator and actor loss, by verl's registry names (verl.trainer.ppo.core_algos)."""
@@ -239,6 +244,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.prompts_per_step < 1 or self.save_every < 1:
             raise ConfigError("steps, prompts_per_step and save_every must be >= 1")
+        if ("alp" in self.reward.terms and self.algorithm.norm_adv_by_std
+                and self.algorithm.adv_estimator in GROUP_STD_ESTIMATORS):
+            raise ConfigError(
+                f"reward.terms.alp with algorithm.adv_estimator {self.algorithm.adv_estimator} and norm_adv_by_std "
+                "true: dividing by each group's reward std gives a never-solved and an always-solved group the "
+                "same length advantages, so ALP's price per token no longer depends on the solve rate. "
+                "Set algorithm.norm_adv_by_std: false (Dr.GRPO) or algorithm.adv_estimator: rloo")
 
     def require_inputs(self) -> None:
         """What a run needs and the defaults leave empty (checked by both engines before they start)."""

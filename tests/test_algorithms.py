@@ -32,10 +32,36 @@ def test_score_sits_on_last_token_and_bonus_is_per_token():
     bonus = torch.zeros_like(MASK)
     bonus[0, 1] = 0.25
     bonus[3, 3] = 9.0  # outside the response: must be masked away
-    adv = algorithms.compute_advantages(AlgorithmConfig(), SCORES, MASK, GROUP, token_bonus=bonus)
-    base = algorithms.compute_advantages(AlgorithmConfig(), SCORES, MASK, GROUP)
+    dr = AlgorithmConfig(norm_adv_by_std=False)  # no std division: the bonus is added as it is
+    adv = algorithms.compute_advantages(dr, SCORES, MASK, GROUP, token_bonus=bonus)
+    base = algorithms.compute_advantages(dr, SCORES, MASK, GROUP)
     assert torch.isclose(adv[0, 1] - base[0, 1], torch.tensor(0.25))
     assert adv[3, 3] == 0
+
+
+def test_a_token_bonus_keeps_one_weight_against_the_std_normalised_outcome_advantage():
+    # groups of 4: one solve (std 0.5), two solves (std 0.577), all solved (no spread)
+    scores = np.array([1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1], dtype=float)
+    group = np.repeat([0, 1, 2], 4)
+    mask = torch.ones(12, 3)
+    bonus = torch.zeros(12, 3)
+    bonus[:, 0] = 0.1  # the same progress on every response's first step
+    grpo = AlgorithmConfig()
+    base = algorithms.compute_advantages(grpo, scores, mask, group)
+    added = (algorithms.compute_advantages(grpo, scores, mask, group, token_bonus=bonus) - base)[:, 0].numpy()
+    std = np.array([np.std(scores[group == g], ddof=1) for g in (0, 1)])
+    # each varying group's bonus is divided by the std its outcome advantage was divided by ...
+    assert np.allclose(added[:4], 0.1 / (std[0] + 1e-6)) and np.allclose(added[4:8], 0.1 / (std[1] + 1e-6))
+    # ... so each response's signal is (r - mean + 0.1) / std: bonus and outcome in one ratio on both prompts
+    # (adding 0.1 as it is would weigh the bonus 0.5 and 0.577 against one outcome std on the two)
+    assert np.allclose(base[:8, 0].numpy() + added[:8], (scores[:8] - np.repeat([0.25, 0.5], 4) + 0.1)
+                       / np.repeat(std + 1e-6, 4), atol=1e-5)
+    # the flat group (no outcome advantage, std 0) takes the batch's mean factor, not 1 / 1e-6
+    assert np.allclose(added[8:], 0.1 * np.mean(1 / (std + 1e-6)))
+    # Dr.GRPO: the bonus is added as it is
+    dr = AlgorithmConfig(norm_adv_by_std=False)
+    plain = algorithms.compute_advantages(dr, scores, mask, group, token_bonus=bonus)
+    assert np.allclose((plain - algorithms.compute_advantages(dr, scores, mask, group))[:, 0].numpy(), 0.1)
 
 
 @pytest.mark.parametrize("field, value, message", [

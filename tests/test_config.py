@@ -41,3 +41,22 @@ def test_local_model_paths_resolve_against_the_config_file_and_hub_names_stay(tm
     assert cfg.progress.pav_model == str(tmp_path / "models" / "pav")  # ./ or ../: a path even before it exists
     f.write_text("model: {path: Qwen/Qwen2.5-Math-1.5B}\n")
     assert load_config(TrainConfig, f).model.path == "Qwen/Qwen2.5-Math-1.5B"
+
+
+@pytest.mark.parametrize("algorithm, ok", [
+    ({}, False),  # GRPO divides by each group's std
+    ({"adv_estimator": "grpo_passk"}, False),
+    ({"norm_adv_by_std": False}, True),  # Dr.GRPO
+    ({"adv_estimator": "rloo"}, True),  # leave-one-out mean, no std
+])
+def test_alp_under_a_per_group_std_is_refused_with_what_to_set(algorithm, ok):
+    from pipeline.config import TrainConfig
+
+    terms = {"outcome": {"weight": 1.0}, "alp": {"beta": 0.5}}
+    data = {"reward": {"terms": terms}, "algorithm": algorithm}
+    if ok:
+        assert load_config(TrainConfig, None, data).reward.terms == terms
+        return
+    with pytest.raises(ConfigError, match="norm_adv_by_std: false \\(Dr.GRPO\\) or algorithm.adv_estimator: rloo"):
+        load_config(TrainConfig, None, data)
+    load_config(TrainConfig, None, {"reward": {"terms": {"outcome": {}, "length": {"alpha": 0.5}}}})  # uniform: fine

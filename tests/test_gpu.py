@@ -67,7 +67,7 @@ def test_verl_engine_runs_the_tiny_model_for_two_steps(task_files, tmp_path):
                              rollout={"backend": "vllm", "n": 4,
                              "max_new_tokens": 16, "gpu_memory_utilization": 0.2},
                              reward={"terms": {"outcome": {"weight": 1.0}, "alp": {"beta": 0.5}}},
-                             steps=2, save_every=2, prompts_per_step=4, eval_every=0)
+                             algorithm={"norm_adv_by_std": False}, steps=2, save_every=2, prompts_per_step=4, eval_every=0)
     out = tmp_path / "out"
     r = run("train", "--engine", "verl", "--config", str(cfg), "--out", str(out), "--nnodes", "1",
             "--gpus-per-node", "1", "--override", "transfer_queue.backend.SimpleStorage.num_data_storage_units=2",

@@ -57,6 +57,12 @@ def test_each_attempt_is_grouped_on_its_own_and_shares_one_std():
     assert float(adv[4] / adv[0]) == pytest.approx(11.0, rel=1e-4)  # the bonus keeps its weight
     centred = np.concatenate([t1 - t1.mean(), t2 - t2.mean()])
     assert adv.tolist() == pytest.approx((centred / (centred.std(ddof=1) + 1e-6)).tolist(), rel=1e-5)
+    # a token bonus (progress) is divided by that same shared std
+    bonus = torch.zeros_like(mask)
+    bonus[:, 0] = 0.5
+    with_bonus = attempt_advantages(sc, AlgorithmConfig(adv_estimator="grpo"), targets, attempts, groups, mask,
+                                    token_bonus=bonus)[:, 0]
+    assert (with_bonus - adv).tolist() == pytest.approx([0.5 / (centred.std(ddof=1) + 1e-6)] * 8, rel=1e-4)
     # verl's GRPO on each (prompt, attempt) group with its own std: the weight is gone
     from pipeline.train import algorithms
 

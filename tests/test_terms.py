@@ -107,6 +107,11 @@ def test_alp_under_grpo_std_norm_makes_an_all_correct_group_a_pure_length_rankin
     assert np.allclose(dr[4:8], -(1e-3 / 100) * (lengths - lengths.mean()), atol=1e-7)
     # the mixed group is still decided by correctness
     assert grpo[8] > 0 > grpo[10]
+    # and the never-solved group (price floored at 1/K) gets the very same advantages as the always-solved
+    # one (full price): the std division erases the solve-rate-dependent price that makes ALP adaptive
+    # (within verl's + 1e-6 in the divisor, 2% of this group's std), where Dr.GRPO keeps the 4x price gap
+    assert np.allclose(grpo[0:4], grpo[4:8], rtol=0.03)
+    assert np.allclose(dr[0:4], dr[4:8] / 4, rtol=1e-3) and not np.allclose(dr[0:4], dr[4:8])
 
 
 def test_fixed_budget_baselines():

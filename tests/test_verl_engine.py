@@ -128,7 +128,8 @@ def test_a_wrong_key_or_value_is_rejected_by_verl():
     ({"progress": {"enabled": True}, "self_correction": {"enabled": True}},
      "progress with self_correction is not supported"),
     ({"self_correction": {"enabled": True, "stage": 1}}, "self_correction.stage 1 is not supported"),
-    ({"self_correction": {"enabled": True}, "reward": {"terms": {"outcome": {}, "alp": {}}}},
+    ({"self_correction": {"enabled": True}, "reward": {"terms": {"outcome": {}, "alp": {}}},
+      "algorithm": {"norm_adv_by_std": False}},
      "self_correction with reward terms ['alp']"),
     ({"optim": {"schedule": "linear"}}, "constant and cosine schedules only"),
     ({"model": {"device": "cpu"}}, "model.device 'cpu'"),
@@ -253,6 +254,85 @@ def test_terms_estimator_through_verls_dispatch_matches_the_local_engine(compose
     plain = compute_advantage(_rollout_batch(correct, lengths, uids, 256), adv_estimator="grpo",
                               norm_adv_by_std_in_grpo=False, config=algo).batch["advantages"]
     assert torch.allclose(plain[:4, 0], plain[0, 0]) and not torch.allclose(adv[:4, 0], adv[0, 0])
+
+
+def _user_term(batch, *, scale: float = 1.0):
+    """A reward term the project does not ship (registered by the test below)."""
+    return -scale * batch.response_length / batch.max_response_length
+
+
+def test_a_term_registered_outside_the_project_is_routed_to_verl_with_its_module():
+    """Any term but outcome goes through pipeline_terms (before: only alp, overlong and
+    length did, and verl's plain GRPO silently dropped the rest); its module is imported
+    in every Ray process; a term verl's workers cannot import is an error."""
+    importlib.import_module(verl_engine.PLUGIN_MODULE)
+    from pipeline.train import algorithms
+    from rewards.terms import TERMS, RolloutScores, compose, register_term
+
+    register_term("_test_user_term")(_user_term)
+    try:
+        terms = {"outcome": {"weight": 1.0}, "_test_user_term": {"weight": 1.0, "scale": 2.0}}
+        launch = launch_for("tiny", reward={"terms": terms})
+        cfg = verl_engine.validate(launch)
+        assert cfg.algorithm.adv_estimator == "pipeline_terms"
+        env = cfg.ray_kwargs.ray_init.runtime_env.env_vars
+        assert env.VERL_USE_EXTERNAL_MODULES.split(",") == [verl_engine.PLUGIN_MODULE, verl_engine.AGENT_LOOP_MODULE,
+                                                            "tests.test_verl_engine"]
+        assert env.PYTHONPATH == str(REPO)  # the module lives in the repository
+        # tiny.yaml's budget is 40 tokens (rollout.max_new_tokens)
+        correct, lengths, uids = [1, 1, 0, 0, 1, 0, 1, 0], [10, 30, 15, 40, 5, 20, 25, 35], ["a"] * 4 + ["b"] * 4
+        data = compute_advantage(_rollout_batch(correct, lengths, uids, 40), adv_estimator=cfg.algorithm.adv_estimator,
+                                 norm_adv_by_std_in_grpo=cfg.algorithm.norm_adv_by_std_in_grpo, config=cfg.algorithm)
+        total, parts = compose(RolloutScores(correct=np.array(correct, bool), response_length=lengths,
+                                             group=np.array(uids), group_size=8, max_response_length=40), terms)
+        expected = algorithms.compute_advantages(load_config(TrainConfig, CONFIGS["tiny"]).algorithm, total,
+                                                 data.batch["response_mask"], np.array(uids))
+        torch.testing.assert_close(data.batch["advantages"], expected)
+        assert parts["_test_user_term"][1] == pytest.approx(-2 * 30 / 40)
+        seq = data.batch["advantages"][:, 0]
+        assert seq[0] > seq[1]  # the term ranks the two right answers of prompt a; the verdict alone ties them
+
+        def in_a_script(batch):
+            return np.zeros(len(batch.correct))
+
+        in_a_script.__module__ = "__main__"
+        TERMS["_test_script_term"] = in_a_script
+        with pytest.raises(ConfigError, match="'_test_script_term' is defined in '__main__', which verl's Ray "
+                                              "workers cannot import"):
+            launch_for("tiny", reward={"terms": {"outcome": {}, "_test_script_term": {}}})
+    finally:
+        TERMS.pop("_test_user_term", None)
+        TERMS.pop("_test_script_term", None)
+    # a process that did not import the term's module says so instead of dropping it
+    from pipeline.train.verl_plugin import terms_advantage
+
+    b = _rollout_batch(correct, lengths, uids, 40)
+    with pytest.raises(ValueError, match="not registered in this process"):
+        terms_advantage(b.batch["token_level_rewards"], b.batch["response_mask"], np.array(uids, dtype=object),
+                        cfg.algorithm)
+
+
+def test_a_term_module_outside_the_repository_travels_with_its_import_root(tmp_path, monkeypatch):
+    pkg = tmp_path / "lab_terms"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "brevity.py").write_text(
+        "from rewards.terms import register_term\n\n\n"
+        "@register_term('_test_lab_brevity')\n"
+        "def brevity(batch, *, weight_per_token: float = 0.0):\n"
+        "    return -weight_per_token * batch.response_length\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from rewards.terms import TERMS
+
+    try:
+        importlib.import_module("lab_terms.brevity")
+        env = launch_for("tiny", reward={"terms": {"outcome": {}, "_test_lab_brevity": {}}}).env
+        assert env["VERL_USE_EXTERNAL_MODULES"].endswith(",lab_terms.brevity")
+        assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO), str(tmp_path.resolve())]
+    finally:
+        TERMS.pop("_test_lab_brevity", None)
+        sys.modules.pop("lab_terms.brevity", None)
+        sys.modules.pop("lab_terms", None)
 
 
 def test_terms_estimator_needs_the_uids(composed):

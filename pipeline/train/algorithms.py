@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.config import AlgorithmConfig, ConfigError
+from pipeline.config import GROUP_STD_ESTIMATORS, AlgorithmConfig, ConfigError
 
 # estimators that need only scores + group ids (the others want values or baselines)
 OUTCOME_ESTIMATORS = (
@@ -95,18 +95,62 @@ def compute_advantages(
     group: np.ndarray,
     token_bonus: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-token advantages (B, R) from per-response scores via verl's estimator."""
-    ca = _core()
-    fn = ca.get_adv_estimator_fn(cfg.adv_estimator)
+    """Per-token advantages (B, R) from per-response scores via verl's estimator.
+
+    ``token_bonus`` (per-token process rewards, in reward units) is added after
+    the estimator, multiplied by the factor the estimator's std normalisation gave
+    the response's group (:func:`bonus_scale`), so the bonus keeps one weight
+    against the outcome advantage on every prompt."""
+    adv = _estimate(cfg, scores, response_mask, group)
+    if token_bonus is not None:
+        scale = bonus_scale(cfg, scores, response_mask, group, normalised=adv)
+        adv = adv + torch.as_tensor(scale, dtype=adv.dtype, device=adv.device)[:, None] * token_bonus * response_mask
+    return adv
+
+
+def _estimate(cfg: AlgorithmConfig, scores, response_mask: torch.Tensor, group) -> torch.Tensor:
+    fn = _core().get_adv_estimator_fn(cfg.adv_estimator)
     rewards = last_token_rewards(torch.as_tensor(scores, dtype=torch.float32), response_mask)
     index = np.asarray([str(g) for g in group], dtype=object)
     kwargs = dict(token_level_rewards=rewards, response_mask=response_mask, index=index, config=algo_config(cfg))
-    if cfg.adv_estimator in ("grpo", "grpo_vectorized", "grpo_passk"):
+    if cfg.adv_estimator in GROUP_STD_ESTIMATORS:
         kwargs["norm_adv_by_std_in_grpo"] = cfg.norm_adv_by_std
     adv, _ = fn(**kwargs)
-    if token_bonus is not None:
-        adv = adv + token_bonus * response_mask
     return adv
+
+
+def bonus_scale(cfg: AlgorithmConfig, scores, response_mask: torch.Tensor, group,
+                normalised: torch.Tensor | None = None) -> np.ndarray:
+    """(B,) factor for a token bonus: 1 without per-group std normalisation, else
+    the ``1 / (std + eps)`` verl's estimator divided the response's group by (read
+    off the estimator itself: normalised over centred advantages). A group whose
+    scores do not vary has no outcome advantage to keep a ratio with; it takes the
+    batch's mean factor (1 when no group varies), so its bonus is neither dropped
+    nor blown up by ``1 / eps``."""
+    n = len(scores)
+    if not (cfg.norm_adv_by_std and cfg.adv_estimator in GROUP_STD_ESTIMATORS):
+        return np.ones(n)
+    import dataclasses
+
+    if normalised is None:
+        normalised = _estimate(cfg, scores, response_mask, group)
+    centred = _estimate(dataclasses.replace(cfg, norm_adv_by_std=False), scores, response_mask, group)
+    mask = response_mask.float()
+    per_seq = lambda a: ((a * mask).sum(-1) / mask.sum(-1).clamp(min=1)).detach().cpu().numpy()  # noqa: E731
+    return group_scale(per_seq(normalised), per_seq(centred), group)
+
+
+def group_scale(normalised: np.ndarray, centred: np.ndarray, group) -> np.ndarray:
+    """Per-row factor ``normalised / centred`` of each group (one value per group),
+    groups where every centred value is ~0 filled with the mean of the others' (or 1)."""
+    group = np.asarray([str(g) for g in group], dtype=object)
+    factors = {}
+    for g in np.unique(group):
+        moving = (group == g) & (np.abs(centred) > 1e-9)
+        if moving.any():
+            factors[g] = float(np.median(normalised[moving] / centred[moving]))
+    flat = float(np.mean(list(factors.values()))) if factors else 1.0
+    return np.asarray([factors.get(g, flat) for g in group])
 
 
 # actor_loss metrics that verl's agg_loss computed with the mini-batch totals: a

@@ -75,7 +75,8 @@ def attempt_advantages(cfg: SelfCorrectionConfig, algo: AlgorithmConfig, targets
     own (verl's estimator over ``(group, attempt)``); with ``grpo`` under
     ``norm_adv_by_std`` the group-centred values of both attempts of a draw are
     divided by their one shared std instead of each attempt's own. Stage 1 gives the
-    first attempts no policy-gradient signal. ``token_bonus`` is added last."""
+    first attempts no policy-gradient signal. ``token_bonus`` is added last, scaled
+    as the draw's outcome advantages."""
     from pipeline.train import algorithms
 
     attempt = np.asarray(attempt)
@@ -86,6 +87,7 @@ def attempt_advantages(cfg: SelfCorrectionConfig, algo: AlgorithmConfig, targets
     shared = algo.norm_adv_by_std and algo.adv_estimator in ("grpo", "grpo_vectorized")
     adv = algorithms.compute_advantages(dataclasses.replace(algo, norm_adv_by_std=False) if shared else algo,
                                         np.asarray(targets, dtype=float), response_mask, keys)
+    bonus_scale = np.ones(len(group))
     if shared:
         mask = response_mask.float()
         value = ((adv * mask).sum(-1) / mask.sum(-1).clamp(min=1)).detach().cpu().numpy()
@@ -95,10 +97,11 @@ def attempt_advantages(cfg: SelfCorrectionConfig, algo: AlgorithmConfig, targets
             if rows.sum() > 1:
                 scale[rows] = 1.0 / (np.std(value[rows], ddof=1) + 1e-6)  # verl's GRPO: unbiased std + 1e-6
         adv = adv * torch.as_tensor(scale, dtype=adv.dtype, device=adv.device)[:, None]
+        bonus_scale = algorithms.group_scale(value * scale, value, group)
     if cfg.stage == 1:
         adv = adv * torch.as_tensor(attempt != FIRST, dtype=adv.dtype, device=adv.device)[:, None]
-    if token_bonus is not None:
-        adv = adv + token_bonus * response_mask
+    if token_bonus is not None:  # scaled as the draw's outcome advantages (algorithms.bonus_scale)
+        adv = adv + torch.as_tensor(bonus_scale, dtype=adv.dtype, device=adv.device)[:, None] * token_bonus * response_mask
     return adv
 
 

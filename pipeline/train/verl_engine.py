@@ -6,10 +6,11 @@ vLLM rollout servers) with the project's code plugged in:
 
 * the outcome reward is ``rewards/verl_adapter.py::compute_score`` (verl's
   ``reward.custom_reward_function``), run by verl's reward loop;
-* reward terms that need the group (ALP, overlong, length) are composed by the
-  ``pipeline_terms`` advantage estimator of :mod:`pipeline.train.verl_plugin`,
-  which calls ``rewards.terms.compose`` (the local engine's code) and then the
-  configured verl estimator;
+* every reward term but ``outcome`` (ALP, overlong, length, and any term a user
+  registers) is composed by the ``pipeline_terms`` advantage estimator of
+  :mod:`pipeline.train.verl_plugin`, which calls ``rewards.terms.compose`` (the
+  local engine's code) and then the configured verl estimator; a term defined
+  outside ``rewards.terms`` has its module imported in every Ray process too;
 * self-correction is the ``self_correction`` agent loop of
   :mod:`pipeline.train.verl_agent_loop`, whose two outputs carry their own
   targets to the ``pipeline_self_correction`` estimator of
@@ -30,6 +31,7 @@ concern the local engine are listed as notes (``--dry-run`` prints them).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -51,7 +53,6 @@ AGENT_LOOP = "self_correction"  # registered in pipeline.train.verl_agent_loop
 PROGRESS_LOOP = "progress"  # registered in pipeline.train.verl_agent_loop
 PROGRESS_KEYS = ("alpha", "split", "markers", "max_steps", "mode", "answer_now_text", "answer_tokens", "mc_rollouts",
                  "prover_k", "temperature")  # what the progress agent loop reads (algorithm.pipeline.progress)
-GROUP_TERMS = ("alp", "overlong", "length")  # terms that need the group or the generation budget
 VERL_VERSION = "0.9.1"
 
 
@@ -131,14 +132,40 @@ def _value(v) -> str:
 
 
 def _estimator(cfg: TrainConfig) -> str:
-    """verl's ``algorithm.adv_estimator``: ours when progress or group terms are on, else the configured one."""
+    """verl's ``algorithm.adv_estimator``: ours when progress, self-correction or any
+    term besides ``outcome`` is on (verl's own estimators see only the verdict), else
+    the configured one."""
     if cfg.progress.enabled:
         return PROGRESS_ESTIMATOR
     if cfg.self_correction.enabled:
         return SCORE_ESTIMATOR
-    if any(t in cfg.reward.terms for t in GROUP_TERMS):
+    if set(cfg.reward.terms) - {"outcome"}:
         return TERMS_ESTIMATOR
     return cfg.algorithm.adv_estimator
+
+
+def term_modules(cfg: TrainConfig) -> tuple[list[str], list[str]]:
+    """``(modules, paths)``: the modules defining the config's reward terms outside
+    ``rewards.terms``, which every Ray process must import so the estimator finds the
+    terms registered, and the import roots they need beyond the repository. A term
+    defined in ``__main__`` (a script, a notebook) cannot be imported there: error."""
+    from rewards.terms import TERMS
+
+    modules, paths = [], []
+    for name in cfg.reward.terms:
+        module = getattr(TERMS[name], "__module__", None) or "__main__"
+        if module == "rewards.terms" or module in modules:
+            continue
+        spec = importlib.util.find_spec(module) if module != "__main__" else None
+        if spec is None or not spec.origin:
+            raise ConfigError(f"reward term {name!r} is defined in {module!r}, which verl's Ray workers cannot import; "
+                              "register it in an importable module (as rewards/terms.py does) and import that "
+                              "module before building the launch, or use --engine local")
+        modules.append(module)
+        root = Path(spec.origin).resolve().parents[module.count(".") + (spec.origin.endswith("__init__.py"))]
+        if root != REPO and str(root) not in paths:
+            paths.append(str(root))
+    return modules, paths
 
 
 def _check_supported(cfg: TrainConfig) -> None:
@@ -322,9 +349,10 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
     if cfg.threads:
         notes.append(f"threads {cfg.threads}: torch CPU threads of the local engine; verl sets its workers' own")
 
+    modules, paths = term_modules(cfg)
     env = {
-        "VERL_USE_EXTERNAL_MODULES": EXTERNAL_MODULES,
-        "PYTHONPATH": str(REPO),
+        "VERL_USE_EXTERNAL_MODULES": ",".join([EXTERNAL_MODULES, *modules]),
+        "PYTHONPATH": os.pathsep.join([str(REPO), *paths]),
         "TENSORBOARD_DIR": str(out / "tensorboard"),
         "VERL_FILE_LOGGER_PATH": str(out / "metrics.jsonl"),
     }
@@ -388,7 +416,8 @@ def run(launch: VerlLaunch) -> int:
     """``python -m verl.trainer.main_ppo`` as a subprocess: output streams through, its exit code is returned."""
     env = dict(os.environ)
     env.update(launch.env)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (launch.env.get("PYTHONPATH", str(REPO)),
+                                                    os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(launch.argv(), env=env, cwd=str(REPO))
     try:
         return proc.wait()

@@ -51,7 +51,7 @@ from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
 from pipeline.train import algorithms
 from pipeline.train.self_correction import attempt_advantages, unpack_attempt_rewards
 from pipeline.train.verl_engine import PROGRESS_ESTIMATOR, SCORE_ESTIMATOR, TERMS_ESTIMATOR
-from rewards.terms import RolloutScores, compose
+from rewards.terms import TERMS, RolloutScores, compose
 
 
 def scores_from_token_rewards(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index, *,
@@ -80,6 +80,10 @@ def _advantage(token_level_rewards, response_mask, index, config, token_bonus=No
     batch = scores_from_token_rewards(token_level_rewards, response_mask, index, group_size=int(p["group_size"]),
                                       max_response_length=int(p["max_response_length"]))
     terms = {name: dict(spec) for name, spec in p["terms"].items()}
+    missing = sorted(set(terms) - set(TERMS))
+    if missing:
+        raise ValueError(f"reward terms {missing} are not registered in this process: the module defining them "
+                         "must be in VERL_USE_EXTERNAL_MODULES (python -m pipeline train --engine verl adds it)")
     total, _ = compose(batch, terms)
     adv = algorithms.compute_advantages(_base_algorithm(config), total, response_mask.float(), batch.group, token_bonus=token_bonus)
     adv = adv.to(response_mask.device)
