@@ -142,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--aggregate", choices=["last", "min", "product", "mean", "max"],
                    help="how per-step verifier scores become one (default: last)")
     e.add_argument("--reward-model", help="sequence-classification reward model scoring responses for best-of-N")
-    e.add_argument("--process-verifier", help="PAV model directory (python -m pipeline pav) scoring each step for "
-                   "best-of-N; --aggregate combines the step scores")
+    e.add_argument("--process-verifier", help="PAV model directory (python -m pipeline pav; prover mu) for best-of-N: "
+                   "each step scores Q^pi + alpha * A^mu, --aggregate combines the step scores")
+    e.add_argument("--process-base-verifier", help="PAV model labelled with the policy itself as prover "
+                   "(progress.prover_k 1): Q^pi (default: the process verifier's values stand in)")
+    e.add_argument("--process-alpha", type=float, help="weight of the prover's per-step advantage A^mu (default 1.0)")
     e.add_argument("--mode", choices=["strict", "lenient"], help="verifier mode (default: strict, \\boxed{} only)")
     e.add_argument("--workers", type=_positive_int, help="verifier worker processes")
     e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -335,6 +338,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     put("aggregate", args.aggregate)
     put("reward_model", args.reward_model)
     put("process_verifier", args.process_verifier)
+    put("process_base_verifier", args.process_base_verifier)
+    put("process_alpha", args.process_alpha)
     put("verifier.mode", args.mode)
     put("verifier.workers", args.workers)
     put("ks", _int_list(args.k, "--k"))

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from rewards.progress import EPISODE_MARKERS as _EPISODE_MARKERS
+from rewards.progress import MRT_STOP_TEMPLATE
 
 T = TypeVar("T")
 
@@ -170,15 +171,17 @@ class ProgressConfig:
     alpha: float = 1.0  # weight of the progress bonus against the outcome advantage
     split: str = "lines"  # steps: lines | episodes (MRT: paragraphs opening with `markers`)
     markers: list[str] = dataclasses.field(default_factory=lambda: list(_EPISODE_MARKERS))  # episode openers (split: episodes)
+    episodes_per_step: int = 1  # split episodes: consecutive episodes per step (MRT's group_size: 3 on AIME, 5 on Omni-MATH)
     max_steps: int = 8  # steps per response; later ones join the last
-    mode: str = "continue"  # continue: the prover completes each prefix (PAV) | answer_now: it must answer at once (MRT)
-    answer_now_text: str = "\nThe answer is \\boxed{"  # appended to a prefix in answer_now mode
-    answer_tokens: int = 16  # generation budget after answer_now_text
+    mode: str = "continue"  # continue: the prover completes each prefix (PAV) | answer_now: the policy itself answers at once (MRT's meta-prover; prover_k 1)
+    answer_now_text: str = MRT_STOP_TEMPLATE  # appended to a prefix in answer_now mode: MRT's "time is up" text, which closes the think block; models without one want a short cue such as "\nThe answer is \\boxed{"
+    answer_tokens: int = 4096  # generation budget after answer_now_text (MRT: 4096)
     mc_rollouts: int = 4  # prover continuations per prefix (Monte Carlo estimate of its success)
     prover_k: int = 4  # the prover is best-of-K of the sampled policy: V = 1 - (1 - q)^K, estimated without bias from c of M samples as 1 - C(M-c,K)/C(M,K) (needs K <= mc_rollouts); 1: the policy itself
     prover_model: str = ""  # a fixed prover model (same tokenizer); empty: the current policy
     temperature: float = 1.0  # prover sampling temperature
     pav_model: str = ""  # a trained PAV model (python -m pipeline pav): predict values instead of sampling
+    baseline: str = "group"  # group: the estimator's group baseline on every token | termination: MRT's, the tokens after a random step prefix get R - R_termination (the policy answering at once there: answer_now_text, answer_tokens, mc_rollouts samples)
 
     def __post_init__(self) -> None:
         if self.split not in ("lines", "episodes"):
@@ -189,6 +192,14 @@ class ProgressConfig:
             raise ConfigError("progress.max_steps, mc_rollouts, prover_k and answer_tokens must be >= 1")
         if self.temperature <= 0:
             raise ConfigError("progress.temperature must be > 0 (Monte Carlo estimates need sampling)")
+        if self.baseline not in ("group", "termination"):
+            raise ConfigError(f"progress.baseline must be group or termination, not {self.baseline!r}")
+        if self.episodes_per_step < 1:
+            raise ConfigError("progress.episodes_per_step must be >= 1")
+        if self.mode == "answer_now" and (self.prover_k != 1 or self.prover_model):
+            raise ConfigError("progress.mode answer_now is MRT's meta-prover: the current policy itself, answering at "
+                              "once, so set prover_k: 1 and leave prover_model empty (best-of-K and other provers "
+                              "go with mode: continue, PAV)")
         if self.prover_k > self.mc_rollouts:
             raise ConfigError(f"progress.prover_k ({self.prover_k}) must be <= mc_rollouts ({self.mc_rollouts}): "
                               "best-of-K values are estimated from K of the M samples at each prefix; lower prover_k or raise mc_rollouts")
@@ -244,6 +255,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.prompts_per_step < 1 or self.save_every < 1:
             raise ConfigError("steps, prompts_per_step and save_every must be >= 1")
+        if self.progress.enabled and self.progress.baseline == "termination" and self.self_correction.enabled:
+            raise ConfigError("progress.baseline termination with self_correction is not supported: the termination "
+                              "baseline cuts single responses; use baseline: group")
         if ("alp" in self.reward.terms and self.algorithm.norm_adv_by_std
                 and self.algorithm.adv_estimator in GROUP_STD_ESTIMATORS):
             raise ConfigError(
@@ -338,7 +352,9 @@ class EvalConfig:
     aggregate: str = "last"  # per-step verifier scores -> one: last / min / product / mean / max
     second_attempt: str | None = None  # self-correction: after each response ask again with this instruction ("default": SCoRe's, as in training) and report Accuracy@t1/t2 and the deltas
     reward_model: str | None = None  # a sequence-classification model (hub name or path) scoring responses for best-of-N
-    process_verifier: str | None = None  # a PAV model (python -m pipeline pav): step scores, combined by `aggregate`, for best-of-N
+    process_verifier: str | None = None  # a PAV model (python -m pipeline pav, prover mu): best-of-N by step scores Q^pi + process_alpha * A^mu, combined by `aggregate`
+    process_base_verifier: str | None = None  # a PAV model labelled with the policy itself as prover (progress.prover_k 1): Q^pi of each step; None: the process verifier's own values stand in
+    process_alpha: float = 1.0  # weight of the prover's advantage A^mu (the change of its value across the step) against Q^pi; 0 ranks by Q^pi alone
     ks: list[int] = dataclasses.field(default_factory=list)  # k values shown in report.md (empty: powers of two and n); report.json has all
     bootstrap: int = 1000  # bootstrap resamples for confidence intervals (0: none)
     confidence: float = 0.95  # confidence level of the intervals
@@ -355,6 +371,10 @@ class EvalConfig:
             raise ConfigError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {self.aggregate!r}")
         if not 0 < self.confidence < 1:
             raise ConfigError("confidence must be in (0, 1)")
+        if self.process_base_verifier and not self.process_verifier:
+            raise ConfigError("process_base_verifier (Q^pi) needs process_verifier (the prover's values, A^mu)")
+        if self.process_alpha < 0:
+            raise ConfigError("process_alpha must be >= 0")
         if self.bootstrap < 0 or self.max_subsets < 1 or (self.limit is not None and self.limit < 1):
             raise ConfigError("bootstrap must be >= 0, max_subsets >= 1, limit >= 1")
         if any(k < 1 for k in self.ks):
@@ -432,7 +452,7 @@ class DemoConfig:
     evaluate: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(instruction="", bootstrap=1000, generation=RolloutConfig(n=8, temperature=1.0, max_new_tokens=40)))  # models/benchmarks filled in by the demo
 
 
-_MODEL_FIELDS = {"path", "init", "prover_model", "pav_model", "reward_model", "process_verifier"}  # hub name or local dir
+_MODEL_FIELDS = {"path", "init", "prover_model", "pav_model", "reward_model", "process_verifier", "process_base_verifier"}  # hub name or local dir
 _FILE_ITEM_FIELDS = {"benchmarks", "eval_sets"}  # lists of names or .jsonl/.parquet paths
 _PATH_FIELDS = {"out", "bon_file", "curate_config", "train_files", "heldout_files", "data_dir", "generations", "file", "eval_dir"}
 

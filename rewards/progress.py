@@ -29,18 +29,27 @@ EPISODE_MARKERS = (
     "But let me double-check", "But hold on",
 )
 SPLITS = ("lines", "episodes")
+# MRT's meta-prover cue (analysis/code/pass_at_k_given_prefix.py, apply_stop_template):
+# appended to a thinking prefix, it ends the think block and asks for the answer
+MRT_STOP_TEMPLATE = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should stop thinking "
+                     "and formulate a final answer based on what I already have.\n</think>\n\n"
+                     "**Step-by-Step Explanation and Answer:**\n\n1. **")
 
 
 def step_ends(text: str, split: str = "lines", *, markers: Sequence[str] = EPISODE_MARKERS,
-              max_steps: int | None = None, min_gap: int = 2) -> list[int]:
+              max_steps: int | None = None, min_gap: int = 2, episodes_per_step: int = 1) -> list[int]:
     """Character offsets where each step of ``text`` ends (the last is ``len(text)``).
 
     ``lines``: a step is a line; its newline belongs to it, and blank lines join
     the step before them. ``episodes`` (MRT): paragraphs split on blank lines, and
     a new episode starts at a paragraph opening with one of ``markers``, unless
-    the previous cut is ``min_gap`` paragraphs back or fewer. With ``max_steps``,
-    steps past the limit join the last one. Empty text has no steps.
+    the previous cut is ``min_gap`` paragraphs back or fewer; ``episodes_per_step``
+    consecutive episodes make one step (MRT's ``group_size``: 3 on AIME, 5 on
+    Omni-MATH). With ``max_steps``, steps past the limit join the last one. Empty
+    text has no steps.
     """
+    if episodes_per_step < 1:
+        raise ValueError("episodes_per_step must be >= 1")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     if not text:
@@ -55,6 +64,7 @@ def step_ends(text: str, split: str = "lines", *, markers: Sequence[str] = EPISO
             if text[start:].lstrip().startswith(opener) and i - last_cut > min_gap:
                 cuts.append(start)
                 last_cut = i
+        cuts = cuts[episodes_per_step - 1::episodes_per_step]
     cuts = [c for c in cuts if 0 < c < len(text)]
     if max_steps is not None and len(cuts) >= max_steps:
         cuts = cuts[: max(0, max_steps - 1)]

@@ -66,6 +66,54 @@ def test_value_head_fits_labels_and_round_trips(policy, tmp_path):
     np.testing.assert_allclose(res.progress[0], np.diff(a[0]), atol=1e-5)
 
 
+def test_step_scores_credit_the_step_not_the_state():
+    from pipeline.train.pav import step_scores
+
+    # a: a weak start its steps lift; b: a strong start its steps barely move
+    a, b = [0.2, 0.7, 0.8], [0.85, 0.8, 0.82]
+    assert step_scores(a, alpha=0.0) == pytest.approx([0.7, 0.8])  # Q alone: b's every step scores higher
+    assert min(step_scores(a, alpha=0.0)) < min(step_scores(b, alpha=0.0))
+    assert step_scores(a, alpha=1.0) == pytest.approx([1.2, 0.9])  # Q + alpha * A: a's steps made progress
+    assert min(step_scores(a, alpha=1.0)) > min(step_scores(b, alpha=1.0))
+    # with a base-policy value model, Q^pi comes from it and A from the prover's values
+    assert step_scores(a, q_pi=[0.1, 0.3, 0.6], alpha=2.0) == pytest.approx([0.3 + 1.0, 0.6 + 0.2])
+    with pytest.raises(ValueError, match="different steps"):
+        step_scores(a, q_pi=[0.1, 0.3])
+
+
+def test_process_values_put_the_question_as_generation_did(policy, tmp_path):
+    import copy
+
+    import torch
+
+    from pipeline.evaluate.generate import prompt_messages
+    from pipeline.train.pav import process_scores, process_values
+    from pipeline.train.policy import encode_prompt
+    from pipeline.train.progress import StepSegmenter
+
+    lm, tok = policy
+    model = ValueModel(copy.deepcopy(lm))
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.head.weight, std=0.5)  # values that depend on the whole context
+    save_value_model(model, tok, tmp_path / "pav", {"split": "lines", "max_steps": 8})
+    q, text = "Start with 2. Then add 3. What is the result?", "2 + 3 = 5\nThe answer is \\boxed{5}."
+    rows = [{"question": q, "responses": [text]}]
+    instruction = "Please reason step by step, and put your final answer within \\boxed{}."
+    got = process_values(str(tmp_path / "pav"), rows, instruction=instruction, system_prompt="Be brief.", device="cpu")
+    resp = tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    ends = StepSegmenter(ProgressConfig(), tok)(resp)
+
+    def predicted(chat):
+        return predict_values(model, tok.pad_token_id, [encode_prompt(tok, chat)], [resp], [ends])[0]
+
+    np.testing.assert_allclose(got[0][0], predicted(prompt_messages(q, instruction, "Be brief.")), atol=1e-5)
+    bare = predicted([{"role": "user", "content": q}])  # what the scorer used to see
+    assert not np.allclose(got[0][0], bare, atol=1e-4)
+    scores = process_scores(str(tmp_path / "pav"), rows, instruction=instruction, system_prompt="Be brief.",
+                            alpha=0.5, device="cpu")
+    np.testing.assert_allclose(scores[0][0], got[0][0][1:] + 0.5 * np.diff(got[0][0]), atol=1e-6)
+
+
 def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_path):
     from pipeline.cli import main
     from pipeline.config import TrainConfig
@@ -107,6 +155,7 @@ def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_p
     assert rc == 0
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert report["settings"]["process_verifier"].endswith("model")
+    assert report["settings"]["process_alpha"] == 1.0 and "stand in for Q^pi" in report["settings"]["process_score"]
     text = json.dumps(report)
     assert "bon@" in text
 

@@ -44,6 +44,18 @@ def test_episodes_start_at_markers_but_not_right_after_another_cut():
         step_ends(text, "sentences")
 
 
+def test_episodes_group_into_steps_as_mrt_groups_them():
+    paras = ["Start.", "a", "b", "Wait, one.", "c", "d", "Wait, two.", "e", "f", "Wait, three.", "g"]
+    text = "\n\n".join(paras)
+    single = step_ends(text, "episodes")
+    assert len(single) == 4  # four episodes
+    pairs = step_ends(text, "episodes", episodes_per_step=2)
+    assert pairs == [single[1], single[3]]  # episodes 1-2 and 3-4 make the two steps
+    assert step_ends(text, "episodes", episodes_per_step=5) == [len(text)]
+    with pytest.raises(ValueError, match="episodes_per_step"):
+        step_ends(text, "episodes", episodes_per_step=0)
+
+
 def test_token_step_ends_cover_each_step_with_the_token_holding_its_last_character():
     pieces = ["1 ", "+ 2", " = 3\n", "The", " answer\n", "<eos>"[:0]]
     text = "".join(pieces)
@@ -148,7 +160,8 @@ def test_best_of_k_prover_and_known_start_value(tok, verifier):
 
 def test_answer_now_mode_credits_the_step_that_computes_the_answer(tok, verifier):
     p, prompt, good, flawed = slip_traces(tok)
-    cfg = ProgressConfig(enabled=True, mode="answer_now", mc_rollouts=4, prover_k=1)
+    cfg = ProgressConfig(enabled=True, mode="answer_now", mc_rollouts=4, prover_k=1,
+                         answer_now_text="\nThe answer is \\boxed{", answer_tokens=16)  # the toy model has no think block
     est = ProgressEstimator(cfg, tok, ArithmeticProver(tok, slip=0.0), verifier, max_new_tokens=96)
     res = est.estimate([prompt, prompt], [good, flawed], [p.answer, p.answer])
     # forced to answer, the prover states the last value written: right only once the last step is done
@@ -158,17 +171,114 @@ def test_answer_now_mode_credits_the_step_that_computes_the_answer(tok, verifier
     assert res.prefixes == 4 + 2  # the flawed trace shares the bare prompt and its first line
 
 
+def test_termination_baseline_is_the_policy_answering_at_once_where_the_response_was_cut(tok, verifier):
+    """MRT's R_termination: the good trace's 4 steps, cut at random before one of them;
+    answering at once there is right only after the step that computes the answer
+    (cut before step 4: values 0, 0, 0, 1 as in answer_now mode)."""
+    from pipeline.train.progress import StepSegmenter, TerminationBaseline
+
+    p, prompt, good, _ = slip_traces(tok)
+    cfg = ProgressConfig(enabled=True, mode="answer_now", mc_rollouts=2, prover_k=1, baseline="termination",
+                         answer_now_text="\nThe answer is \\boxed{", answer_tokens=16)
+    tb = TerminationBaseline(cfg, tok, ArithmeticProver(tok, slip=0.0), verifier, seed=3)
+    res = tb.estimate([prompt] * 24, [good] * 24, [p.answer] * 24)
+    ends = StepSegmenter(cfg, tok)(good)
+    by_cut = dict(zip([0, *ends[:-1]], [0.0, 0.0, 0.0, 1.0]))
+    assert set(res.cuts.tolist()) == set(by_cut)  # every prefix that leaves a step is drawn (24 draws of 4)
+    assert res.success.tolist() == [by_cut[c] for c in res.cuts.tolist()]
+    assert res.rollouts == 2 * len(set(res.cuts.tolist()))  # identical prefixes are sampled once
+    assert res.summary()["termination/rollouts"] == res.rollouts
+
+
+def test_termination_advantages_replace_the_tokens_after_the_cut():
+    import torch
+
+    from pipeline.train.progress import termination_advantages
+
+    adv = torch.full((3, 5), 0.5)
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float32)
+    adv = adv * mask
+    out = termination_advantages(adv, scores=[1.0, 0.0, 1.0], termination_scores=[1.0, 0.5, 0.0], cuts=[2, 0, 1],
+                                 scale=[2.0, 2.0, 1.0], response_mask=mask)
+    # row 0: terminating there was as good as going on: no credit after the cut, the prefix keeps its advantage
+    assert out[0].tolist() == [0.5, 0.5, 0.0, 0.0, 0.0]
+    # row 1 (cut at the start): going on lost what answering at once would have won, on every token
+    assert out[1].tolist() == [-1.0] * 5
+    # row 2: the continuation won where answering at once failed; padding stays 0
+    assert out[2].tolist() == [0.5, 1.0, 0.0, 0.0, 0.0]
+
+
 def test_token_pieces_rebuild_the_decoded_text(tok):
     ids = tok("12 + 3 = 15\nThe answer is \\boxed{15}.", add_special_tokens=False)["input_ids"]
     assert "".join(TokenPieces(tok)(ids)) == tok.decode(ids)
 
 
+def _sentencepiece_style_tokenizer():
+    """A Metaspace BPE (SentencePiece's scheme: a word's space is its leading '▁',
+    dropped when the word decodes on its own), built here from a few lines."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    t = Tokenizer(models.BPE(unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.Metaspace()
+    t.decoder = decoders.Metaspace()
+    lines = ["Let me add the numbers first.", "But wait, I should check it.", "Alternatively, count them.",
+             "Wait, that is wrong.", "So the answer is 5.", "\n\n"] * 20
+    t.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>"], show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=t, unk_token="<unk>")
+
+
+def test_episode_markers_are_found_with_a_tokenizer_that_drops_spaces_token_by_token():
+    sp = _sentencepiece_style_tokenizer()
+    text = ("Let me add the numbers first.\n\nSo the answer is 5.\n\nSo the answer is 5.\n\n"
+            "But wait, I should check it.\n\nSo the answer is 5.")
+    ids = sp(text, add_special_tokens=False)["input_ids"]
+    wait = next(i for i in ids if sp.convert_ids_to_tokens(i) in ("▁wait", "▁wait,"))
+    assert sp.decode([wait]) == sp.decode([wait]).lstrip()  # on its own the word loses its space ...
+    glued = "".join(sp.batch_decode([[i] for i in ids]))
+    assert "But wait" not in glued  # ... so decoding token by token glues "Butwait"
+    pieces = TokenPieces(sp)(ids)
+    assert "".join(pieces) == sp.decode(ids) and "But wait" in "".join(pieces)
+    from pipeline.train.progress import StepSegmenter
+
+    ends = StepSegmenter(ProgressConfig(split="episodes"), sp)(ids)
+    assert len(ends) == 2  # the "But wait" paragraph opens the second episode
+    assert sp.decode(ids[ends[0]:]).lstrip().startswith("But wait")
+
+
 def test_config_rejects_bad_progress_settings():
     from pipeline.config import ConfigError
 
-    for bad in ({"split": "words"}, {"mode": "later"}, {"mc_rollouts": 0}, {"temperature": 0.0}):
+    for bad in ({"split": "words"}, {"mode": "later"}, {"mc_rollouts": 0}, {"temperature": 0.0},
+                {"episodes_per_step": 0}):
         with pytest.raises(ConfigError):
             ProgressConfig(**bad)
+    # MRT's meta-prover is the policy itself, answering at once
+    for bad in ({"prover_k": 4}, {"prover_k": 1, "prover_model": "runs/prover"}):
+        with pytest.raises(ConfigError, match="meta-prover"):
+            ProgressConfig(mode="answer_now", **bad)
+    mrt = ProgressConfig(mode="answer_now", prover_k=1)
+    assert mrt.answer_now_text.startswith("Time is up.") and "</think>" in mrt.answer_now_text
+    assert mrt.answer_tokens == 4096
+
+
+def test_engine_trains_with_the_termination_baseline(task_files, tmp_path):
+    import json
+
+    from pipeline.config import ConfigError, TrainConfig, load_config
+    from pipeline.train.engine import train
+    from tests.test_train import write_train_config
+
+    progress = {"enabled": True, "mode": "answer_now", "prover_k": 1, "mc_rollouts": 2, "alpha": 0.0,
+                "baseline": "termination", "answer_now_text": "\nThe answer is \\boxed{", "answer_tokens": 8}
+    over = {"progress": progress, "steps": 2, "eval_every": 0, "data": {"heldout_files": []}}
+    cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
+    train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    last = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["termination/rollouts"] > 0 and 0 <= last["termination/success"] <= 1
+    assert "progress/mc_rollouts" not in last  # alpha 0: no progress bonus is sampled
+    with pytest.raises(ConfigError, match="termination with self_correction"):
+        load_config(TrainConfig, None, {"progress": progress, "self_correction": {"enabled": True}})
 
 
 def test_engine_adds_progress_on_step_tokens_and_reports_its_cost(task_files, tmp_path):

@@ -127,6 +127,7 @@ def test_a_wrong_key_or_value_is_rejected_by_verl():
     ({"progress": {"enabled": True, "prover_model": "runs/prover"}}, "progress.prover_model is not supported"),
     ({"progress": {"enabled": True}, "self_correction": {"enabled": True}},
      "progress with self_correction is not supported"),
+    ({"progress": {"enabled": True, "baseline": "termination"}}, "progress.baseline termination is not supported"),
     ({"self_correction": {"enabled": True, "stage": 1}}, "self_correction.stage 1 is not supported"),
     ({"self_correction": {"enabled": True}, "reward": {"terms": {"outcome": {}, "alp": {}}},
       "algorithm": {"norm_adv_by_std": False}},
@@ -645,7 +646,8 @@ def test_progress_agent_loop_answer_now_mode(tok):
     from pipeline.train.verl_plugin import unpack_token_bonus
     from tests.arithmetic_prover import ArithmeticProver, slip_traces
 
-    config = _progress_config(mode="answer_now", mc_rollouts=2, prover_k=2)
+    config = _progress_config(mode="answer_now", mc_rollouts=2, prover_k=1, answer_now_text="\nThe answer is \\boxed{",
+                              answer_tokens=16)
     p, prompt, good, _ = slip_traces(tok)
     row = _row(p.question, p.answer)
     server = ScriptedServer([good], ArithmeticProver(tok, slip=0.0))

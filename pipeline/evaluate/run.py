@@ -96,7 +96,10 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
 
         if cfg.reward_model or any("scores" in r for r in rows):
             log(f"--process-verifier: its {cfg.aggregate} step scores replace the other verifier scores")
-        for r, steps in zip(rows, process_scores(cfg.process_verifier, rows, device=cfg.model.device, log=log)):
+        steps_per_row = process_scores(cfg.process_verifier, rows, base=cfg.process_base_verifier,
+                                       alpha=cfg.process_alpha, instruction=cfg.instruction,
+                                       system_prompt=cfg.system_prompt, device=cfg.model.device, log=log)
+        for r, steps in zip(rows, steps_per_row):
             r["scores"] = [aggregate_score(x, cfg.aggregate) if x else 0.0 for x in steps]
     t_gen = time.perf_counter() - t0
 
@@ -145,12 +148,21 @@ def _settings(cfg: EvalConfig) -> dict:
     d = to_dict(cfg)
     if cfg.generations:
         return {"generations": cfg.generations, "keys": d["keys"], "aggregate": cfg.aggregate,
-                "reward_model": cfg.reward_model, "process_verifier": cfg.process_verifier, "verifier": d["verifier"], "bootstrap": cfg.bootstrap}
+                "reward_model": cfg.reward_model, **_process_settings(cfg), "verifier": d["verifier"], "bootstrap": cfg.bootstrap,
+                "instruction": cfg.instruction, "system_prompt": cfg.system_prompt}
     g = d.pop("generation")
     return {"model": cfg.model.path, "benchmarks": cfg.benchmarks, "n": g["n"], "temperature": g["temperature"],
             "top_p": g["top_p"], "max_new_tokens": g["max_new_tokens"], "backend": g["backend"],
             "instruction": cfg.instruction, "system_prompt": cfg.system_prompt, "limit": cfg.limit,
-            "reward_model": cfg.reward_model, "process_verifier": cfg.process_verifier, "verifier": d["verifier"], "bootstrap": cfg.bootstrap, "seed": cfg.seed}
+            "reward_model": cfg.reward_model, **_process_settings(cfg), "verifier": d["verifier"], "bootstrap": cfg.bootstrap, "seed": cfg.seed}
+
+
+def _process_settings(cfg: EvalConfig) -> dict:
+    if not cfg.process_verifier:
+        return {"process_verifier": None}
+    return {"process_verifier": cfg.process_verifier, "process_base_verifier": cfg.process_base_verifier,
+            "process_alpha": cfg.process_alpha, "process_score": "Q^pi + alpha * A^mu" if cfg.process_base_verifier
+            else "Q^mu + alpha * A^mu (no process_base_verifier: the prover's values stand in for Q^pi)"}
 
 
 def _write_graded(graded: list[GradedProblem], path: Path) -> None:

@@ -43,8 +43,8 @@ from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
 from pipeline.train.self_correction import (FIRST, SECOND, attempt_advantages, attempt_metrics, kl_weights,
                                             second_attempt_prompt, shaped_reward, turn_scores)
 from pipeline.train.sft import lr_factor
-from pipeline.train.progress import leave_one_out
-from rewards.terms import RolloutScores, compose
+from pipeline.train.progress import TerminationBaseline, leave_one_out, termination_advantages
+from rewards.terms import RolloutScores, compose, outcome_scores
 
 
 class TrainingStopped(Exception):
@@ -127,6 +127,7 @@ class Engine:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: object = None  # a ProgressEstimator / PAV predictor when progress rewards are on
     progress_from_policy: bool = False  # the prover samples the policy: its prompt value is the solve rate
+    termination: object = None  # a TerminationBaseline when progress.baseline is termination
 
 
 def draw_groups(draws: int, k: int) -> np.ndarray:
@@ -182,7 +183,7 @@ def rl_step(e: Engine) -> dict:
 
     # 2b. process rewards: the prover's progress on each step of the (first) attempt, on the step's tokens
     bonus = None
-    if e.progress is not None:
+    if e.progress is not None and (cfg.progress.alpha != 0 or e.termination is None):
         known_start = leave_one_out(scored.correct, scored.group) if e.progress_from_policy else None
         pr = e.progress.estimate(flat_prompts, responses, gold, outcomes=scored.correct, start_success=known_start)
         bonus = torch.zeros_like(batch.response_mask)
@@ -193,6 +194,15 @@ def rl_step(e: Engine) -> dict:
     if attempts is not None:
         adv = attempt_advantages(cfg.self_correction, cfg.algorithm, reward, attempts, seq_groups, batch.response_mask,
                                  token_bonus=bonus)
+    elif e.termination is not None:  # MRT: continue vs terminate at a random step prefix, then the bonus
+        tb = e.termination.estimate(flat_prompts, responses, gold)
+        right, wrong = outcome_scores(cfg.reward.terms.get("outcome"))
+        scale = algorithms.bonus_scale(cfg.algorithm, reward, batch.response_mask, seq_groups)
+        adv = termination_advantages(algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups),
+                                     reward, wrong + (right - wrong) * tb.success, tb.cuts, scale, batch.response_mask)
+        if bonus is not None:
+            adv = adv + torch.as_tensor(scale, dtype=adv.dtype, device=adv.device)[:, None] * bonus * batch.response_mask
+        extra.update(tb.summary())
     else:
         adv = algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups, token_bonus=bonus)
 
@@ -410,6 +420,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                    algorithms.actor_config(cfg.algorithm, cfg.rollout.n), device)
         if cfg.progress.enabled:
             e.progress, e.progress_from_policy = _progress_source(cfg, tok, rollout, verifier, device)
+            if cfg.progress.baseline == "termination":
+                e.termination = TerminationBaseline(cfg.progress, tok, rollout, verifier, top_p=cfg.rollout.top_p,
+                                                    seed=cfg.seed + start)
         if start == 0 and heldout:
             m0 = _evaluate(e, heldout, 0)
             metrics.log(0, m0)

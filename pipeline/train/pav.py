@@ -136,16 +136,20 @@ def save_value_model(model: ValueModel, tok, path: str | Path, meta: dict) -> No
     write_json(path / META_FILE, meta)
 
 
-def process_scores(path: str, rows: Sequence[dict], *, split: str = "lines", device: str = "auto",
-                   log=None) -> list[list[list[float]]]:
-    """Best-of-N with a process verifier: for each row, each response's predicted
-    success after every step (aggregate with last / min / product)."""
+def process_values(path: str, rows: Sequence[dict], *, instruction: str = "", system_prompt: str | None = None,
+                   split: str = "lines", device: str = "auto", log=None) -> list[list[np.ndarray]]:
+    """For each row, each response's predicted success at every step boundary (H+1
+    values: before the first step, then after each). The question is put to the
+    model as generation put it to the policy: ``instruction`` appended, the
+    optional ``system_prompt``, in the model's chat template."""
+    from pipeline.evaluate.generate import prompt_messages
+
     model, tok, meta = load_value_model(path, device=device)
     cfg = ProgressConfig(split=meta.get("split", split), max_steps=meta.get("max_steps", 8))
     seg = StepSegmenter(cfg, tok)
     prompts, responses, ends = [], [], []
     for r in rows:
-        p = encode_prompt(tok, [{"role": "user", "content": r["question"]}])
+        p = encode_prompt(tok, prompt_messages(r["question"], instruction, system_prompt))
         for text in r["responses"]:
             ids = tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] or [tok.eos_token_id]
             prompts.append(p)
@@ -154,11 +158,37 @@ def process_scores(path: str, rows: Sequence[dict], *, split: str = "lines", dev
     values = predict_values(model, tok.pad_token_id, prompts, responses, ends)
     out, i = [], 0
     for r in rows:
-        out.append([v[1:].tolist() for v in values[i:i + len(r["responses"])]])
+        out.append(values[i:i + len(r["responses"])])
         i += len(r["responses"])
     if log:
         log(f"process verifier {path}: scored {len(values)} responses, {np.mean([len(e) for e in ends]):.1f} steps each")
     return out
+
+
+def step_scores(q_mu: np.ndarray, q_pi: np.ndarray | None = None, alpha: float = 1.0) -> list[float]:
+    """PAV's effective reward per step h: ``Q^pi(s_h, a_h) + alpha * A^mu(s_h, a_h)``,
+    with ``A^mu`` the change of the prover's value across the step (``q_mu[h] -
+    q_mu[h-1]``). ``q_mu``, ``q_pi``: H+1 values each (before the first step, then
+    after each); without ``q_pi`` the prover's own values stand in for it. Ranking
+    by ``Q`` alone conflates good steps with good states; ``A^mu`` credits the step."""
+    q_mu = np.asarray(q_mu, dtype=float)
+    q_pi = q_mu if q_pi is None else np.asarray(q_pi, dtype=float)
+    if q_pi.shape != q_mu.shape:
+        raise ValueError(f"Q^pi has {q_pi.shape[0]} values and Q^mu {q_mu.shape[0]}: the two models split the "
+                         "response into different steps (train both with the same progress.split)")
+    return (q_pi[1:] + alpha * np.diff(q_mu)).tolist()
+
+
+def process_scores(path: str, rows: Sequence[dict], *, base: str | None = None, alpha: float = 1.0,
+                   instruction: str = "", system_prompt: str | None = None, device: str = "auto",
+                   log=None) -> list[list[list[float]]]:
+    """Best-of-N with a process verifier: for each row, each response's step scores
+    (:func:`step_scores`; aggregate them with last / min / product). ``path``: the
+    PAV model (prover mu); ``base``: one labelled with the policy as prover (Q^pi)."""
+    kw = dict(instruction=instruction, system_prompt=system_prompt, device=device, log=log)
+    mu = process_values(path, rows, **kw)
+    pi = process_values(base, rows, **kw) if base else [[None] * len(r) for r in mu]
+    return [[step_scores(m, q, alpha) for m, q in zip(ms, qs)] for ms, qs in zip(mu, pi)]
 
 
 def collect_labels(cfg: PAVConfig, policy, tok, verifier, log) -> list[dict]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from pipeline.config import ConfigError, ProgressConfig
 from pipeline.train.rollout import HFRollout, Sampling
@@ -71,18 +72,34 @@ class ProgressResult:
 
 
 class TokenPieces:
-    """Each token id's text, cached: character offsets of a token sequence."""
+    """Each token id's text as it reads inside a sequence, cached: character offsets
+    of a token sequence.
+
+    A token is decoded after a fixed anchor token and the anchor's own text cut
+    off: SentencePiece tokenizers drop a word's leading space when the word
+    decodes on its own (``"▁Wait"`` reads ``"Wait"``), which would glue words
+    together ("But wait" would read "Butwait") and hide episode markers."""
 
     def __init__(self, tokenizer):
         self.tok = tokenizer
-        self._cache: dict[int, str] = {}
+        self._cache: dict[int, tuple[str, str]] = {}  # id -> (text on its own, text inside a sequence)
+        ids = tokenizer("a", add_special_tokens=False)["input_ids"]
+        self._anchor = ids[-1:] if ids else []
+        self._anchor_text = self._decode([self._anchor])[0] if ids else ""
+
+    def _decode(self, seqs):
+        return self.tok.batch_decode(seqs, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def __call__(self, ids: Sequence[int]) -> list[str]:
         missing = sorted({int(i) for i in ids} - self._cache.keys())
         if missing:
-            for i, text in zip(missing, self.tok.batch_decode([[i] for i in missing], skip_special_tokens=True)):
-                self._cache[i] = text
-        return [self._cache[int(i)] for i in ids]
+            alone = self._decode([[i] for i in missing])
+            after = self._decode([self._anchor + [i] for i in missing])
+            for i, a, b in zip(missing, alone, after):
+                inside = b[len(self._anchor_text):] if self._anchor and b.startswith(self._anchor_text) else a
+                self._cache[i] = (a, inside)
+        # the first token reads as it does at the start of a decoded sequence
+        return [self._cache[int(i)][k > 0] for k, i in enumerate(ids)]
 
 
 class StepSegmenter:
@@ -95,7 +112,8 @@ class StepSegmenter:
     def __call__(self, response: Sequence[int]) -> list[int]:
         pieces = self.pieces(response)
         c = self.cfg
-        chars = step_ends("".join(pieces), c.split, markers=c.markers, max_steps=c.max_steps)
+        chars = step_ends("".join(pieces), c.split, markers=c.markers, max_steps=c.max_steps,
+                          episodes_per_step=c.episodes_per_step)
         return token_step_ends(pieces, chars)
 
 
@@ -212,6 +230,71 @@ class ProgressEstimator:
             values.append(step_values([x for x, _ in counts], [m for _, m in counts], outcomes[i], c.prover_k))
         return ProgressResult(ends, values, mc_rollouts=len(need) * c.mc_rollouts, mc_tokens=mc_tokens,
                               prefixes=len(need), seconds=time.perf_counter() - t0)
+
+
+@dataclass
+class TerminationResult:
+    """Per response: where it was cut (tokens) and the policy's success answering at once there."""
+
+    cuts: np.ndarray  # (B,) prefix length in tokens
+    success: np.ndarray  # (B,) share of the answer-now completions that were right
+    rollouts: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {"termination/success": float(self.success.mean()) if len(self.success) else 0.0,
+                "termination/cut_tokens": float(self.cuts.mean()) if len(self.cuts) else 0.0,
+                "termination/rollouts": self.rollouts, "termination/time": self.seconds}
+
+
+class TerminationBaseline:
+    """MRT's termination baseline: each response is cut after a random number of its
+    steps (episodes with ``split: episodes``; 0 to H-1, so the cut leaves at least
+    one step), the policy itself is made to answer at once from that prefix
+    (``answer_now_text``, ``answer_tokens``; ``mc_rollouts`` samples) and their
+    success rate is what "terminate here" is worth. The tokens after the cut are then
+    trained on ``R - R_termination`` (:func:`termination_advantages`): continuing vs
+    terminating at the same prefix, a baseline that depends only on tokens before
+    the ones it scores."""
+
+    def __init__(self, cfg: ProgressConfig, tokenizer, policy_rollout, verifier, *, top_p: float = 1.0, seed: int = 0):
+        self.cfg, self.tok, self.rollout, self.verifier, self.top_p = cfg, tokenizer, policy_rollout, verifier, top_p
+        self.segment = StepSegmenter(cfg, tokenizer)
+        self.forced = tokenizer(cfg.answer_now_text, add_special_tokens=False)["input_ids"]
+        self.rng = np.random.default_rng(seed)
+
+    def estimate(self, prompts, responses, gold) -> TerminationResult:
+        t0 = time.perf_counter()
+        c = self.cfg
+        cuts = np.asarray([int(self.rng.choice(prefix_cuts(e))) if e else 0
+                           for e in (self.segment(r) for r in responses)], dtype=np.int64)
+        need: dict[tuple, list[int]] = {}
+        for i, cut in enumerate(cuts):
+            need.setdefault((tuple(prompts[i]), tuple(responses[i][:cut]), gold[i]), []).append(i)
+        order = list(need)
+        groups = self.rollout.generate([prover_input(p, r, self.forced) for p, r, _ in order], c.mc_rollouts,
+                                       Sampling(c.temperature, self.top_p, c.answer_tokens))
+        texts = [prover_text(self.tok, r, self.forced, list(cont)[:c.answer_tokens])
+                 for (_, r, _), conts in zip(order, groups) for cont in conts]
+        verdicts = self.verifier.verify_batch(texts, [g for _, _, g in order for _ in range(c.mc_rollouts)])
+        success = np.zeros(len(responses))
+        for j, key in enumerate(order):
+            success[need[key]] = np.mean([v.correct for v in verdicts[j * c.mc_rollouts:(j + 1) * c.mc_rollouts]])
+        return TerminationResult(cuts, success, rollouts=len(order) * c.mc_rollouts, seconds=time.perf_counter() - t0)
+
+
+def termination_advantages(adv: torch.Tensor, scores, termination_scores, cuts, scale, response_mask) -> torch.Tensor:
+    """``adv`` with each row's tokens from ``cuts[i]`` on replaced by
+    ``scale[i] * (scores[i] - termination_scores[i])``; the prefix keeps the group
+    estimator's advantage (the termination value depends on the prefix's own tokens,
+    so it is no baseline for them). ``scale``: :func:`algorithms.bonus_scale`, the
+    factor the estimator's std normalisation gave the row's group."""
+    out = adv.clone()
+    width = adv.shape[1]
+    after = torch.arange(width, device=adv.device)[None, :] >= torch.as_tensor(cuts, device=adv.device)[:, None]
+    value = torch.as_tensor(np.asarray(scale) * (np.asarray(scores, float) - np.asarray(termination_scores, float)),
+                            dtype=adv.dtype, device=adv.device)[:, None]
+    return torch.where(after, value * response_mask, out)
 
 
 def load_prover(path: str, policy_tokenizer, *, device: str = "auto", dtype: str = "float32", max_batch: int = 256) -> HFRollout:

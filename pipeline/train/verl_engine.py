@@ -51,7 +51,7 @@ PROGRESS_ESTIMATOR = "pipeline_progress"  # registered in pipeline.train.verl_pl
 SCORE_ESTIMATOR = "pipeline_self_correction"  # registered in pipeline.train.verl_plugin
 AGENT_LOOP = "self_correction"  # registered in pipeline.train.verl_agent_loop
 PROGRESS_LOOP = "progress"  # registered in pipeline.train.verl_agent_loop
-PROGRESS_KEYS = ("alpha", "split", "markers", "max_steps", "mode", "answer_now_text", "answer_tokens", "mc_rollouts",
+PROGRESS_KEYS = ("alpha", "split", "markers", "episodes_per_step", "max_steps", "mode", "answer_now_text", "answer_tokens", "mc_rollouts",
                  "prover_k", "temperature")  # what the progress agent loop reads (algorithm.pipeline.progress)
 VERL_VERSION = "0.9.1"
 
@@ -188,6 +188,9 @@ def _check_supported(cfg: TrainConfig) -> None:
             raise ConfigError("progress.prover_model is not supported on the verl engine: its rollout servers serve "
                               "only the policy, so the prover is the policy; leave prover_model empty, or use "
                               "--engine local")
+        if pc.baseline == "termination":
+            raise ConfigError("progress.baseline termination is not supported on the verl engine: verl's estimators "
+                              "see one score per token, not where each response was cut; use --engine local")
         if cfg.self_correction.enabled:
             raise ConfigError("progress with self_correction is not supported on the verl engine: both are agent "
                               "loops and a rollout runs one; use --engine local to combine them")
