@@ -169,3 +169,36 @@ def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     assert last["acc_t1"] == last["acc"]
     # both stages keep a reference model for SCoRe's beta1 even with algorithm.kl_coef = 0
     assert "kl" in last
+
+
+def test_reference_model_is_the_kl_reference_and_must_share_the_tokenizer(task_files, tmp_path):
+    """self_correction.reference_model (SCoRe: the base model, also for a stage-2 run
+    started elsewhere): the first step's KL is ~0 against the policy's own copy, not
+    against another model; a reference with another tokenizer is refused."""
+    from data.formats import read_rl_rows
+    from pipeline.config import ConfigError
+    from pipeline.train.engine import train
+    from pipeline.train.tiny_model import build_and_save
+    from tests.test_train import write_train_config
+
+    rows = read_rl_rows(task_files["train"])
+    texts = [r.messages[0]["content"] for r in rows] + [r.solution for r in rows]
+    other = build_and_save(tmp_path / "other", texts, size="micro", seed=1)  # same tokenizer, other weights
+
+    def first_kl(reference: str) -> float:
+        over = {"self_correction": {"enabled": True, "stage": 2, "reference_model": reference}, "steps": 1,
+                "eval_every": 0, "data": {"heldout_files": []}, "algorithm": {"micro_batch_size": 8}}
+        cfg = load_config(TrainConfig, write_train_config(tmp_path / f"t{len(reference)}.yaml", task_files, **over))
+        train(cfg, tmp_path / f"run{len(reference)}", progress=False, log=lambda m: None)
+        return json.loads((tmp_path / f"run{len(reference)}" / "metrics.jsonl").read_text().splitlines()[-1])["kl"]
+
+    own, named = first_kl(""), first_kl(str(other))
+    assert abs(own) < 1e-3  # the reference is the policy's starting copy (float noise only)
+    assert named > 100 * abs(own) and named > 1e-2  # the named model
+    foreign = build_and_save(tmp_path / "foreign", ["completely different words only"] * 8, size="micro",
+                             vocab_size=300)
+    over = {"self_correction": {"enabled": True, "reference_model": str(foreign)}, "steps": 1,
+            "data": {"heldout_files": []}}
+    cfg = load_config(TrainConfig, write_train_config(tmp_path / "f.yaml", task_files, **over))
+    with pytest.raises(ConfigError, match="another tokenizer"):
+        train(cfg, tmp_path / "runf", progress=False, log=lambda m: None)
