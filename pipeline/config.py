@@ -396,6 +396,7 @@ class SourceConfig:
     options: str | None = None  # field with multiple-choice options: a list, a list as text, or "A) .. B) .." text
     correct_option: str | None = None  # field with the correct option: a letter, or a 0-based index
     subject: str | None = None  # field with a subject/topic (for the subject filter)
+    solution: str | None = None  # field with the source's own worked solution or formula (for the answer_key filter)
     limit: int | None = None  # read at most this many rows
 
     def __post_init__(self) -> None:

@@ -263,8 +263,69 @@ def _canonical_number(text: str) -> str:
     return text
 
 
+# "Solution is: ...", "The answer is ...": a sentence frame around the answer in a data set's key
+_KEY_FRAME = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?(?:solutions?|answers?|roots?|results?)"
+                        r"(?:\s+(?:is|are))?\s*(?::|(?<=is)\s|(?<=are)\s)\s*", re.I)
+
+
+def _top_level_sides(text: str) -> list[str]:
+    """``text`` split at each ``=`` outside braces, brackets and parentheses (not
+    ``<=``, ``>=``, ``!=``, ``:=``, ``==``); one element when there is none."""
+    sides, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "{[(":
+            depth += 1
+        elif ch in "}])":
+            depth -= 1
+        elif ch == "=" and depth == 0:
+            before, after = text[i - 1 : i], text[i + 1 : i + 2]
+            if before in ("<", ">", "!", ":", "=") or after == "=":
+                continue
+            sides.append(text[start:i])
+            start = i + 1
+    sides.append(text[start:])
+    return sides
+
+
+def _has_top_level(text: str, chars: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch in "{[(" and 1 or (ch in "}])" and -1 or 0)
+        if depth == 0 and ch in chars:
+            return True
+    return False
+
+
+def stated_value(text: str) -> str:
+    """The value a reference answer written as a derivation or a labelled value
+    states, as its own text; ``text`` itself when it states none.
+
+    The last side of a chain of equalities is the answer when every side is equal
+    (``i^{15}=(i^{4})^{3}\\cdot i^{3}=1\\cdot(-i)=-i`` -> ``-i``,
+    ``\\sqrt{4}=2`` -> ``2``) or the first side is a name (``x = 5+5+1 = 11`` ->
+    ``11``, ``(p,q)=(3,2)`` -> ``(3,2)``, ``|AB|=1`` -> ``1``) and the last has no
+    variables. An equation that relates variables (``y = 2x + 1``,
+    ``x^2+y^2=25``) or names several values (``a = 3, b = 4``) is an answer
+    itself. The same name rule as the verifier's comparison of labelled answers."""
+    from rewards.equivalence import _label_like, parse_latex, sym_equal
+
+    sides = [s.strip() for s in _top_level_sides(text)]
+    if len(sides) < 2 or not all(sides) or any(_has_top_level(s, ",;<>") or "\\le" in s or "\\ge" in s for s in sides):
+        return text
+    parsed = [parse_latex(s) for s in sides]
+    if any(p is None or isinstance(p, bool) or not hasattr(p, "free_symbols") for p in parsed):
+        return text
+    last = parsed[-1]
+    if last.free_symbols:
+        return text
+    if _label_like(parsed[0]) or all(sym_equal(p, last) for p in parsed[:-1]):
+        return sides[-1]
+    return text
+
+
 def answer_form(raw: object) -> AnswerForm:
-    """Classify and canonicalise a reference answer; never raises."""
+    """Classify and canonicalise a reference answer; never raises. A derivation or
+    a labelled value is read for the value it states (:func:`stated_value`)."""
     from rewards.equivalence import _plain_value, parse_latex
     from rewards.normalize import normalize
 
@@ -274,6 +335,9 @@ def answer_form(raw: object) -> AnswerForm:
         text_in = text_in.replace("\u2013", "-").replace("\\$", "")
         if text_in.count("$") > 2 or (text_in.count("$") == 2 and not (text_in.startswith("$") and text_in.endswith("$"))):
             text_in = text_in.replace("$", " ")
+        text_in = _KEY_FRAME.sub("", text_in, count=1)
+        if "=" in text_in:
+            text_in = stated_value(clean(text_in))
         a = normalize(text_in)
         if a.too_long:
             return AnswerForm(a.text, FORM_TOO_LONG)
@@ -313,6 +377,7 @@ def answer_form(raw: object) -> AnswerForm:
 
 _WORD = re.compile(r"(?<!\\)\b[A-Za-z]{3,}\b")
 _ENVIRONMENT = re.compile(r"\\(?:begin|end)\s*\{\w+\*?\}(?:\s*\{[lcr|]*\})?")
+_BRACED_LETTERS = re.compile(r"(?<=[{])[A-Za-z]{3,}(?=[}])")
 _PROSE_OK = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "max", "min", "mod", "gcd", "lcm", "det"}
 
 
@@ -321,6 +386,7 @@ def looks_like_prose(text: str) -> bool:
     ``\\pi``, ``\\frac``) nor function names (``sin``, ``log``), outside
     ``\\text{}`` units already stripped: prose, not a closed-form answer."""
     text = _ENVIRONMENT.sub(" ", text)  # \\begin{array}{rrr}: a column spec, not a word
+    text = _BRACED_LETTERS.sub("{}", text)  # \\frac{def}{de+df+ef}: a product of variables filling an argument
     words = [w for w in _WORD.findall(re.sub(r"\\[A-Za-z]+", " ", text)) if w.lower() not in _PROSE_OK]
     return len(words) >= 1
 

@@ -419,6 +419,8 @@ def _label_like(x, depth: int = 0) -> bool:
         return True
     if isinstance(x, (sympy.Tuple, sympy.FiniteSet)):
         return all(_label_like(e, depth + 1) for e in x.args)
+    if isinstance(x, sympy.Interval) and x.left_open and x.right_open:  # (p, q), read as an open interval
+        return _label_like(x.start, depth + 1) and _label_like(x.end, depth + 1)
     if isinstance(x, sympy.Mul):
         return all(_label_like(e, depth + 1) for e in x.args)
     if isinstance(x, sympy.Pow):

@@ -56,6 +56,8 @@ _NUMBER_WITH_UNIT = re.compile(
     r"^(?P<num>[-+]?\\?\$?\s*\d[\d,]*(?:\.\d+)?|[-+]?\\frac\{\d+\}\{\d+\})\s*"
     r"(?:\(\s*(?P<paren>[a-zA-Z][a-zA-Z ]*)\s*\)|(?P<unit>[a-zA-Z]{2,}(?:\^\d)?(?:\s*/\s*[a-zA-Z]+(?:\^\d)?)*(?:\s+[a-zA-Z]+)*))$"
 )
+# Set-builder notation on one variable: \{x \mid -2 \le x < 1\}, \{x | x > 3\}, \{x \in \mathbb{R} : x^2 < 4\}
+_SET_BUILDER = re.compile(r"^\\\{\s*([A-Za-z])\s*(?:\\in\s*\\mathbb\s*\{?R\}?\s*)?(?:\\mid|\||:|\\vert)\s*(.+?)\s*\\\}$")
 _CONNECTIVE = re.compile(r"\b(?:or|and)\b")
 _CURRENCY = re.compile(r"^\\?\$\s*|^USD\s*|\s*(?:USD|dollars?|cents?)$")
 # Words that make "X or Y"/"X and Y" a list rather than part of a text answer.
@@ -144,6 +146,9 @@ def normalize(raw: str) -> Answer:
     s = _unwrap_text_commands(s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
     s = _CURRENCY.sub("", s).strip()
+    builder = _SET_BUILDER.match(s)
+    if builder and re.search(rf"(?<![A-Za-z\\]){builder.group(1)}(?![A-Za-z])", builder.group(2)):
+        s = builder.group(2)  # the condition, compared as the set it describes
     base = _BASE.match(s)
     if base and not base.group(1).isalpha():
         return Answer(base.group(1), percent=percent, base=int(base.group(2)))

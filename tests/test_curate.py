@@ -436,3 +436,52 @@ def test_solve_rate_records_difficulty_and_resumes(task_files, tmp_path):
     rep = curate(load_config(CurateConfig, path), tmp_path / "out", progress=False, log=lambda m: None)
     assert responses.read_text() == before
     assert rep["kept"] == sum(r <= 0.5 for r in rates)
+
+
+def test_closed_form_reads_derivations_labels_and_set_builder(verifier):
+    rows = [rec("Compute i^15.", r"i^{15}=(i^{4})^{3}\cdot i^{3}=1\cdot(-i)=-i"),
+            rec("Find C.", r"C=\frac{def}{de+df+ef}"), rec("Find M and N.", r"$\{x|-2\leq x < 1\}$"),
+            rec("Find p and q.", "(p,q)=(3,2)"), rec("Total?", "x = 5+5+1 = 11"),
+            rec("Find the line.", "y=2x+1"), rec("Find the circle.", "x^2+y^2=25"),
+            rec("Solve.", r"Solution is: (1-i)\sqrt{2}, (1+i)\sqrt{2}"), rec("Why?", "Because it is larger")]
+    assert apply("closed_form", rows, Context(verifier=verifier))[:-1] == [None] * 8
+    assert [r.answer for r in rows[:-1]] == ["-i", r"C=\frac{def}{de+df+ef}", r"-2\leq x < 1", "(3,2)", "11",
+                                             "y=2x+1", "x^2+y^2=25", r"(1-i)\sqrt{2}, (1+i)\sqrt{2}"]
+    v = verifier.verify_batch([r"\boxed{[-2, 1)}", r"\boxed{(-2, 1)}"], [rows[2].answer] * 2)
+    assert [x.correct for x in v] == [True, False]
+
+
+def test_standalone():
+    rows = [rec("(Continue from the previous question) Kirk ran the 1st x miles. How long?"),
+            rec("In the figure below, AB = 3. Find the area of the square."),
+            rec("The table shows the heights of 5 peaks. What is the mean height?"),
+            rec("The table shows values.\n\\begin{tabular}{|l|l|}1 & 2\\end{tabular}\nWhat is f(1)?"),
+            rec("Which of the following is closest to 7/3?"),
+            rec("Four people are arranged in a row to have their picture taken. In how many ways?"),
+            rec("Jerry had 7 action figures on a shelf. He added 2. How many now?"),
+            rec("Solve the following equation: $x^2 = 4$.")]
+    out = apply("standalone", rows)
+    assert [o is None for o in out] == [False, False, False, True, False, True, True, True]
+    assert out[0] == "refers to a previous question" and out[4] == "names options that are not in the row"
+
+
+def test_multi_answer_keeps_collective_lists_only():
+    rows = [rec("Find the measures of the second and third angles.", "25,100,55"),
+            rec("Chelsea's age is double Daniel's. How old are they now?", "16,32"),
+            rec("Solve $x^2-5x+6=0$.", "2,3"), rec("Find the point.", "(2,3)"), rec("Find x.", "4")]
+    out = apply("multi_answer", rows)
+    assert out[0] and out[1] and out[2:] == [None, None, None]
+
+
+def test_answer_key_checks_the_sources_own_arithmetic():
+    from pipeline.curate.filters import formula_value
+
+    rows = [rec("What is the mean of the money he received?", "16.3", solution="(9+9+22+23+22+22+7)/7=16.3"),
+            rec("What is the mean, rounded to the nearest tenth?", "16.3", solution="(9+9+22+23+22+22+7)/7=16.3"),
+            rec("How many?", "145", solution="( 290.0 / 2.0 )"), rec("How many?", "20", solution="16+3=19"),
+            rec("How many?", "3", solution="__import__('os')"), rec("How many?", "3")]
+    out = apply("answer_key", rows)
+    assert out[0] == "answer is rounded: the source's solution gives 114/7"
+    assert out[1] is None and out[2] is None and out[3].startswith("the source's solution gives 19")
+    assert out[4:] == [None, None]
+    assert formula_value("2**999") is None and formula_value("(" * 250 + "1" + ")" * 250) is None

@@ -23,8 +23,8 @@ FilterFn = Callable[..., list]
 FILTERS: dict[str, FilterFn] = {}
 
 DEFAULT_ORDER = [
-    "normalize", "language", "hyperlink", "subject", "multiple_choice", "yes_no", "multi_part", "proof",
-    "closed_form", "self_verify", "exact_dedup", "near_dedup", "decontaminate",
+    "normalize", "language", "hyperlink", "subject", "multiple_choice", "standalone", "yes_no", "multi_part", "proof",
+    "closed_form", "multi_answer", "answer_key", "self_verify", "exact_dedup", "near_dedup", "decontaminate",
 ]
 
 
@@ -258,6 +258,52 @@ def multiple_choice(records, ctx):
     return _each(records, ctx, one)
 
 
+# "(Continue from the previous question)", "using your answer to the previous problem"
+_PREVIOUS = re.compile(
+    r"\bcontinu(?:e|ed|ing)\s+(?:from|with)\b|\b(?:previous|preceding|last|above|prior)\s+(?:question|problem|exercise|part)s?\b"
+    r"|\b(?:your|the) (?:answer|result)s? (?:to|from|of|in) (?:the )?(?:previous|preceding|last|above|part|question|problem)"
+    r"|\bpart\s*\(?[a-h]\)\s*(?:above|before)", re.I)
+_DET = r"(?:the|this|these|following|given|above|below|accompanying|adjacent|attached)"
+# a visual the text must carry: "the figure", "the diagram below", "the table shows", "the graph shown", "... shown?"
+_VISUAL = re.compile(
+    rf"\b{_DET}\s+(?:(?:\w+-)?\w+\s+)?(?:figure|fig\.|diagram|picture|image|illustration|drawing|map)s?\b"
+    rf"|\b(?:figure|fig\.|diagram|picture|image)\s+\d"
+    rf"|\b(?:in|from|of|use|using|see|by|to)\s+{_DET}\s+(?:table|chart|graph|plot|grid|spinner)s?\b"
+    r"|\bthe\s+(?:table|chart|graph|plot|bar graph|line graph|scatterplot|histogram|dot plot|box plot)s?\s+"
+    r"(?:below|above|shown|shows|gives|lists|summari[sz]es|displays|represents|records|contains|at)\b"
+    r"|\b(?:shown|pictured|illustrated|depicted|drawn|graphed)\s*(?:[?.,;:)]|$|below|above|here|at (?:the )?(?:right|left)"
+    r"|in (?:the )?(?:figure|diagram|graph|table|picture|chart))", re.I)
+# what carries a table or a drawing in text: LaTeX tables and arrays, TikZ/Asymptote, markdown rows
+_VISUAL_IN_TEXT = re.compile(r"\\begin\{(?:tabular|array|table|tikzpicture)\}|\[asy\]|\\includegraphics|^\s*\|.*\|\s*$", re.M)
+# options named but not in the row ("Which of the following ..." with no options)
+_OPTIONS_NAMED = re.compile(
+    r"\bwhich (?:one )?of the following\b|\bthe following (?:options|choices|answers|answer choices|statements)\b"
+    r"|\b(?:none|all) of the above\b|\b(?:the|these) (?:options|choices|answer choices)\b"
+    r"|\b(?:select|choose|pick) (?:the correct|one|all that)\b", re.I)
+
+
+@register("standalone")
+def standalone(records, ctx):
+    """Drop questions that cannot stand alone: they continue a previous question,
+    refer to a figure, diagram, graph or table the row does not carry (a LaTeX
+    ``tabular``/``array``, Asymptote or markdown table in the text counts as
+    carried), or name options the row does not have ("Which of the following
+    ..." with none given; rows with options are the multiple_choice filter's)."""
+
+    def one(r: Record) -> str | None:
+        q = r.question
+        if _PREVIOUS.search(q):
+            return "refers to a previous question"
+        m = _VISUAL.search(_MATH_SPAN.sub(" ", q))
+        if m and not _VISUAL_IN_TEXT.search(q):
+            return f"refers to a visual that is not in the text ({m.group(0).strip()[:40]!r})"
+        if not r.meta.get("multiple_choice") and _OPTIONS_NAMED.search(q):
+            return "names options that are not in the row"
+        return None
+
+    return _each(records, ctx, one)
+
+
 _YES_NO_ANSWER = re.compile(r"^(?:\\text\{)?\s*(?:yes|no|true|false|correct|incorrect)\s*\}?\.?$", re.I)
 _YES_NO_QUESTION = re.compile(r"^\s*(?:true or false|is it true|determine (?:whether|if)|decide (?:whether|if))", re.I)
 
@@ -354,6 +400,124 @@ def closed_form(records, ctx, kinds: Sequence[str] = ("number", "expression", "e
         r.answer = f.canonical
         out.append(None)
     return out
+
+
+_BRACKETED = re.compile(r"^\s*(?:\(.*\)|\[.*\]|\\\{.*\\\}|\\begin\{.*\\end\{\w+\})\s*$", re.S)
+# what asks for one object made of several values: the solutions of an equation, a point, a set
+_COLLECTIVE = re.compile(
+    r"\b(?:solve|solutions?|roots?|zeros?|all\b|every|values of|intercepts?|factors?|critical (?:points?|numbers?)"
+    r"|eigenvalues?|points?|coordinates?|vertex|vertices|ordered|pairs?|triples?|sets?|intervals?|list|vectors?|components?"
+    r"|sequence|terms?|digits?|possible)\b", re.I)
+
+
+def _top_level_items(text: str) -> int:
+    depth, items = 0, 1
+    for ch in text:
+        if ch in "{[(":
+            depth += 1
+        elif ch in "}])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items += 1
+    return items
+
+
+@register("multi_answer")
+def multi_answer(records, ctx):
+    """Drop rows whose answer is a bare list of values (``25,100,55``, ``16,32``)
+    unless the question asks for one object made of them (the solutions of an
+    equation, a point, a set of values), which the verifier compares as a set.
+    "Find the second and third angles" or "How old are they?" with a list
+    answer is several questions in one; a model's answer to it would be read
+    against the list in an order it was never told. Runs after ``closed_form``."""
+
+    def one(r: Record) -> str | None:
+        a = r.answer.strip()
+        if _top_level_items(a) < 2 or _BRACKETED.match(a):
+            return None
+        if _COLLECTIVE.search(_MATH_SPAN.sub(" ", r.question)) or _COLLECTIVE.search(r.question):
+            return None
+        return f"asks for {_top_level_items(a)} separate values ({a[:40]})"
+
+    return _each(records, ctx, one)
+
+
+_ROUNDING_ASKED = re.compile(r"\bround|\bnearest\b|\bapproximat|\bestimate|decimal places?|significant (?:figures|digits)"
+                             r"|\bto (?:one|two|three|\d+) decimal|\bcorrect to\b", re.I)
+
+
+def formula_value(text: str):
+    """The exact value (a Fraction) of the first side of an arithmetic formula such
+    as ASDiv's ``(9+9+22+23+22+22+7)/7=16.3`` or SVAMP's ``( 290.0 / 2.0 )``:
+    numbers, ``+ - * / x ×`` and parentheses only, read by Python's parser as a
+    syntax tree and folded here (never evaluated as code); ``None`` otherwise."""
+    import ast
+    from fractions import Fraction
+
+    first = text.split("=")[0].replace("×", "*").replace("÷", "/").replace("x", "*").strip()
+    if not first or len(first) > 300 or not re.fullmatch(r"[\d.\s+\-*/()]+", first) or "**" in first:
+        return None
+    try:
+        tree = ast.parse(first, mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
+
+    def fold(node):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return Fraction(str(node.value))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = fold(node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+            a, b = fold(node.left), fold(node.right)
+            if isinstance(node.op, ast.Add):
+                return a + b
+            if isinstance(node.op, ast.Sub):
+                return a - b
+            if isinstance(node.op, ast.Mult):
+                return a * b
+            if b == 0:
+                raise ZeroDivisionError
+            return a / b
+        raise ValueError("not arithmetic")
+
+    try:
+        return fold(tree)
+    except (ValueError, ZeroDivisionError, RecursionError):
+        return None
+
+
+@register("answer_key")
+def answer_key(records, ctx, rel_tol: float = 1e-9):
+    """Drop rows whose answer key the source's own arithmetic contradicts: the
+    value of its formula or equation (``solution:`` in the source's config, e.g.
+    ASDiv's ``formula``, SVAMP's ``Equation``) differs from the key. A key that
+    is the formula's value rounded is dropped too (``16.3`` for 114/7: "the mean"
+    has an exact value) unless the question asks for rounding. Rows without an
+    arithmetic solution pass. Runs after ``closed_form`` (the key is a number)."""
+    from fractions import Fraction
+
+    from rewards.equivalence import _plain_value
+
+    def one(r: Record) -> str | None:
+        if not r.solution:
+            return None
+        value = formula_value(r.solution)
+        key = _plain_value(r.answer.strip())
+        if value is None or key is None:
+            return None
+        key = key[0]
+        if abs(value - key) <= abs(value) * Fraction(rel_tol):
+            return None
+        shown = str(value) if value.denominator != 1 else str(value.numerator)
+        decimals = len(r.answer.strip().split(".")[1]) if "." in r.answer else 0
+        if abs(value - key) <= Fraction(1, 2 * 10 ** decimals):
+            if _ROUNDING_ASKED.search(r.question):
+                return None
+            return f"answer is rounded: the source's solution gives {shown}"
+        return f"the source's solution gives {shown}, the key {r.answer.strip()}"
+
+    return _each(records, ctx, one)
 
 
 @register("self_verify")

@@ -43,6 +43,7 @@ class Record:
     correct_option: str | None = None  # letter
     correct_option_given: bool = False  # the source maps a correct-option field (even one that did not resolve)
     subject: str | None = None
+    solution: str = ""  # the source's own worked solution or formula, when it has one
     meta: dict = field(default_factory=dict)  # filled by filters: language, answer kind, solve rate ...
 
 
@@ -184,11 +185,12 @@ def read_source(src) -> list[Record]:
         given = _get(row, src.correct_option)
         letter = correct_letter(given, options)
         subject = _get(row, src.subject)
+        solution = _get(row, src.solution)
         rec = Record(
             uid=f"{src.name}:{sid}", source=src.name, source_id=sid, line=line,
             question="" if q is None else str(q), answer=a,
             options=options, correct_option=letter, correct_option_given=given is not None,
-            subject=None if subject is None else str(subject),
+            subject=None if subject is None else str(subject), solution="" if solution is None else str(solution),
         )
         rec.original_question, rec.original_answer = rec.question, rec.answer
         if problem:
