@@ -268,32 +268,23 @@ _KEY_FRAME = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?(?:solutions?|answers?|roo
                         r"(?:\s+(?:is|are))?\s*(?::|(?<=is)\s|(?<=are)\s)\s*", re.I)
 
 
-def _top_level_sides(text: str) -> list[str]:
-    """``text`` split at each ``=`` outside braces, brackets and parentheses (not
-    ``<=``, ``>=``, ``!=``, ``:=``, ``==``); one element when there is none."""
-    sides, depth, start = [], 0, 0
+def split_top_level(text: str, seps: str) -> list[str]:
+    """``text`` split at each character of ``seps`` outside braces, brackets and
+    parentheses; an ``=`` that is part of ``<=``, ``>=``, ``!=``, ``:=`` or ``==``
+    does not split. One element when nothing splits."""
+    parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
         if ch in "{[(":
             depth += 1
         elif ch in "}])":
             depth -= 1
-        elif ch == "=" and depth == 0:
-            before, after = text[i - 1 : i], text[i + 1 : i + 2]
-            if before in ("<", ">", "!", ":", "=") or after == "=":
+        elif ch in seps and depth == 0:
+            if ch == "=" and (text[i - 1 : i] in ("<", ">", "!", ":", "=") or text[i + 1 : i + 2] == "="):
                 continue
-            sides.append(text[start:i])
+            parts.append(text[start:i])
             start = i + 1
-    sides.append(text[start:])
-    return sides
-
-
-def _has_top_level(text: str, chars: str) -> bool:
-    depth = 0
-    for ch in text:
-        depth += ch in "{[(" and 1 or (ch in "}])" and -1 or 0)
-        if depth == 0 and ch in chars:
-            return True
-    return False
+    parts.append(text[start:])
+    return parts
 
 
 def stated_value(text: str) -> str:
@@ -309,11 +300,12 @@ def stated_value(text: str) -> str:
     itself. The same name rule as the verifier's comparison of labelled answers."""
     from rewards.equivalence import _label_like, parse_latex, sym_equal
 
-    sides = [s.strip() for s in _top_level_sides(text)]
-    if len(sides) < 2 or not all(sides) or any(_has_top_level(s, ",;<>") or "\\le" in s or "\\ge" in s for s in sides):
+    sides = [s.strip() for s in split_top_level(text, "=")]
+    if len(sides) < 2 or not all(sides) or any(
+            len(split_top_level(s, ",;<>")) > 1 or "\\le" in s or "\\ge" in s for s in sides):
         return text
     parsed = [parse_latex(s) for s in sides]
-    if any(p is None or isinstance(p, bool) or not hasattr(p, "free_symbols") for p in parsed):
+    if any(not hasattr(p, "free_symbols") for p in parsed):  # None, a bool, a list: no single value
         return text
     last = parsed[-1]
     if last.free_symbols:

@@ -185,14 +185,14 @@ def test_reference_model_is_the_kl_reference_and_must_share_the_tokenizer(task_f
     texts = [r.messages[0]["content"] for r in rows] + [r.solution for r in rows]
     other = build_and_save(tmp_path / "other", texts, size="micro", seed=1)  # same tokenizer, other weights
 
-    def first_kl(reference: str) -> float:
+    def first_kl(name: str, reference: str) -> float:
         over = {"self_correction": {"enabled": True, "stage": 2, "reference_model": reference}, "steps": 1,
                 "eval_every": 0, "data": {"heldout_files": []}, "algorithm": {"micro_batch_size": 8}}
-        cfg = load_config(TrainConfig, write_train_config(tmp_path / f"t{len(reference)}.yaml", task_files, **over))
-        train(cfg, tmp_path / f"run{len(reference)}", progress=False, log=lambda m: None)
-        return json.loads((tmp_path / f"run{len(reference)}" / "metrics.jsonl").read_text().splitlines()[-1])["kl"]
+        cfg = load_config(TrainConfig, write_train_config(tmp_path / f"{name}.yaml", task_files, **over))
+        train(cfg, tmp_path / name, progress=False, log=lambda m: None)
+        return json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[-1])["kl"]
 
-    own, named = first_kl(""), first_kl(str(other))
+    own, named = first_kl("own", ""), first_kl("named", str(other))
     assert abs(own) < 1e-3  # the reference is the policy's starting copy (float noise only)
     assert named > 100 * abs(own) and named > 1e-2  # the named model
     foreign = build_and_save(tmp_path / "foreign", ["completely different words only"] * 8, size="micro",

@@ -410,18 +410,6 @@ _COLLECTIVE = re.compile(
     r"|sequence|terms?|digits?|possible)\b", re.I)
 
 
-def _top_level_items(text: str) -> int:
-    depth, items = 0, 1
-    for ch in text:
-        if ch in "{[(":
-            depth += 1
-        elif ch in "}])":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items += 1
-    return items
-
-
 @register("multi_answer")
 def multi_answer(records, ctx):
     """Drop rows whose answer is a bare list of values (``25,100,55``, ``16,32``)
@@ -431,13 +419,14 @@ def multi_answer(records, ctx):
     answer is several questions in one; a model's answer to it would be read
     against the list in an order it was never told. Runs after ``closed_form``."""
 
+    from rewards.check import split_top_level
+
     def one(r: Record) -> str | None:
         a = r.answer.strip()
-        if _top_level_items(a) < 2 or _BRACKETED.match(a):
+        items = len(split_top_level(a, ","))
+        if items < 2 or _BRACKETED.match(a) or _COLLECTIVE.search(r.question):
             return None
-        if _COLLECTIVE.search(_MATH_SPAN.sub(" ", r.question)) or _COLLECTIVE.search(r.question):
-            return None
-        return f"asks for {_top_level_items(a)} separate values ({a[:40]})"
+        return f"asks for {items} separate values ({a[:40]})"
 
     return _each(records, ctx, one)
 
