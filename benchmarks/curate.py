@@ -1,7 +1,17 @@
 #!/usr/bin/env python
-"""Curation throughput: rows/s of the whole stage, and how dedup and decontamination scale.
+"""Curation: how right its decisions are, and its throughput.
 
-    .venv/bin/python benchmarks/curate.py [--sizes 50000,200000] [--workers 2] [--skip-shared]
+    .venv/bin/python benchmarks/curate.py [--sizes 50000,200000] [--workers 2] [--skip-shared] [--labels-only]
+
+0. Decisions (needs ../shared/data): the row-level filters of
+   ``configs/curate/shared.yaml`` on every shared raw row, scored against the
+   hand-labelled rows in ``tests/data/curate_labels*.jsonl`` (precision and recall
+   overall and per filter, see ``pipeline.curate.audit.label_scores``) and
+   audited for suspect answer keys among the kept rows (the verifier reads the
+   key only as a string; the source's own arithmetic contradicts it). The same
+   figures for the decisions stored in ``benchmarks/data/curate_rows_<rev>.json.gz``
+   (the row outcomes and kept answers of an earlier checkout, written by
+   ``--save-rows``) are printed beside them as "before".
 
 1. ``configs/curate/shared.yaml`` on the shared raw files (~9.8k messy rows, every
    filter, decontaminated against the six evaluation sets), when present.
@@ -82,14 +92,79 @@ def run(cfg_dict: dict, out: Path, base: Path) -> dict:
             "dropped": {f["filter"]: f["dropped"] for f in rep["filters"] if f["dropped"]}}
 
 
+LABEL_FILES = ("curate_labels.jsonl", "curate_labels_heldout.jsonl", "curate_labels_fresh.jsonl")
+
+
+def decisions(workers: int, save: Path | None) -> str:
+    """Section 0: label scores and key audit, now and (when stored) before. Returns the headline."""
+    import gzip
+
+    from pipeline.config import CurateConfig, load_config
+    from pipeline.curate.audit import key_audit, label_scores, read_labels, row_outcomes
+    from pipeline.curate.sources import read_source
+    from rewards.verifier import Verifier
+
+    cfg = load_config(CurateConfig, ROOT / "configs" / "curate" / "shared.yaml")
+    verifier = Verifier(workers=workers)
+    try:
+        t0 = time.perf_counter()
+        outcome, kept = row_outcomes(cfg, verifier)
+        secs = time.perf_counter() - t0
+    finally:
+        verifier.close()
+    if save:
+        with gzip.open(save, "wt") as f:
+            json.dump({"outcome": outcome, "kept_answers": {r.uid: r.answer for r in kept}}, f, sort_keys=True)
+    runs = {"now": (outcome, key_audit(kept))}
+    for stored in sorted((ROOT / "benchmarks" / "data").glob("curate_rows_*.json.gz")):
+        with gzip.open(stored, "rt") as f:
+            old = json.load(f)
+        # the earlier checkout's kept rows with its answers, the source's solution as read now
+        records = {r.uid: r for s in cfg.sources for r in read_source(s) if r.uid in old["kept_answers"]}
+        for uid, answer in old["kept_answers"].items():
+            records[uid].answer = answer
+        runs[f"before ({stored.name.split('_')[-1].split('.')[0]})"] = (old["outcome"], key_audit(list(records.values())))
+    print(f"row-level filters on {len(outcome)} shared raw rows: {secs:.1f} s", flush=True)
+    head = []
+    for name, (out, audit) in runs.items():
+        counts = {k: len(v) if isinstance(v, list) else v for k, v in audit.items()}
+        print(f"[{name}] kept {counts['kept']} rows; suspect keys: {counts['string_only']} read only as a string, "
+              f"{counts['contradicted']} contradicted by the source's arithmetic (of {counts['with_formula']} with one)"
+              + (f", e.g. {audit['contradicted'][:4]}" if audit["contradicted"] else ""))
+        for file in LABEL_FILES:
+            path = ROOT / "tests" / "data" / file
+            if not path.exists():
+                continue
+            sc = label_scores(out, read_labels(path))
+            print(f"[{name}] {file} ({sc['rows']} rows): accuracy {sc['accuracy']}, keep precision {sc['keep_precision']}, "
+                  f"keep recall {sc['keep_recall']}, drop precision {sc['drop_precision']}")
+            for f, v in sc["per_filter"].items():
+                if v["decided"] or v["labelled"]:
+                    print(f"    {f:16s} precision {v['precision']} ({v['decided']} decided)  "
+                          f"recall {v['recall']} ({v['labelled']} labelled)")
+            if sc["wrong"]:
+                print(f"    wrong: {sc['wrong']}")
+            if file == LABEL_FILES[-1]:
+                head.append(f"{name}: fresh labels accuracy {sc['accuracy']}, keep precision {sc['keep_precision']}, "
+                            f"{counts['contradicted']} contradicted keys kept")
+    return "; ".join(head)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="50000,200000")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-shared", action="store_true")
+    p.add_argument("--labels-only", action="store_true", help="only section 0: decisions against the hand labels")
+    p.add_argument("--save-rows", type=Path, help="write this checkout's row outcomes and kept answers here (.json.gz)")
     a = p.parse_args()
     eval_dir = ROOT.parent / "shared" / "data" / "eval"
     results: dict[str, dict] = {}
+    shared_raw = (ROOT.parent / "shared" / "data" / "raw").is_dir()
+    decided = decisions(a.workers, a.save_rows) if shared_raw and (a.labels_only or not a.skip_shared) else ""
+    if a.labels_only:
+        print("curate decisions: " + (decided or "../shared/data is not present"))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         shared = ROOT / "configs" / "curate" / "shared.yaml"
@@ -124,7 +199,7 @@ def main() -> None:
         ratios = ", ".join(f"{f} x{big['filters'][f] / max(small['filters'][f], 1e-3):.1f}"
                            for f in ("exact_dedup", "near_dedup", "decontaminate"))
         head.append(f"time growth for {factor:.0f}x rows: {ratios}")
-    print("curate: " + " | ".join(head))
+    print("curate: " + " | ".join(head + ([decided] if decided else [])))
 
 
 if __name__ == "__main__":

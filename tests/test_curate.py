@@ -364,47 +364,33 @@ def test_shared_config_on_a_slice_of_the_real_raw_files(tmp_path):
     assert rep["by_source"]["svamp"]["kept"] == 40  # clean word problems with float answers
 
 
-SET_LEVEL = {"exact_dedup", "near_dedup", "decontaminate", "solve_rate"}
-
-
-def hand_labelled_figures(verifier, file: str = "curate_labels.jsonl") -> dict:
-    """The row-level filters of configs/curate/shared.yaml on raw rows labelled by
-    hand: ``keep``, or the filter that should drop the row (``a|b``: either is right).
-
-    ``curate_labels.jsonl``: 56 rows (7 per source, random.Random(7)); the filters
-    were tuned on it. ``curate_labels_heldout.jsonl``: 39 more rows (random.Random(11)),
-    labelled after that tuning and not tuned on: the honest figure."""
-    from pipeline.config import CurateConfig, load_config
-    from pipeline.curate.run import filter_plan, run_filters
-    from pipeline.curate.sources import read_source
-
-    labels = {json.loads(x)["uid"]: json.loads(x)["expect"]
-              for x in (REPO / "tests" / "data" / file).read_text().splitlines()}
-    cfg = load_config(CurateConfig, REPO / "configs" / "curate" / "shared.yaml")
-    records = [r for s in cfg.sources for r in read_source(s) if r.uid in labels]
-    assert len(records) == len(labels)
-    plan = [(n, p) for n, p in filter_plan(cfg.filters) if n not in SET_LEVEL]
-    kept, dropped, _ = run_filters(records, plan, Context(verifier=verifier))
-    outcome = {r.uid: "keep" for r in kept} | {r.uid: f for r, f, _ in dropped}
-    right = lambda uid: outcome[uid] in labels[uid].split("|")  # noqa: E731
-    drops = [u for u, o in outcome.items() if o != "keep"]
-    keeps = [u for u, o in outcome.items() if o == "keep"]
-    return {
-        "rows": len(labels),
-        "accuracy": sum(right(u) for u in labels) / len(labels),  # the right decision, for the right reason
-        "drop_precision": sum(labels[u] != "keep" for u in drops) / max(1, len(drops)),
-        "keep_precision": sum(labels[u] == "keep" for u in keeps) / max(1, len(keeps)),
-        "wrong": {u: (outcome[u], labels[u]) for u in labels if not right(u)},
-    }
+FRESH_FLOOR = 0.9  # measured 0.919 (keep precision), the lowest of the four figures, at the issue-22 commit
+LABEL_SETS = {"tuned": "curate_labels.jsonl", "heldout": "curate_labels_heldout.jsonl", "fresh": "curate_labels_fresh.jsonl"}
 
 
 @pytest.mark.skipif(not (SHARED / "raw").is_dir(), reason="../shared/data is not present")
 def test_filters_on_hand_labelled_raw_rows(verifier):
-    tuned = hand_labelled_figures(verifier)
-    heldout = hand_labelled_figures(verifier, "curate_labels_heldout.jsonl")
-    print(tuned, heldout)
-    assert tuned["drop_precision"] >= 0.95 and tuned["keep_precision"] >= 0.95 and tuned["accuracy"] >= 0.95, tuned
-    assert heldout["drop_precision"] >= 0.9 and heldout["keep_precision"] >= 0.9 and heldout["accuracy"] >= 0.9, heldout
+    """The row-level filters of configs/curate/shared.yaml on raw rows labelled by
+    hand: ``keep``, or the filter that should drop the row (``a|b``: either is right).
+
+    ``curate_labels.jsonl``: 56 rows (7 per source, random.Random(7)); the filters
+    were tuned on it. ``curate_labels_heldout.jsonl``: 39 rows (random.Random(11)),
+    labelled after that tuning; a review's fixes touched two of them since.
+    ``curate_labels_fresh.jsonl``: 173 rows (random.Random(22), issue 22), see
+    tests/data/curate_labelling_guide.md for what was and was not tuned on it."""
+    from pipeline.config import CurateConfig, load_config
+    from pipeline.curate.audit import label_scores, read_labels, row_outcomes
+
+    labels = {k: read_labels(REPO / "tests" / "data" / f) for k, f in LABEL_SETS.items()}
+    cfg = load_config(CurateConfig, REPO / "configs" / "curate" / "shared.yaml")
+    outcome, kept = row_outcomes(cfg, verifier, set().union(*labels.values()))
+    assert len(outcome) == sum(map(len, labels.values()))
+    scores = {k: label_scores(outcome, v) for k, v in labels.items()}
+    print({k: {m: v[m] for m in ("accuracy", "keep_precision", "keep_recall", "drop_precision", "wrong")}
+           for k, v in scores.items()})
+    for name, floor in (("tuned", 0.95), ("heldout", 0.9), ("fresh", FRESH_FLOOR)):
+        sc = scores[name]
+        assert min(sc["accuracy"], sc["keep_precision"], sc["keep_recall"], sc["drop_precision"]) >= floor, (name, sc)
 
 
 def test_solve_rate_records_difficulty_and_resumes(task_files, tmp_path):
@@ -465,12 +451,54 @@ def test_standalone():
     assert out[0] == "refers to a previous question" and out[4] == "names options that are not in the row"
 
 
+def test_thousands_separators_and_arithmetic_commands(verifier):
+    """A comma in a one-number answer is a thousands separator where that is sure
+    (``,000``, or the question writes its numbers so and asks for one value);
+    otherwise it may be two answers. "Add." / "Subtract." is a question."""
+    rows = [rec("The diameter of Jupiter is 143,000 km. What is the diameter of Saturn, to the nearest ten thousand km?",
+                "$120,000$"),
+            rec("Peaks are 14,439 and 6,684 feet. How many meters is 14,350 feet?", "4,375"),
+            rec("How many pages are in the books?", "350,000"),
+            rec("A course costs $1,275. The flight part costs $625 more than the ground part. What is the cost of each?",
+                "325,950"),
+            rec("Find the two angles.", "60,180")]
+    out = apply("closed_form", rows, Context(verifier=verifier))
+    assert out[:3] == [None, None, None] and rows[0].answer == "120000" and rows[1].answer == "4375"
+    assert out[3].startswith("ambiguous comma") and out[4].startswith("ambiguous comma")
+    mc = rec("Subtract. 2,396 - 1,709", "A", options={"A": "687", "B": "1,493", "C": "1,695"}, correct_option="A")
+    assert apply("multiple_choice", [mc]) == [None] and mc.answer == "687"
+
+
+def test_standalone_keeps_text_that_only_names_a_thing():
+    """Maps, pictures and drawn balls in word problems, a figure or graph the text
+    itself defines, and "which of the following" items listed in the text (rows the
+    shared sources have) stand alone."""
+    rows = [rec("On a map, the road is 20 inches. On this map, 1/4 inch is 10 miles. How many miles is the road?"),
+            rec("Debby took 24 pictures and deleted 14 of the pictures. How many are left?"),
+            rec("Adam was painting a picture frame 6 inches wide and 9 tall. What is its perimeter?"),
+            rec("A picture 10 inches long by 8 inches wide has a frame. What is the frame's area?"),
+            rec("A bin has 5 green balls. A ball is drawn, and if a green ball is drawn you win. Find the expected win."),
+            rec("How many distinct diagonals of a convex hexagon can be drawn?"),
+            rec("Let $f(x)=x^2-9$. The equation $y=f(x)$ is graphed, and its intercepts form a polygon. Find its area."),
+            rec("The vertex of f is (-2,5). One of the x-intercepts of this graph is (1,0). Find the other one."),
+            rec("The graph of $x+2y=0$ is perpendicular to the graph of $ax+2y=0$. What is $a$?"),
+            rec("Three of the 16 squares of a 4 x 4 grid are chosen. What is the probability that a corner of the grid is?"),
+            rec("Shifted 2 units right, the resulting figure is identical to the graph of f. Find f(0)."),
+            rec("Which of the following are unit vectors? $$u=[1,0], v=[1,1]$$"),
+            rec("Use the following picture of the mesh to find the temperature at the middle node."),
+            rec("Which of the following expressions equals $\\cos A$: (F) $\\cos(90+A)$ (G) $\\sin A$ (H) $1$"),
+            rec("Use the graph below to find the slope of the line.")]
+    out = apply("standalone", rows)
+    assert [o is None for o in out] == [True] * 12 + [False] * 3, out
+
+
 def test_multi_answer_keeps_collective_lists_only():
     rows = [rec("Find the measures of the second and third angles.", "25,100,55"),
             rec("Chelsea's age is double Daniel's. How old are they now?", "16,32"),
-            rec("Solve $x^2-5x+6=0$.", "2,3"), rec("Find the point.", "(2,3)"), rec("Find x.", "4")]
+            rec("Solve $x^2-5x+6=0$.", "2,3"), rec("Find the point.", "(2,3)"), rec("Find x.", "4"),
+            rec("State the excluded values for $\\frac{27p}{18p^2-36p}$.", "0,2")]
     out = apply("multi_answer", rows)
-    assert out[0] and out[1] and out[2:] == [None, None, None]
+    assert out[0] and out[1] and out[2:] == [None, None, None, None]
 
 
 def test_answer_key_checks_the_sources_own_arithmetic():
@@ -485,3 +513,29 @@ def test_answer_key_checks_the_sources_own_arithmetic():
     assert out[1] is None and out[2] is None and out[3].startswith("the source's solution gives 19")
     assert out[4:] == [None, None]
     assert formula_value("2**999") is None and formula_value("(" * 250 + "1" + ")" * 250) is None
+
+
+def test_answer_key_reads_asdiv_steps_divisions_and_equations():
+    """ASDiv's formulas as the shared file writes them: steps (the last one gives
+    the answer), divisions with a remainder (the key may be the quotient, one
+    more, the remainder or what is missing to make it even), equations for an
+    unknown (not arithmetic: no verdict). Before, the first step was read and
+    ``2x-12`` was read as ``2*-12``: 185 right keys of the shared ASDiv file dropped."""
+    from pipeline.curate.filters import formula_value
+
+    rows = [rec("How much money does Jermaine have left?", "1", solution="43+19+16=78; 78-77=1"),
+            rec("There were 44 laptops divided equally into 5 rows. How many are left?", "4", solution="44/5=8 r4"),
+            rec("How many rows to fill?", "8", solution="44/5=8 r4"), rec("How many rows of 5 hold 44?", "9", solution="44/5=8 r4"),
+            rec("How many more so that no row is short?", "1", solution="44/5=8 r4"),
+            rec("How many whole servings are in a gallon?", "21", solution="(4*32)/6=21 r2"),
+            rec("How many rows?", "7", solution="44/5=8 r4"),
+            rec("12 less than twice a number is 20. Find the number.", "16", solution="x:The number; 2x-12=20"),
+            rec("He scores 2 points each round. How many rounds to beat 725?", "362.5", solution="725/2"),
+            rec("He scores 2 points each round. What is 725/2 to one decimal place?", "362.5", solution="725/2")]
+    out = apply("answer_key", rows)
+    assert out[:6] == [None] * 6 and out[6] and out[7] is None, out
+    assert out[8] is None and out[9] is None  # exact: 362.5 is 725/2
+    rounded = apply("answer_key", [rec("He scores 2 points each round. How many rounds?", "363", solution="725/2"),
+                                   rec("Round to the nearest whole number: 725/2", "363", solution="725/2")])
+    assert rounded[0] == "answer is rounded: the source's solution gives 725/2" and rounded[1] is None
+    assert formula_value("3 x 4") == 12 and formula_value("2x-12=20") is None

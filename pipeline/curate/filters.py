@@ -193,7 +193,7 @@ _NEEDS_OPTIONS = re.compile(
     r"which of the following|which one of|of the following|the following (?:is|are|must|could|can|best|statements?)"
     r"|among the (?:following|options|choices|answers)|none of (?:these|the above)|all of the above"
     r"|\b(?:select|choose|pick) (?:the|one|all|an?)\b"
-    r"|\bwhich\s+(?:option|choice|answer|statement|graph|table)s?\b"
+    r"|\bwhich\s+(?:option|choice|answer|statement|graph|table)s?\b|\bin which (?:number|one)\b"
     # "Which quadratic equation has no real solutions?", "Which number could be ...": many right answers,
     # the options pick one ("Which equation represents this circle?" has one answer, up to equivalence)
     r"|\bwhich\b[^.?]*\b(?:could|might|must|has no|have no|is true|are true|satisf\w*|is not|are not|cannot)\b"
@@ -204,7 +204,7 @@ _NEEDS_OPTIONS = re.compile(
 )
 
 
-_ASKS = re.compile(r"\?|[:=_]\s*$|\(\s*\)\s*$|\b(?:what|how|find|which|calculate|compute|determine"
+_ASKS = re.compile(r"\?|[:=_]\s*$|\(\s*\)\s*$|\b(?:what|how|find|which|calculate|compute|determine|add|subtract|multiply|divide"
                    r"|evaluate|solve|simplify|give|express|write|state)\b", re.I)
 
 
@@ -264,14 +264,19 @@ _PREVIOUS = re.compile(
     r"|\b(?:your|the) (?:answer|result)s? (?:to|from|of|in) (?:the )?(?:previous|preceding|last|above|part|question|problem)"
     r"|\bpart\s*\(?[a-h]\)\s*(?:above|before)", re.I)
 _DET = r"(?:the|this|these|following|given|above|below|accompanying|adjacent|attached)"
-# a visual the text must carry: "the figure", "the diagram below", "the table shows", "the graph shown", "... shown?"
+# a visual the text must carry: "the figure", "the diagram below", "in the table", "the graph shown", "... shown?".
+# Not: a map, a picture or an image as a thing in a word problem ("on this map", "24 pictures", "the image of f"),
+# a figure the text builds ("the resulting figure"), "the graph of y = ...", a ball "drawn" from a bin.
 _VISUAL = re.compile(
-    rf"\b{_DET}\s+(?:(?:\w+-)?\w+\s+)?(?:figure|fig\.|diagram|picture|image|illustration|drawing|map)s?\b"
-    rf"|\b(?:figure|fig\.|diagram|picture|image)\s+\d"
-    rf"|\b(?:in|from|of|use|using|see|by|to)\s+{_DET}\s+(?:table|chart|graph|plot|grid|spinner)s?\b"
+    rf"\b{_DET}\s+(?!resulting\b|same\b|new\b|original\b|whole\b|entire\b)(?:(?:\w+-)?\w+\s+)?"
+    rf"(?:figure|fig\.|diagram|illustration)s?\b(?!\s+(?:formed|obtained|made|created|bounded|enclosed)\b)"
+    rf"|\b{_DET}\s+(?:following|accompanying|adjacent|attached)\s+(?:picture|image|drawing|map)s?\b"
+    rf"|\b(?:figure|fig\.|diagram)\s+\d"
+    rf"|\b(?:in|from|use|using|see|by)\s+{_DET}\s+(?:table|chart|graph|plot|grid|spinner)s?\b(?!\s+(?:of|with|for)\b)"
     r"|\bthe\s+(?:table|chart|graph|plot|bar graph|line graph|scatterplot|histogram|dot plot|box plot)s?\s+"
     r"(?:below|above|shown|shows|gives|lists|summari[sz]es|displays|represents|records|contains|at)\b"
-    r"|\b(?:shown|pictured|illustrated|depicted|drawn|graphed)\s*(?:[?.,;:)]|$|below|above|here|at (?:the )?(?:right|left)"
+    r"|\b(?:shown|pictured|illustrated|depicted)\s*(?:[?.,;:)]|$)"
+    r"|\b(?:shown|pictured|illustrated|depicted|drawn|graphed)\s*(?:below|above|here|at (?:the )?(?:right|left)"
     r"|in (?:the )?(?:figure|diagram|graph|table|picture|chart))", re.I)
 # what carries a table or a drawing in text: LaTeX tables and arrays, TikZ/Asymptote, markdown rows
 _VISUAL_IN_TEXT = re.compile(r"\\begin\{(?:tabular|array|table|tikzpicture)\}|\[asy\]|\\includegraphics|^\s*\|.*\|\s*$", re.M)
@@ -280,6 +285,9 @@ _OPTIONS_NAMED = re.compile(
     r"\bwhich (?:one )?of the following\b|\bthe following (?:options|choices|answers|answer choices|statements)\b"
     r"|\b(?:none|all) of the above\b|\b(?:the|these) (?:options|choices|answer choices)\b"
     r"|\b(?:select|choose|pick) (?:the correct|one|all that)\b", re.I)
+# the items themselves follow in the text ("Which of the following matrices are symmetric? $$A=...$$")
+_ITEMS_IN_TEXT = re.compile(r"\$\$|\\\[|\\begin\{(?:array|[bpv]?matrix)\}|(?:\$[^$]+\$[^$]*){2,}", re.S)
+_LETTERED = re.compile(r"\(\s*[A-K]\s*\)")
 
 
 @register("standalone")
@@ -297,7 +305,8 @@ def standalone(records, ctx):
         m = _VISUAL.search(_MATH_SPAN.sub(" ", q))
         if m and not _VISUAL_IN_TEXT.search(q):
             return f"refers to a visual that is not in the text ({m.group(0).strip()[:40]!r})"
-        if not r.meta.get("multiple_choice") and _OPTIONS_NAMED.search(q):
+        named = None if r.meta.get("multiple_choice") else _OPTIONS_NAMED.search(q)
+        if named and (_LETTERED.search(q) or not _ITEMS_IN_TEXT.search(q[named.end():])):
             return "names options that are not in the row"
         return None
 
@@ -370,6 +379,18 @@ def proof(records, ctx):
 
 _ELLIPSIS = re.compile(r"\.\.\.|…|\\[lc]?dots\b")
 _ONE_COMMA = re.compile(r"(?<![\d,.])-?\d{1,3},\d{3}(?![\d,])")
+_THOUSANDS_ZEROS = re.compile(r"\d,000(?![\d,])")
+_SEVERAL_ASKED = re.compile(r"\b(?:each|both|respectively|and how)\b", re.I)
+
+
+def _thousands_meant(r: Record) -> bool:
+    """A comma in the answer is a thousands separator for sure: ``,000`` (no list
+    has a 000 item), or the question writes its own numbers so (``143,000 km``)
+    and asks for one value (not "the cost of each")."""
+    return bool(_THOUSANDS_ZEROS.search(r.answer.replace(" ", ""))
+                or (_ONE_COMMA.search(r.question) and not _SEVERAL_ASKED.search(r.question)))
+
+
 _CLOCK = re.compile(r"\d{1,2}:\d{2}\s*(?:[ap]\.?\s?m\b|o'?clock)", re.I)
 _BARE_TIME = re.compile(r"^\d{1,2}:\d{2}$")
 _TIME_WORDS = re.compile(r"\b(?:time|clock|o'clock|[ap]\.m\.|noon|midnight|hours?|minutes?)\b", re.I)
@@ -388,7 +409,8 @@ def closed_form(records, ctx, kinds: Sequence[str] = ("number", "expression", "e
         if _ELLIPSIS.search(r.answer):  # 0.333... or 1, 2, 4, ...: not the value it stands for
             out.append("answer has an ellipsis")
             continue
-        if _ONE_COMMA.search(r.answer.replace(" ", "")):  # 60,180: sixty thousand, or 60 and 180?
+        if _ONE_COMMA.search(r.answer.replace(" ", "")) and not _thousands_meant(r):
+            # 60,180: sixty thousand, or 60 and 180?
             out.append("ambiguous comma: a thousands separator or two answers")
             continue
         if _CLOCK.search(r.answer) or (_BARE_TIME.match(r.answer.strip("$ ")) and _TIME_WORDS.search(r.question)):
@@ -407,7 +429,7 @@ _BRACKETED = re.compile(r"^\s*(?:\(.*\)|\[.*\]|\\\{.*\\\}|\\begin\{.*\\end\{\w+\
 _COLLECTIVE = re.compile(
     r"\b(?:solve|solutions?|roots?|zeros?|all\b|every|values of|intercepts?|factors?|critical (?:points?|numbers?)"
     r"|eigenvalues?|points?|coordinates?|vertex|vertices|ordered|pairs?|triples?|sets?|intervals?|list|vectors?|components?"
-    r"|sequence|terms?|digits?|possible)\b", re.I)
+    r"|sequence|terms?|digits?|possible|excluded|domain|centroid|cent(?:er|re) of (?:mass|gravity))\b", re.I)
 
 
 @register("multi_answer")
@@ -431,7 +453,8 @@ def multi_answer(records, ctx):
     return _each(records, ctx, one)
 
 
-_ROUNDING_ASKED = re.compile(r"\bround|\bnearest\b|\bapproximat|\bestimate|decimal places?|significant (?:figures|digits)"
+# "round to", "rounded", "rounding" (not a game's "each round"), "to the nearest", "approximately"
+_ROUNDING_ASKED = re.compile(r"\bround(?:ed|ing)?\s+(?:\w+\s+){0,3}?(?:to|off|up|down)\b|\brounded\b|\brounding\b|\bnearest\b|\bapproximat|\bestimate|decimal places?|significant (?:figures|digits)"
                              r"|\bto (?:one|two|three|\d+) decimal|\bcorrect to\b", re.I)
 
 
@@ -439,11 +462,15 @@ def formula_value(text: str):
     """The exact value (a Fraction) of the first side of an arithmetic formula such
     as ASDiv's ``(9+9+22+23+22+22+7)/7=16.3`` or SVAMP's ``( 290.0 / 2.0 )``:
     numbers, ``+ - * / x ×`` and parentheses only, read by Python's parser as a
-    syntax tree and folded here (never evaluated as code); ``None`` otherwise."""
+    syntax tree and folded here (never evaluated as code); ``None`` otherwise.
+    Of several steps (ASDiv's ``43+19+16=78; 78-77=1``) the last one."""
     import ast
     from fractions import Fraction
 
-    first = text.split("=")[0].replace("×", "*").replace("÷", "/").replace("x", "*").strip()
+    step = _last_step(text)
+    if _DEFINES_UNKNOWN.search(text):  # "x:The number; 2x-12=20": an equation for x, not arithmetic
+        return None
+    first = _TIMES_X.sub("*", step.split("=")[0].replace("×", "*").replace("÷", "/")).strip()
     if not first or len(first) > 300 or not re.fullmatch(r"[\d.\s+\-*/()]+", first) or "**" in first:
         return None
     try:
@@ -476,6 +503,51 @@ def formula_value(text: str):
         return None
 
 
+def key_contradiction(r: Record, rel_tol: float = 1e-9) -> str | None:
+    """Why the source's own arithmetic (``r.solution``) contradicts the answer key,
+    or None (it agrees, or there is no arithmetic to read). A division with a
+    remainder (ASDiv's ``44/5=8 r4``) agrees with the quotient, one more (rounds
+    to beat a score), the remainder (how many are left) and the divisor less the
+    remainder (how many more make it even)."""
+    from fractions import Fraction
+
+    from rewards.equivalence import _plain_value
+
+    if not r.solution:
+        return None
+    value = formula_value(r.solution)
+    key = _plain_value(r.answer.strip())
+    if value is None or key is None:
+        return None
+    key = key[0]
+    if abs(value - key) <= abs(value) * Fraction(rel_tol):
+        return None
+    division = _REMAINDER.search(_last_step(r.solution))
+    if division:  # the quotient, one more (to reach or beat), the remainder, or what would make it even
+        quotient, rest = int(division.group(1)), int(division.group(2))
+        divisor = rest / (value - quotient) if rest and value != quotient else None  # value = quotient + rest/divisor
+        if key in (quotient, quotient + 1, rest) or (divisor is not None and key == divisor - rest):
+            return None
+    shown = str(value) if value.denominator != 1 else str(value.numerator)
+    decimals = len(r.answer.strip().split(".")[1]) if "." in r.answer else 0
+    if abs(value - key) <= Fraction(1, 2 * 10 ** decimals):
+        if _ROUNDING_ASKED.search(r.question):
+            return None
+        return f"answer is rounded: the source's solution gives {shown}"
+    return f"the source's solution gives {shown}, the key {r.answer.strip()}"
+
+
+_REMAINDER = re.compile(r"=\s*(\d+)\s*(?:r|R|rem(?:ainder)?)\s*(\d+)\s*$")
+_DEFINES_UNKNOWN = re.compile(r"(?:^|;)\s*[A-Za-z]\s*:")
+_TIMES_X = re.compile(r"(?<=[\d)])\s*[xX]\s*(?=[\d(])")
+
+
+def _last_step(formula: str) -> str:
+    """The last of ``;``-separated steps (ASDiv writes a derivation as ``a=b; c=d``)."""
+    steps = [x for x in formula.split(";") if x.strip()]
+    return steps[-1] if steps else formula
+
+
 @register("answer_key")
 def answer_key(records, ctx, rel_tol: float = 1e-9):
     """Drop rows whose answer key the source's own arithmetic contradicts: the
@@ -483,30 +555,9 @@ def answer_key(records, ctx, rel_tol: float = 1e-9):
     ASDiv's ``formula``, SVAMP's ``Equation``) differs from the key. A key that
     is the formula's value rounded is dropped too (``16.3`` for 114/7: "the mean"
     has an exact value) unless the question asks for rounding. Rows without an
-    arithmetic solution pass. Runs after ``closed_form`` (the key is a number)."""
-    from fractions import Fraction
-
-    from rewards.equivalence import _plain_value
-
-    def one(r: Record) -> str | None:
-        if not r.solution:
-            return None
-        value = formula_value(r.solution)
-        key = _plain_value(r.answer.strip())
-        if value is None or key is None:
-            return None
-        key = key[0]
-        if abs(value - key) <= abs(value) * Fraction(rel_tol):
-            return None
-        shown = str(value) if value.denominator != 1 else str(value.numerator)
-        decimals = len(r.answer.strip().split(".")[1]) if "." in r.answer else 0
-        if abs(value - key) <= Fraction(1, 2 * 10 ** decimals):
-            if _ROUNDING_ASKED.search(r.question):
-                return None
-            return f"answer is rounded: the source's solution gives {shown}"
-        return f"the source's solution gives {shown}, the key {r.answer.strip()}"
-
-    return _each(records, ctx, one)
+    arithmetic solution pass. Runs after ``closed_form`` (the key is a number).
+    See :func:`key_contradiction`."""
+    return _each(records, ctx, lambda r: key_contradiction(r, rel_tol))
 
 
 @register("self_verify")
