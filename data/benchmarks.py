@@ -49,7 +49,7 @@ def _number_text(v) -> str:
 
 
 def _plain_answer(row: dict) -> str | None:
-    v = _first(row, "answer", "final_answer")
+    v = _first(row, "ground_truth", "answer", "final_answer")
     if isinstance(v, list):
         return _join_answers(v)
     return None if v is None else _number_text(v)
@@ -148,7 +148,7 @@ def _from_rl_parquet(path: Path, limit: int | None) -> list[EvalProblem]:
 
 def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[EvalProblem]:
     """The problems of benchmark ``name`` (see :data:`BENCHMARKS`), of a JSONL file
-    given by path (fields ``problem``/``question`` and ``answer``), or of a
+    given by path (fields ``problem``/``question`` and ``ground_truth``/``answer``), or of a
     verl-schema parquet file.
 
     Rows without a question or a reference answer are an error naming the file

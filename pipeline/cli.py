@@ -20,6 +20,12 @@ from data.io import InputError
 from pipeline.config import ConfigError
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal: tqdm's carriage-return redraws are noise in a log file
+    (a Slurm job's output, a redirect); --no-progress turns them off on a terminal too."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description="RL post-training pipeline for math reasoning models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -130,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=["hf", "vllm"], help="hf: transformers (CPU / one GPU); vllm: the gpu extra")
     e.add_argument("--generations", help="score this JSONL instead of generating")
     e.add_argument("--response-key", help="field with the responses (default: responses)")
-    e.add_argument("--answer-key", help="field with the reference answer (default: answer)")
+    e.add_argument("--answer-key", help="field with the reference answer (default: ground_truth, else answer)")
     e.add_argument("--question-key", help="field with the question (default: question)")
     e.add_argument("--correct-key", help="field with per-response correctness; without it the verifier grades "
                    "(and is compared with the file's own score/correct/is_correct field when there is one)")
@@ -245,7 +251,7 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     from pipeline.config import WarmupConfig, load_config
     from pipeline.train.sft import run_warmup
 
-    run_warmup(load_config(WarmupConfig, args.config), args.out, progress=not args.no_progress)
+    run_warmup(load_config(WarmupConfig, args.config), args.out, progress=_progress(args))
     return 0
 
 
@@ -261,7 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("--dry-run, --nnodes, --gpus-per-node and --override are for --engine verl")
     try:
         summary = train(load_config(TrainConfig, args.config), args.out, resume=args.resume,
-                        progress=not args.no_progress)
+                        progress=_progress(args))
     except TrainingStopped as e:
         print(f"error: {e}", file=sys.stderr)
         return 128 + e.signum
@@ -353,11 +359,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.merge and args.array_task is not None:
             raise ConfigError("--merge and --array-task: choose one")
         if args.merge:
-            merge_eval(cfg, args.out, progress=not args.no_progress, log=log)
+            merge_eval(cfg, args.out, progress=_progress(args), log=log)
         else:
-            eval_task(cfg, args.out, args.array_task, args.shards, progress=not args.no_progress, log=log)
+            eval_task(cfg, args.out, args.array_task, args.shards, progress=_progress(args), log=log)
         return 0
-    evaluate(cfg, args.out, progress=not args.no_progress, log=log)
+    evaluate(cfg, args.out, progress=_progress(args), log=log)
     return 0
 
 
@@ -365,7 +371,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from pipeline.config import CurateConfig, load_config
     from pipeline.curate.run import curate
 
-    curate(load_config(CurateConfig, args.config), args.out, progress=not args.no_progress,
+    curate(load_config(CurateConfig, args.config), args.out, progress=_progress(args),
            log=lambda m: print(m, file=sys.stderr))
     return 0
 

@@ -324,7 +324,7 @@ class GenerationKeys:
     """Field names in a generations file (``evaluate --generations``)."""
 
     response: str = "responses"  # the N responses: a list of strings (or one string)
-    answer: str = "answer"  # the reference answer
+    answer: str | None = None  # the reference answer (None: ground_truth, else answer, as the evaluate stage writes it)
     question: str = "question"  # the problem text (optional)
     correct: str | None = None  # per-response correctness in the file; None: grade with the verifier
     reference_correct: str | None = None  # the file's own grades to compare the verifier with (None: score/correct/is_correct if present)

@@ -142,7 +142,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for msg in problems[:MAX_LINE_MESSAGES]:
         print(msg, file=sys.stderr)
 
-    with Verifier(workers=args.workers, timeout=args.timeout, memory_mb=args.memory_mb, multi_box=args.multi_box) as verifier:
+    verifier = Verifier(workers=args.workers, timeout=args.timeout, memory_mb=args.memory_mb, multi_box=args.multi_box)
+    try:
+        # the workers boot while the fast path decides what needs no parser
+        verifier.pool.start(wait=False)
         t0 = time.perf_counter()
         quiet = args.no_progress or not sys.stderr.isatty()
         with tqdm(total=len(responses), desc="verify", unit="check", disable=quiet, file=sys.stderr) as bar:
@@ -150,7 +153,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 responses, golds, mode=args.mode, questions=questions, options=options,
                 on_result=lambda i, v: bar.update(1),
             )
-    elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+    finally:
+        verifier.close()
 
     with atomic_writer(args.output) as f:
         for row, (start, count, is_list) in zip(rows, slices):

@@ -48,6 +48,10 @@ _PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,4})?$
 _PLAIN_FRACTION = re.compile(r"^([-+]?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))$")
 # 3,14 or 0,5: a decimal comma (never three digits after it, which is a thousands separator).
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d+,(?:\d{1,2}|\d{4,})$")
+_SPACED_MIXED = re.compile(r"^([-+]?)(\d+)\s+(\d+)\s*/\s*(\d+)$")  # 3128 1/2
+_DIGIT_SPACE_DIGIT = re.compile(r"\d\s+\d")
+# A primed letter (E', f^{\prime}): the parser drops the prime, so E' would equal E.
+_PRIMED = re.compile(r"([A-Za-z])\s*('+|\^\s*\{?\s*\\prime\s*\}?)")
 _MIXED_NUMBER = re.compile(r"^([-+]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")  # 2\frac{1}{2} = 5/2
 # Spaces that carry no meaning: any next to something other than a letter ("\sin x" keeps its one).
 _LOOSE_SPACE = re.compile(r"(?<![A-Za-z])\s+|\s+(?![A-Za-z])")
@@ -93,6 +97,13 @@ def looks_explosive(latex: str) -> bool:
 
 def _plain_value(text: str) -> tuple[Fraction, bool] | None:
     """(value, is_decimal) for plain numbers and fractions, without sympy."""
+    if "/" in text and _DIGIT_SPACE_DIGIT.search(text):
+        # "3128 1/2" is a mixed number, never 31281/2; "3 5/2" is neither
+        m = _SPACED_MIXED.match(text.strip())
+        if not m or int(m.group(3)) >= int(m.group(4)) or int(m.group(4)) == 0:
+            return None
+        v = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
+        return (-v if m.group(1) == "-" else v), False
     t = text.replace(" ", "")
     if _PLAIN_NUMBER.match(t):
         v = Fraction(t)  # also reads 1.5e3
@@ -109,6 +120,42 @@ def _plain_value(text: str) -> tuple[Fraction, bool] | None:
         v = Fraction(int(num), int(den))
         return (-v if m.group(1) == "-" else v), False
     return None
+
+
+def _explicit_matrix(x):
+    """A matrix sum or product written out (A + B, A B) as the matrix it is; anything else as is."""
+    import sympy
+
+    if isinstance(x, sympy.MatrixExpr) and not isinstance(x, sympy.MatrixBase):
+        try:
+            return x.doit().as_explicit()
+        except Exception:  # shapes that do not fit, symbols the product cannot resolve
+            return x
+    return x
+
+
+def _is_truth_value(x) -> bool:
+    import sympy
+
+    return isinstance(x, sympy.logic.boolalg.BooleanAtom)
+
+
+def _last_side(text: str) -> str:
+    """What follows the last '=' outside brackets (the whole text if there is none)."""
+    depth, cut = 0, -1
+    for i, ch in enumerate(text):
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        elif ch == "=" and depth == 0:
+            cut = i
+    return text[cut + 1:].strip() if cut >= 0 else text
+
+
+def _primes(text: str) -> list[tuple[str, int]]:
+    """The primed letters of an answer with their prime counts (f'' counts 2), sorted."""
+    return sorted((m.group(1), m.group(2).count("'") or 1) for m in _PRIMED.finditer(text))
 
 
 def _integer(text: str) -> int | None:
@@ -646,9 +693,15 @@ def compare(pred: str, gold: str, options: dict[str, str] | None = None, fast_on
                     return Comparison(MATCH, "number within tolerance")
         return Comparison(MISMATCH, "number")
 
+    if _primes(p.text) != _primes(g.text):
+        return Comparison(MISMATCH, "primed letters differ")
     if fast_only:
         return Comparison(UNDECIDED, "needs the parser")
     ga, pa = parse_latex(g.text), parse_latex(p.text)
+    ga, pa = _explicit_matrix(ga), _explicit_matrix(pa)
+    if pa is not None and _is_truth_value(pa) and "=" in p.text:
+        # the parser decided a true equation (e^{i\pi} = -1 -> True): its last side is the answer
+        pa = parse_latex(_last_side(p.text)) or pa
     if ga is None or pa is None:
         if p.plain == g.plain:
             return Comparison(MATCH, "text")

@@ -50,6 +50,7 @@ _PHRASE_RES = (
     ("answer_is", re.compile(r"\bthe answer is\s*[:：]?\s*", re.IGNORECASE)),
 )
 # A number standing on its own ("AZYUK2A" holds none).
+_QUOTES = re.compile(r'^\\?"|\\?"$')  # quotes around a phrase answer, escaped or not
 _NUMBER_RE = re.compile(r"(?<![A-Za-z\d])(?>-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)")
 # Where a phrase-introduced answer ends: end of line, or a sentence end (". " / "." at end).
 _PHRASE_END_RE = re.compile(r"\n|\.\s|\.$|\$\s*\.")
@@ -76,15 +77,24 @@ class Extraction:
 def _read_braced(text: str, start: int) -> tuple[str, int] | None:
     """Read a ``{...}`` group starting at ``text[start] == '{'``; return (content, end).
 
-    Iterative, counts nesting, honours ``\\{`` / ``\\}`` escapes. ``None`` when
+    Iterative, counts nesting, honours ``\\{`` / ``\\}`` escapes; a ``\\}`` that closes no
+    ``\\{`` is a stray backslash before the closing brace (``\\boxed{185\\}``). ``None`` when
     the group is never closed (an unterminated ``\\boxed{`` yields no answer).
     """
     depth = 0
+    escaped_open = 0  # \{ not yet closed by a \}
     i = start
     n = len(text)
     while i < n:
         c = text[i]
         if c == "\\" and i + 1 < n and text[i + 1] in "{}":
+            if text[i + 1] == "{":
+                escaped_open += 1
+            elif escaped_open:
+                escaped_open -= 1
+            else:
+                i += 1  # the brace after a stray backslash counts
+                continue
             i += 2
             continue
         if c == "{":
@@ -166,8 +176,9 @@ def final_group(text: str) -> list[str]:
     return [c for c, _, _ in spans[k:]]
 
 
-def _phrase_answer(text: str) -> tuple[str, str] | None:
-    """The answer after the last "final answer is"-style marker, if any."""
+def _phrase_answer(text: str) -> tuple[str, str, int] | None:
+    """The answer after the last "final answer is"-style marker, if any: (answer, marker name,
+    where the marker starts)."""
     best: tuple[int, str, str] | None = None
     for name, rx in _PHRASE_RES:
         last = None
@@ -177,11 +188,13 @@ def _phrase_answer(text: str) -> tuple[str, str] | None:
             continue
         rest = text[last.end() :]
         end = _PHRASE_END_RE.search(rest)
-        cand = (rest[: end.start()] if end else rest).strip().strip("$").strip()
+        cand = (rest[: end.start()] if end else rest).strip()
+        cand = _QUOTES.sub("", cand).strip().strip("$").strip()  # 'is \\"$12$ and $13$\\"'
+
         cand = cand.rstrip(".")
         if cand and (best is None or last.start() > best[0]):
             best = (last.start(), name, cand)
-    return (best[2], best[1]) if best else None
+    return (best[2], best[1], best[0]) if best else None
 
 
 # Math delimiters and what closes each: $$...$$, \\[...\\], \\(...\\), $...$.
@@ -235,11 +248,15 @@ def extract_answers(text: str, mode: str = STRICT, multi_box: str = LAST) -> Ext
         raise ValueError(f"unknown multi_box rule {multi_box!r}; choose one of {MULTI_BOX_MODES}")
     text = after_thinking(text)
     boxed = final_group(text) if multi_box == LAST else boxed_answers(text)
+    phrase = _phrase_answer(text) if mode == LENIENT else None
     if boxed:
-        return Extraction(tuple(boxed), "boxed")
+        # lenient: "Final Answer: The final answer is $10,455$" after the last box is the later
+        # commitment (boxes of intermediate results come before it)
+        later = phrase is not None and phrase[1] == "final_answer" and phrase[2] > boxed_spans(text)[-1][2]
+        if not later:
+            return Extraction(tuple(boxed), "boxed")
     if mode == STRICT:
         return Extraction()
-    phrase = _phrase_answer(text)
     if phrase is not None:
         inner = boxed_answers(phrase[0])
         return Extraction((inner[-1] if inner else _answer_in_prose(phrase[0]),), phrase[1])

@@ -28,7 +28,7 @@ _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle\b|\\limits\
 _LEFTRIGHT = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])\s*")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree\b|\\textdegree\b")
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)\s*$")
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathcal|mathit|mathsf|boldsymbol|mbox|operatorname)\s*\{")
 # Blanks copied from a fill-in-the-box question: no answer content.
 _PLACEHOLDER = re.compile(r"\\(?:phantom|hphantom|vphantom|hspace|vspace)\s*\{[^{}]*\}|\\underline\{\s*\}|\\square\b|\\Box\b")
 _BOLD = re.compile(r"\*\*|__")
@@ -46,6 +46,9 @@ _APPROX_TAIL = re.compile(r"(?<=\S)\s*(?:\\approx|\\simeq|≈).*$", re.DOTALL)
 _SQRT_PAREN = re.compile(r"\\sqrt\s*\(([^()]*)\)")
 _SQRT_BARE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
 _FRAC_BARE = re.compile(r"\\frac\s*(\d)\s*(\d)")
+# Digits in groups of two or three joined by ",\!" (MATH's thin-space separator), the last group of
+# three: one number, also in the Indian grouping 56,01,78,95,760 that plain thousands rules refuse.
+_GROUPED_DIGITS = re.compile(r"^[-+]?\d{1,3}(?:,\s*\\!\s*\d{2,3})*,\s*\\!\s*\d{3}(?:\.\d+)?$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
 _BASE = re.compile(r"^\(?([0-9A-Za-z]+)\)?_\{?\(?(\d{1,2})\)?\}?$")
 # An option letter: "C", "(C)", "C)", "(c)"; a bare lower-case "e" or "c" is math, not an option.
@@ -100,15 +103,22 @@ def _unwrap_text_commands(s: str) -> str:
         i = j
 
 
+_BARE_NUMBER = re.compile(r"^\s*-?\d{1,15}(?:\.\d{1,15})?\s*$")
+
+
 def clean(s: str) -> str:
     """Remove formatting that carries no mathematical meaning."""
     s = s.replace("\x00", "").strip()
     s = _PLACEHOLDER.sub("", s)
     s = _PY_POWER.sub("^", s)
+    s = re.sub(r"(?<!\\)\\+$", "", s).rstrip()  # a stray trailing backslash (MATH's "185\\")
+    s = re.sub(r"\^\s*\{?\s*\\prime\s*\}?", "'", s)  # f^{\prime} is f'
     s = _BOLD.sub("", s)
     s = _PY_NEQ.sub(" \\\\neq ", s).replace("≠", " \\\\neq ")
     for rx, rep in _WRAPPERS:
         s = rx.sub(rep, s).strip()
+    if _GROUPED_DIGITS.match(s):  # "56,\\!01,\\!78,\\!95,\\!760": Indian digit groups, marked as a number by \\!
+        s = re.sub(r",\s*\\!\s*", "", s)
     s = re.sub(r",\s*\\!\s*", ",", s)  # "11,\\! 111": a thousands separator with a negative thin space
     s = s.replace("\\!", "")  # negative thin space, as in MATH's "3,\\!250"
     # "x \\approx 11": a name for an approximate value; "\\frac{1}{3} \\approx 0.33": the exact form is the answer
@@ -133,6 +143,8 @@ def clean(s: str) -> str:
 
 def normalize(raw: str) -> Answer:
     """Clean ``raw`` and split off percent, base, option letter and units."""
+    if _BARE_NUMBER.match(raw):  # the common case, which none of the rules below changes
+        return Answer(raw.strip())
     s = clean(raw)
     if len(s) > MAX_ANSWER_CHARS:
         return Answer(s[:MAX_ANSWER_CHARS], too_long=True)

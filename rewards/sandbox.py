@@ -86,6 +86,7 @@ class WorkerPool:
         self._pending = 0  # replacements being started
         self._started = False
         self._closed = False
+        self._starting: set[_Worker] = set()  # spawned, not yet ready
         self.replaced = 0  # workers killed and replaced (timeouts, crashes)
         _live_pools.add(self)
 
@@ -109,21 +110,33 @@ class WorkerPool:
         proc.stdin.close()
         proc.stdout.close()
         w = _Worker(proc, inbox, outbox)
+        with self._lock:
+            self._starting.add(w)  # close() kills it if it comes while the worker boots
         try:
             if not outbox.poll(STARTUP_TIMEOUT) or outbox.recv()[0] != "ready":
                 raise RuntimeError("worker did not start")
         except Exception as e:
             w.kill()
             raise RuntimeError(f"sandbox worker for {self.task} failed to start: {e}") from e
+        finally:
+            with self._lock:
+                self._starting.discard(w)
         with self._lock:
-            self._all.add(w)
-        return w
+            if not self._closed:
+                self._all.add(w)
+                return w
+        w.kill()
+        raise RuntimeError("pool closed while its worker started")
 
-    def start(self) -> "WorkerPool":
+    def start(self, wait: bool = True) -> "WorkerPool":
+        """Start the workers (once). ``wait=False`` returns at once and lets them boot in
+        the background: a caller whose checks mostly take the in-process fast path does
+        not wait for them, and the first call that needs one waits for it."""
         with self._lock:
             if self._started:
                 return self
             self._started = True
+            self._pending += self.size
         errors: list[Exception] = []
 
         def one() -> None:
@@ -131,10 +144,15 @@ class WorkerPool:
                 self._idle.put(self._spawn())
             except Exception as e:
                 errors.append(e)
+            finally:
+                with self._lock:
+                    self._pending -= 1
 
-        threads = [threading.Thread(target=one) for _ in range(self.size)]
+        threads = [threading.Thread(target=one, daemon=True, name="sandbox-start") for _ in range(self.size)]
         for t in threads:
             t.start()
+        if not wait:
+            return self  # a spawn that fails here is retried by _acquire
         for t in threads:
             t.join()
         if len(errors) == self.size:
@@ -167,10 +185,13 @@ class WorkerPool:
         threading.Thread(target=replace, daemon=True, name="sandbox-replace").start()
 
     def close(self) -> None:
-        self._closed = True
         with self._lock:
+            self._closed = True
             workers = list(self._all)
             self._all.clear()
+            booting = list(self._starting)
+        for w in booting:
+            w.kill()
         for w in workers:
             try:
                 w.inbox.send(None)

@@ -84,16 +84,25 @@ class Verifier:
         multi_box: str | None = None,
     ) -> Verdict:
         """Check one response; see :func:`rewards.check.check` for the rules."""
+        args = self._prepare(response, ground_truth, mode, question, options, multi_box)
+        if self.fast_path:
+            fast = check(*args, fast_only=True)
+            if fast is not None:
+                return fast
+        return self._sandboxed(args, timeout)
+
+    def _prepare(self, response, ground_truth, mode, question, options, multi_box) -> tuple:
+        """``check``'s positional arguments, the response cut to what may cross the pipe."""
         if not isinstance(response, str):
             response = "" if response is None else str(response)
         response = response[-MAX_RESPONSE_CHARS:]  # cut before it crosses the pipe
         if isinstance(question, str):
             question = question[:MAX_RESPONSE_CHARS]
-        mode, multi_box = mode or self.mode, multi_box or self.multi_box
-        if self.fast_path:
-            fast = check(response, ground_truth, mode, question, options, multi_box, fast_only=True)
-            if fast is not None:
-                return fast
+        return response, ground_truth, mode or self.mode, question, options, multi_box or self.multi_box
+
+    def _sandboxed(self, args: tuple, timeout: float | None) -> Verdict:
+        """One check in a worker, bounded by ``timeout`` (default: the verifier's)."""
+        response, ground_truth, mode, question, options, multi_box = args
         limit = self.timeout if timeout is None else float(timeout)
         status, value = self.pool.call(
             "check", response, ground_truth, mode, question, options, multi_box, timeout=limit,
@@ -119,17 +128,30 @@ class Verifier:
         """Check many responses in parallel on all workers; results in input order.
 
         ``on_result(index, verdict)`` is called as each check finishes (for
-        progress bars); it runs on a dispatcher thread.
+        progress bars): in the calling thread for checks the fast path decides, first,
+        then on a dispatcher thread for the sandboxed rest.
         """
         if len(responses) != len(ground_truths):
             raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths")
         n = len(responses)
         qs = questions if questions is not None else [None] * n
         os_ = options if options is not None else [None] * n
-        return self._map(
-            lambda i: self.verify(responses[i], ground_truths[i], mode=mode, question=qs[i], options=os_[i],
-                                  timeout=timeout, multi_box=multi_box),
-            n, on_result)
+        args = [self._prepare(responses[i], ground_truths[i], mode, qs[i], os_[i], multi_box) for i in range(n)]
+        out: list = [None] * n
+        rest = list(range(n))
+        if self.fast_path:  # decided in this thread, without a thread pool's hand-offs
+            rest = []
+            for i in range(n):
+                out[i] = check(*args[i], fast_only=True)
+                if out[i] is None:
+                    rest.append(i)
+                elif on_result is not None:
+                    on_result(i, out[i])
+        slow = self._map(lambda k: self._sandboxed(args[rest[k]], timeout), len(rest),
+                         None if on_result is None else lambda k, v: on_result(rest[k], v))
+        for i, v in zip(rest, slow):
+            out[i] = v
+        return out
 
     def _map(self, fn: Callable[[int], object], n: int, on_result: Callable | None) -> list:
         """``[fn(0), ..., fn(n-1)]`` on one thread per worker, in order; ``on_result(i, value)`` as each finishes."""

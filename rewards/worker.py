@@ -36,7 +36,10 @@ def main(argv: list[str]) -> int:
         warm_up()
     inbox = Connection(os.dup(0), writable=False)
     outbox = Connection(out_fd, readable=False)
-    outbox.send(("ready", os.getpid()))
+    try:
+        outbox.send(("ready", os.getpid()))
+    except (BrokenPipeError, OSError):  # the pool closed while this worker booted
+        return 0
     while True:
         try:
             msg = inbox.recv()

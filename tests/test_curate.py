@@ -318,8 +318,9 @@ def test_curate_end_to_end_accounts_for_every_row_and_verl_reads_it(tmp_path):
     c = json.loads(cfg.read_text())
     c["val_size"] = 0
     cfg.write_text(json.dumps(c))
-    third = run("curate", "--config", str(cfg), "--out", str(out), "--no-progress")
+    third = run("curate", "--config", str(cfg), "--out", str(out))  # bars on by default, but stderr is a pipe
     assert third.returncode == 0 and "nothing to do" not in third.stderr
+    assert "\r" not in third.stderr, "progress bar redraws written into a log"
     assert not (out / "val.parquet").exists() and len(pd.read_parquet(out / "train.parquet")) == 5
 
 

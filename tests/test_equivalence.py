@@ -433,7 +433,31 @@ POWER_TOWERS = [
     ("9^{9^9}", "9^{9^8}", False),
 ]
 
+# From the peer tables (NeMo-Skills, lighteval, Math-Verify): forms the parser alone misreads.
+PEER_FORMS = [
+    ("E'", "E", False),  # a primed point is another point; the parser drops the prime
+    ("f''(x)", "f'(x)", False),
+    (r"f^{\prime}(x)", "f'(x)", True),
+    ("E'", "E'", True),
+    ("3128 1/2", "3128.5", True),  # a mixed number written with a space
+    ("3128 1/2", "15640.5", False),  # never the digits run together (31281/2)
+    ("3 5/2", "5.5", False),  # not a mixed number: undecided by the fast path, not 3 + 5/2
+    (r"56,\!01,\!78,\!95,\!760", "56017895760", True),  # Indian digit groups marked by \!
+    (r"56,\!01,\!78,\!95,\!760", "5601789576", False),
+    ("1,2", "12", False),
+    (r"\mathcal{B}", "B", True),  # font commands carry no value
+    (r"\mathcal{B}", "C", False),
+    ("185\\", "185", True),  # MATH's stray trailing backslash
+    (r"e^{i\pi} = -1", "-1", True),  # a true equation the parser decides: its last side
+    (r"e^{i\pi} = -1", "1", False),
+    (r"\begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix} + \begin{pmatrix}5 & 6 \\ 7 & 8\end{pmatrix}",
+     r"\begin{pmatrix}6 & 8 \\ 10 & 12\end{pmatrix}", True),  # matrix arithmetic written out
+    (r"\begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix} + \begin{pmatrix}5 & 6 \\ 7 & 8\end{pmatrix}",
+     r"\begin{pmatrix}6 & 8 \\ 10 & 13\end{pmatrix}", False),
+]
+
 TABLES.update({
+    "peer_forms": PEER_FORMS,
     "labelled": LABELLED,
     "chains": CHAINS,
     "inequality_intervals": INEQUALITY_INTERVALS,

@@ -45,9 +45,11 @@ def test_each_benchmark_reads_its_own_answer_field(name, rows, first_answer):
 
 def test_benchmark_files_by_path_and_their_errors(tmp_path):
     good = tmp_path / "mine.jsonl"
-    good.write_text('{"problem": "1+1?", "answer": 2.0}\n{"question": "2+2?", "answer": "4"}\n')
+    good.write_text('{"problem": "1+1?", "answer": 2.0}\n{"question": "2+2?", "answer": "4"}\n'
+                    '{"question": "3+3?", "ground_truth": "6"}\n')
     ps = load_benchmark(str(good))
-    assert [(p.benchmark, p.question, p.answer) for p in ps] == [("mine", "1+1?", "2"), ("mine", "2+2?", "4")]
+    assert [(p.benchmark, p.question, p.answer) for p in ps] == [("mine", "1+1?", "2"), ("mine", "2+2?", "4"),
+                                                                  ("mine", "3+3?", "6")]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": "no answer here"}\n')
     with pytest.raises(InputError, match=r"bad.jsonl:2: no reference answer"):
@@ -139,6 +141,18 @@ def test_self_correction_and_step_scores_from_a_file(tmp_path):
     assert rep["bon@2"] == 50.0
 
 
+def test_generations_read_ground_truth_by_default_then_answer(tmp_path):
+    """The reference key defaults to ground_truth, as the verifier CLI, the service and the verl
+    adapter read it; the stage's own generations.jsonl (key answer) still reads back."""
+    from pipeline.config import GenerationKeys
+    from pipeline.evaluate.grade import load_generations
+
+    f = tmp_path / "g.jsonl"
+    f.write_text('{"responses": ["a"], "ground_truth": "7", "answer": "8"}\n{"responses": ["b"], "answer": "9"}\n')
+    assert [r["answer"] for r in load_generations(f, GenerationKeys())] == ["7", "9"]
+    assert [r["answer"] for r in load_generations(f, GenerationKeys(answer="answer"))] == ["8", "9"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--generations", "/nonexistent.jsonl"], "no such file"),
     ([], "model.path (--model) is required"),
@@ -150,6 +164,8 @@ def test_self_correction_and_step_scores_from_a_file(tmp_path):
     (["--generations", "{inf}", "--verifier-score-key", "s"], "NaN or infinity"),
     (["--generations", "{empty}"], "holds no responses"),
     (["--generations", "{noanswer}"], "reference answer 'answer' is empty"),
+    (["--generations", "{nokey}"], "no reference answer field 'ground_truth' or 'answer'"),
+    (["--generations", "{nokey}", "--answer-key", "gt"], "no reference answer field 'gt'"),
     (["--generations", "{badtokens}"], "non-negative integers"),
     (["--benchmarks", " , ", "--model", "x"], "name at least one"),
     (["--benchmarks", "{good},{sub}/good.jsonl", "--model", "x"], "two share a name"),
@@ -165,10 +181,11 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monke
     (tmp_path / "inf.jsonl").write_text('{"responses": ["a", "b"], "answer": "1", "s": [Infinity, 0]}\n')
     (tmp_path / "empty.jsonl").write_text('{"responses": [], "answer": "1"}\n')
     (tmp_path / "noanswer.jsonl").write_text('{"responses": ["a"], "answer": null}\n')
+    (tmp_path / "nokey.jsonl").write_text('{"responses": ["a"], "solution": "1"}\n')
     (tmp_path / "badtokens.jsonl").write_text('{"responses": ["a"], "answer": "1", "tokens": ["x"]}\n')
     (tmp_path / "sub").mkdir()
     files = {"bad": bad, "good": good, "inf": tmp_path / "inf.jsonl", "empty": tmp_path / "empty.jsonl",
-             "noanswer": tmp_path / "noanswer.jsonl", "badtokens": tmp_path / "badtokens.jsonl", "sub": tmp_path / "sub"}
+             "noanswer": tmp_path / "noanswer.jsonl", "nokey": tmp_path / "nokey.jsonl", "badtokens": tmp_path / "badtokens.jsonl", "sub": tmp_path / "sub"}
     for k, v in files.items():
         args = [a.replace("{" + k + "}", str(v)) for a in args]
     assert main(["evaluate", "--out", str(tmp_path / "o"), "--no-progress", *args]) == 2

@@ -48,7 +48,11 @@ from rewards.extract import LENIENT, STRICT, extract_answers, reference_answer
         pytest.param("we get 3 then 4 and finally 12 apples", LENIENT, ("12",), "last_number", id="lenient last number"),
         pytest.param("x = -3.5 is it", LENIENT, ("-3.5",), "last_number", id="lenient last negative decimal"),
         pytest.param(r"The final answer is $\boxed{8}$.", LENIENT, ("8",), "boxed", id="lenient prefers boxes"),
-        pytest.param(r"\boxed{2} but the final answer is 3", LENIENT, ("2",), "boxed", id="lenient box beats phrase"),
+        pytest.param(r"\boxed{2} but the final answer is 3", LENIENT, ("3",), "final_answer",
+                     id="lenient a later final-answer phrase beats an earlier box"),
+        pytest.param(r"the answer is 3, so \boxed{2}", LENIENT, ("2",), "boxed", id="lenient a later box beats a phrase"),
+        pytest.param(r"\boxed{2} and the answer is 3", LENIENT, ("2",), "boxed",
+                     id="lenient only an explicit final-answer phrase overrides a box"),
         pytest.param(r"\boxed{5", LENIENT, ("5",), "last_number", id="lenient unterminated box falls back"),
         # lenient: the last math span, or the last number when it comes later
         pytest.param(r"the ordered pair is $(7, 6)$. <|im_start|>user", LENIENT, ("(7, 6)",), "last_math",
@@ -61,6 +65,13 @@ from rewards.extract import LENIENT, STRICT, extract_answers, reference_answer
         pytest.param("Final Answer: The largest $n$ is 34.", LENIENT, ("34",), "final_answer",
                      id="lenient phrase answer in a sentence"),
         pytest.param("AZYUK2A", LENIENT, (), None, id="lenient no number inside a word"),
+        pytest.param(r"so \boxed{200} and \boxed{255}, in all $10,455. Final Answer: The final answer is $10,455$. "
+                     "I hope it is correct.", LENIENT, ("10,455",), "final_answer",
+                     id="lenient final-answer phrase after the last box is the later commitment"),
+        pytest.param(r"so \boxed{200}. Final Answer: The final answer is 7", STRICT, ("200",), "boxed",
+                     id="strict keeps the box over a later phrase"),
+        pytest.param(r"The final answer is $\boxed{6}$.", LENIENT, ("6",), "boxed", id="lenient phrase around its box"),
+        pytest.param(r"\boxed{185\}", STRICT, ("185\\",), "boxed", id="stray backslash before the closing brace"),
         # after </think> only
         pytest.param(r"<think>\boxed{1}</think>so \boxed{2}", STRICT, ("2",), "boxed", id="after think"),
         pytest.param(r"<think>\boxed{1}</think>no box", STRICT, (), None, id="nothing after think"),

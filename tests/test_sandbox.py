@@ -226,3 +226,45 @@ def test_closed_pool_answers_error():
     pool.close()
     status, _ = pool.call(2)
     assert status == ERROR
+
+
+def test_a_pool_closed_while_its_workers_boot_leaves_no_process():
+    """start(wait=False) returns before the workers are ready; closing then kills them."""
+    pool = WorkerPool("tests.sandbox_tasks:echo", workers=2, timeout=TIMEOUT_S)
+    pool.start(wait=False)
+    deadline = time.monotonic() + 10
+    while not pool._starting and not pool._all and time.monotonic() < deadline:
+        time.sleep(0.005)
+    procs = [w.process for w in (*pool._starting, *pool._all)]
+    assert procs, "no worker was started"
+    pool.close()
+    for p in procs:
+        assert p.wait(timeout=5) is not None  # killed or exited, not left behind
+    time.sleep(0.2)
+    assert not pool._all and pool.call(1)[0] == ERROR
+
+
+def test_background_start_serves_the_first_call():
+    pool = WorkerPool("tests.sandbox_tasks:echo", workers=1, timeout=TIMEOUT_S)
+    try:
+        assert pool.start(wait=False) is pool
+        assert pool.call(7) == (OK, 7)  # waits for the booting worker, starts no second one
+        assert len(pool._all) == 1
+    finally:
+        pool.close()
+
+
+def test_verify_batch_fast_path_needs_no_worker():
+    v = Verifier(workers=1, timeout=TIMEOUT_S)
+    try:
+        seen: list[int] = []
+        out = v.verify_batch(["\\boxed{4}", "\\boxed{5}", "\\boxed{x+1}"], ["4", "4", "1+x"],
+                             on_result=lambda i, r: seen.append(i))
+        assert [r.correct for r in out] == [True, False, True] and sorted(seen) == [0, 1, 2]
+        assert len(v.pool._all) == 1  # only the parsed pair started the worker
+        fast = Verifier(workers=1, timeout=TIMEOUT_S)
+        assert [r.correct for r in fast.verify_batch(["\\boxed{4}"], ["4"])] == [True]
+        assert not fast.pool._started  # every check took the fast path
+        fast.close()
+    finally:
+        v.close()

@@ -81,6 +81,12 @@ def _auto_grade_key(row: dict, n: int) -> str | None:
     return None
 
 
+# Where --answer-key is not given: the verifier's default reference key (as the verifier CLI,
+# the service and the verl adapter read it), else the key the evaluate stage's own
+# generations.jsonl uses.
+_DEFAULT_ANSWER_KEYS = ("ground_truth", "answer")
+
+
 def load_generations(path: str | Path, keys, aggregate: str = "last", limit: int | None = None) -> list[dict]:
     """Rows of a generations file, normalised: benchmark, id, question, answer,
     responses, and (where the file has them) correct, scores, tokens, responses_t2,
@@ -91,19 +97,22 @@ def load_generations(path: str | Path, keys, aggregate: str = "last", limit: int
         if keys.response not in row:
             raise InputError(f"{where}: no response field {keys.response!r} (fields: {', '.join(row)}); "
                              "set --response-key")
-        if keys.answer not in row:
-            raise InputError(f"{where}: no reference answer field {keys.answer!r}; set --answer-key")
+        answer_key = keys.answer or next((k for k in _DEFAULT_ANSWER_KEYS if k in row), None)
+        if answer_key not in row:
+            wanted = repr(keys.answer) if keys.answer else " or ".join(map(repr, _DEFAULT_ANSWER_KEYS))
+            raise InputError(f"{where}: no reference answer field {wanted} (fields: {', '.join(row)}); "
+                             "set --answer-key")
         if row[keys.response] is None or row[keys.response] == []:
             raise InputError(f"{where}: {keys.response!r} holds no responses")
-        if row[keys.answer] is None or str(row[keys.answer]).strip() == "":
-            raise InputError(f"{where}: the reference answer {keys.answer!r} is empty")
+        if row[answer_key] is None or str(row[answer_key]).strip() == "":
+            raise InputError(f"{where}: the reference answer {answer_key!r} is empty")
         responses = ["" if r is None else str(r) for r in _as_list(row[keys.response], where, keys.response)]
         n = len(responses)
         out = {
             "benchmark": str(row.get(keys.benchmark) or Path(path).stem),
             "id": str(row.get(keys.id, row.get("idx", line - 1))),
             "question": str(row.get(keys.question) or row.get("problem") or ""),
-            "answer": row[keys.answer],
+            "answer": row[answer_key],
             "responses": responses,
         }
         if keys.correct:
