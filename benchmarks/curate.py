@@ -38,14 +38,80 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-NAMES = ["Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivan", "Jun", "Kofi", "Lena", "Mateo", "Nia",
-         "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tariq", "Uma", "Vera", "Wen", "Ximena", "Yusuf", "Zoe"]
-THINGS = ["apples", "marbles", "stickers", "books", "pencils", "coins", "cards", "shells", "stamps", "beads", "cookies",
-          "tickets", "plants", "blocks", "ribbons", "buttons", "candles", "kites", "boats", "puzzles"]
-PLACES = ["at the market", "in the garden", "at school", "in the attic", "at the fair", "on the farm", "in the library",
-          "at the beach", "in the shop", "at the museum", "in the park", "at home"]
-VERBS = [("buys", "more"), ("finds", "more"), ("gives away", "fewer"), ("loses", "fewer"), ("receives", "more"),
-         ("sells", "fewer"), ("collects", "more"), ("donates", "fewer")]
+NAMES = [
+    "Ava",
+    "Ben",
+    "Chen",
+    "Dara",
+    "Eli",
+    "Fatima",
+    "Goran",
+    "Hana",
+    "Ivan",
+    "Jun",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tariq",
+    "Uma",
+    "Vera",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+]
+THINGS = [
+    "apples",
+    "marbles",
+    "stickers",
+    "books",
+    "pencils",
+    "coins",
+    "cards",
+    "shells",
+    "stamps",
+    "beads",
+    "cookies",
+    "tickets",
+    "plants",
+    "blocks",
+    "ribbons",
+    "buttons",
+    "candles",
+    "kites",
+    "boats",
+    "puzzles",
+]
+PLACES = [
+    "at the market",
+    "in the garden",
+    "at school",
+    "in the attic",
+    "at the fair",
+    "on the farm",
+    "in the library",
+    "at the beach",
+    "in the shop",
+    "at the museum",
+    "in the park",
+    "at home",
+]
+VERBS = [
+    ("buys", "more"),
+    ("finds", "more"),
+    ("gives away", "fewer"),
+    ("loses", "fewer"),
+    ("receives", "more"),
+    ("sells", "fewer"),
+    ("collects", "more"),
+    ("donates", "fewer"),
+]
 
 
 def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
@@ -68,11 +134,18 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
         thing, place = rng.choice(THINGS), rng.choice(PLACES)
         verb, direction = rng.choice(VERBS)
         total = a + b if direction == "more" else a - b
-        extra = rng.choice(["", f" {other} watches {rng.choice(['quietly', 'closely', 'happily'])}.",
-                            f" The weather is {rng.choice(['sunny', 'rainy', 'windy', 'cold'])}."])
-        q = (f"{name} has {a} {thing} {place}.{extra} Then {name} {verb} {b} {thing}. "
-             f"{rng.choice(['How many', 'What number of'])} {thing} does {name} have now, "
-             f"and how many groups of {c} could be made?").replace(", and how many groups of", ". Ignore groups of")
+        extra = rng.choice(
+            [
+                "",
+                f" {other} watches {rng.choice(['quietly', 'closely', 'happily'])}.",
+                f" The weather is {rng.choice(['sunny', 'rainy', 'windy', 'cold'])}.",
+            ]
+        )
+        q = (
+            f"{name} has {a} {thing} {place}.{extra} Then {name} {verb} {b} {thing}. "
+            f"{rng.choice(['How many', 'What number of'])} {thing} does {name} have now, "
+            f"and how many groups of {c} could be made?"
+        ).replace(", and how many groups of", ". Ignore groups of")
         rows.append({"id": f"r{len(rows)}", "question": q, "answer": str(total)})
     return rows
 
@@ -87,9 +160,14 @@ def run(cfg_dict: dict, out: Path, base: Path) -> dict:
     t0 = time.perf_counter()
     rep = curate(cfg, out, progress=False, log=lambda m: None)
     secs = time.perf_counter() - t0
-    return {"rows": rep["rows_in"], "kept": rep["kept"], "seconds": round(secs, 1), "rows_per_s": round(rep["rows_in"] / secs),
-            "filters": {f["filter"]: f["seconds"] for f in rep["filters"]},
-            "dropped": {f["filter"]: f["dropped"] for f in rep["filters"] if f["dropped"]}}
+    return {
+        "rows": rep["rows_in"],
+        "kept": rep["kept"],
+        "seconds": round(secs, 1),
+        "rows_per_s": round(rep["rows_in"] / secs),
+        "filters": {f["filter"]: f["seconds"] for f in rep["filters"]},
+        "dropped": {f["filter"]: f["dropped"] for f in rep["filters"] if f["dropped"]},
+    }
 
 
 LABEL_FILES = ("curate_labels.jsonl", "curate_labels_heldout.jsonl", "curate_labels_fresh.jsonl")
@@ -123,30 +201,41 @@ def decisions(workers: int, save: Path | None) -> str:
         records = {r.uid: r for s in cfg.sources for r in read_source(s) if r.uid in old["kept_answers"]}
         for uid, answer in old["kept_answers"].items():
             records[uid].answer = answer
-        runs[f"before ({stored.name.split('_')[-1].split('.')[0]})"] = (old["outcome"], key_audit(list(records.values())))
+        runs[f"before ({stored.name.split('_')[-1].split('.')[0]})"] = (
+            old["outcome"],
+            key_audit(list(records.values())),
+        )
     print(f"row-level filters on {len(outcome)} shared raw rows: {secs:.1f} s", flush=True)
     head = []
     for name, (out, audit) in runs.items():
         counts = {k: len(v) if isinstance(v, list) else v for k, v in audit.items()}
-        print(f"[{name}] kept {counts['kept']} rows; suspect keys: {counts['string_only']} read only as a string, "
-              f"{counts['contradicted']} contradicted by the source's arithmetic (of {counts['with_formula']} with one)"
-              + (f", e.g. {audit['contradicted'][:4]}" if audit["contradicted"] else ""))
+        print(
+            f"[{name}] kept {counts['kept']} rows; suspect keys: {counts['string_only']} read only as a string, "
+            f"{counts['contradicted']} contradicted by the source's arithmetic (of {counts['with_formula']} with one)"
+            + (f", e.g. {audit['contradicted'][:4]}" if audit["contradicted"] else "")
+        )
         for file in LABEL_FILES:
             path = ROOT / "tests" / "data" / file
             if not path.exists():
                 continue
             sc = label_scores(out, read_labels(path))
-            print(f"[{name}] {file} ({sc['rows']} rows): accuracy {sc['accuracy']}, keep precision {sc['keep_precision']}, "
-                  f"keep recall {sc['keep_recall']}, drop precision {sc['drop_precision']}")
+            print(
+                f"[{name}] {file} ({sc['rows']} rows): accuracy {sc['accuracy']}, keep precision {sc['keep_precision']}, "
+                f"keep recall {sc['keep_recall']}, drop precision {sc['drop_precision']}"
+            )
             for f, v in sc["per_filter"].items():
                 if v["decided"] or v["labelled"]:
-                    print(f"    {f:16s} precision {v['precision']} ({v['decided']} decided)  "
-                          f"recall {v['recall']} ({v['labelled']} labelled)")
+                    print(
+                        f"    {f:16s} precision {v['precision']} ({v['decided']} decided)  "
+                        f"recall {v['recall']} ({v['labelled']} labelled)"
+                    )
             if sc["wrong"]:
                 print(f"    wrong: {sc['wrong']}")
             if file == LABEL_FILES[-1]:
-                head.append(f"{name}: fresh labels accuracy {sc['accuracy']}, keep precision {sc['keep_precision']}, "
-                            f"{counts['contradicted']} contradicted keys kept")
+                head.append(
+                    f"{name}: fresh labels accuracy {sc['accuracy']}, keep precision {sc['keep_precision']}, "
+                    f"{counts['contradicted']} contradicted keys kept"
+                )
     return "; ".join(head)
 
 
@@ -181,10 +270,14 @@ def main() -> None:
         for n in [int(x) for x in a.sizes.split(",")]:
             f = base / f"synthetic_{n}.jsonl"
             f.write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(n)))
-            cfg = {"sources": [{"name": "synthetic", "file": str(f), "id": "id"}],
-                   "eval_dir": str(eval_dir) if eval_dir.is_dir() else None,
-                   "eval_sets": ["math500", "aime24", "amc23", "minerva_math", "olympiadbench", "gsm8k"] if eval_dir.is_dir() else [],
-                   "verifier": {"workers": a.workers}}
+            cfg = {
+                "sources": [{"name": "synthetic", "file": str(f), "id": "id"}],
+                "eval_dir": str(eval_dir) if eval_dir.is_dir() else None,
+                "eval_sets": ["math500", "aime24", "amc23", "minerva_math", "olympiadbench", "gsm8k"]
+                if eval_dir.is_dir()
+                else [],
+                "verifier": {"workers": a.workers},
+            }
             results[str(n)] = run(cfg, base / f"syn{n}", base)
             print(f"synthetic {n}: {json.dumps(results[str(n)])}", flush=True)
     sizes = [k for k in results if k != "shared"]
@@ -196,8 +289,10 @@ def main() -> None:
     if len(sizes) >= 2:
         small, big = results[sizes[0]], results[sizes[-1]]
         factor = big["rows"] / small["rows"]
-        ratios = ", ".join(f"{f} x{big['filters'][f] / max(small['filters'][f], 1e-3):.1f}"
-                           for f in ("exact_dedup", "near_dedup", "decontaminate"))
+        ratios = ", ".join(
+            f"{f} x{big['filters'][f] / max(small['filters'][f], 1e-3):.1f}"
+            for f in ("exact_dedup", "near_dedup", "decontaminate")
+        )
         head.append(f"time growth for {factor:.0f}x rows: {ratios}")
     print("curate: " + " | ".join(head + ([decided] if decided else [])))
 

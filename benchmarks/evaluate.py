@@ -35,8 +35,23 @@ def main() -> None:
     a = p.parse_args()
     if not Path(a.data).is_file():
         sys.exit(f"{a.data}: not found (this benchmark needs the shared best-of-N file)")
-    base = [sys.executable, "-m", "pipeline", "evaluate", "--generations", a.data, "--response-key", "response",
-            "--answer-key", "gt", "--verifier-score-key", "pred_score", "--workers", a.workers, "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "evaluate",
+        "--generations",
+        a.data,
+        "--response-key",
+        "response",
+        "--answer-key",
+        "gt",
+        "--verifier-score-key",
+        "pred_score",
+        "--workers",
+        a.workers,
+        "--no-progress",
+    ]
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in (("from-file", ["--correct-key", "score"]), ("regrade", [])):
@@ -47,13 +62,18 @@ def main() -> None:
             if r.returncode != 0:
                 sys.exit(f"{name} failed:\n{r.stderr[-2000:]}")
             rep = json.loads((out / "report.json").read_text())
-            res[name] = {"seconds": round(secs, 2), "grade_seconds": rep["seconds"]["grade"],
-                         **{k: rep[k] for k in ("pass@1", "maj@8", "bon@8", "pass@8")}}
+            res[name] = {
+                "seconds": round(secs, 2),
+                "grade_seconds": rep["seconds"]["grade"],
+                **{k: rep[k] for k in ("pass@1", "maj@8", "bon@8", "pass@8")},
+            }
             print(f"{name:9s} {json.dumps(res[name])}")
     f, g = res["from-file"], res["regrade"]
-    print(f"evaluate 800 responses (100 problems x 8, {a.workers} verifier workers): from-file {f['seconds']:.1f} s "
-          f"(maj@8 {f['maj@8']}, bon@8 {f['bon@8']}, pass@8 {f['pass@8']}, pass@1 {f['pass@1']}) | "
-          f"regrade {g['seconds']:.1f} s ({800 / g['seconds']:.0f} responses/s end to end)")
+    print(
+        f"evaluate 800 responses (100 problems x 8, {a.workers} verifier workers): from-file {f['seconds']:.1f} s "
+        f"(maj@8 {f['maj@8']}, bon@8 {f['bon@8']}, pass@8 {f['pass@8']}, pass@1 {f['pass@1']}) | "
+        f"regrade {g['seconds']:.1f} s ({800 / g['seconds']:.0f} responses/s end to end)"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def write_task(root: Path, steps: int = 3, seed: int = 0, step_slip_rate: float 
     common = dict(steps=steps, max_operand=9, ops=("+", "-"))
     slips = dict(step_slip_rate=step_slip_rate) if step_slip_rate else dict(error_rate=0.3)
     splits = disjoint_rows(common, warmup=6000, rl=2000, heldout=200, seed=seed, **slips)
-    splits["prover"] = synthetic_rows(6000, seed=seed + 5, split="train",
-                                      exclude=questions([r for rows in splits.values() for r in rows]), **common)
+    splits["prover"] = synthetic_rows(
+        6000, seed=seed + 5, split="train", exclude=questions([r for rows in splits.values() for r in rows]), **common
+    )
     return write_splits(root, splits)
 
 
@@ -76,14 +77,19 @@ def constructed_traces(model_dir: Path, n: int, seed: int, steps: int = 3, tempe
         p = make_problem(rng, steps=steps, max_operand=9, ops=("+", "-"))
         bad, lines, value = flawed_steps(p, rng)
         prompt = encode_prompt(tok, [{"role": "user", "content": p.question}])
-        for text, b in ((solution_text(p), None), ("\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."]), bad)):
+        for text, b in (
+            (solution_text(p), None),
+            ("\n".join([*lines, f"The answer is \\boxed{{{latex_number(value)}}}."]), bad),
+        ):
             prompts.append(prompt)
             responses.append(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
             gold.append(p.answer)
             bad_steps.append(b)
     cfg = ProgressConfig(enabled=True, mc_rollouts=8, prover_k=1, temperature=temperature)
     with Verifier(workers=2) as v:
-        res = ProgressEstimator(cfg, tok, HFRollout(model, tok), v, max_new_tokens=64).estimate(prompts, responses, gold)
+        res = ProgressEstimator(cfg, tok, HFRollout(model, tok), v, max_new_tokens=64).estimate(
+            prompts, responses, gold
+        )
     right, slip, after_slip = [], [], []
     for prog, b in zip(res.progress, bad_steps):
         lines = prog[:steps]  # the computation lines (the answer line follows)
@@ -92,11 +98,17 @@ def constructed_traces(model_dir: Path, n: int, seed: int, steps: int = 3, tempe
         else:
             right += lines[:b].tolist()
             slip.append(float(lines[b]))
-            after_slip += lines[b + 1:].tolist()
-    return {"right_steps": round(float(np.mean(right)), 3), "right_positive": round(float(np.mean(np.asarray(right) > 0)), 3),
-            "slip_step": round(float(np.mean(slip)), 3), "slip_negative": round(float(np.mean(np.asarray(slip) < 0)), 3),
-            "after_slip": round(float(np.mean(after_slip)), 3) if after_slip else None,
-            "traces": len(responses), "prover_rollouts": res.mc_rollouts, "seconds": round(res.seconds, 1)}
+            after_slip += lines[b + 1 :].tolist()
+    return {
+        "right_steps": round(float(np.mean(right)), 3),
+        "right_positive": round(float(np.mean(np.asarray(right) > 0)), 3),
+        "slip_step": round(float(np.mean(slip)), 3),
+        "slip_negative": round(float(np.mean(np.asarray(slip) < 0)), 3),
+        "after_slip": round(float(np.mean(after_slip)), 3) if after_slip else None,
+        "traces": len(responses),
+        "prover_rollouts": res.mc_rollouts,
+        "seconds": round(res.seconds, 1),
+    }
 
 
 def main() -> None:
@@ -108,20 +120,38 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-5)  # 1.5e-4 (the demo's) lowered held-out acc 0.28 -> 0.19 here
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--task-steps", type=int, default=3, help="operations per problem")
-    p.add_argument("--step-slip-rate", type=float, default=0.0,
-                   help="warm-up solutions slip at every step independently at this rate (a sparse outcome reward "
-                        "on long chains) instead of once in 30%% of solutions")
+    p.add_argument(
+        "--step-slip-rate",
+        type=float,
+        default=0.0,
+        help="warm-up solutions slip at every step independently at this rate (a sparse outcome reward "
+        "on long chains) instead of once in 30%% of solutions",
+    )
     p.add_argument("--temperature", type=float, default=1.0, help="rollouts, prover and held-out measurements")
     p.add_argument("--out", default="runs/bench/progress")
-    p.add_argument("--prover-model", default="",
-                   help="a fixed prover (same tokenizer) instead of the policy's best-of-4, for the RL run")
-    p.add_argument("--strong-prover-steps", type=int, default=0,
-                   help="train a fixed prover stronger than the policy: the warm-up model after this many more "
-                        "supervised steps on clean solutions of other problems (root/prover/model)")
-    p.add_argument("--seed", type=int, default=0, help="the RL runs' seed (prompt order, sampling); the data and "
-                   "warm-up stay the same")
-    p.add_argument("--resume", action="store_true",
-                   help="keep finished runs and continue interrupted ones from their last checkpoint")
+    p.add_argument(
+        "--prover-model",
+        default="",
+        help="a fixed prover (same tokenizer) instead of the policy's best-of-4, for the RL run",
+    )
+    p.add_argument(
+        "--strong-prover-steps",
+        type=int,
+        default=0,
+        help="train a fixed prover stronger than the policy: the warm-up model after this many more "
+        "supervised steps on clean solutions of other problems (root/prover/model)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the RL runs' seed (prompt order, sampling); the data and warm-up stay the same",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep finished runs and continue interrupted ones from their last checkpoint",
+    )
     a = p.parse_args()
     if a.prover_model and a.strong_prover_steps:
         p.error("--prover-model and --strong-prover-steps are alternatives")
@@ -135,21 +165,49 @@ def main() -> None:
     model = warm_up(root, files["warmup"], files["heldout"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     print(f"warm-up: {time.perf_counter() - t0:.0f} s", flush=True)
     if a.strong_prover_steps:
-        a.prover_model = str(warm_up(root, files["prover"], files["heldout"], steps=a.strong_prover_steps,
-                                     max_new_tokens=a.max_new_tokens, start=model, name="prover"))
+        a.prover_model = str(
+            warm_up(
+                root,
+                files["prover"],
+                files["heldout"],
+                steps=a.strong_prover_steps,
+                max_new_tokens=a.max_new_tokens,
+                start=model,
+                name="prover",
+            )
+        )
         print(f"strong prover: {json.loads((root / 'prover' / 'summary.json').read_text())}", flush=True)
     # scored by the RL run's fixed prover if it has one, else by the warm-up model
-    traces = constructed_traces(Path(a.prover_model or model), 20, seed=7, steps=a.task_steps,
-                                temperature=a.temperature)
+    traces = constructed_traces(
+        Path(a.prover_model or model), 20, seed=7, steps=a.task_steps, temperature=a.temperature
+    )
     print(f"constructed traces: {json.dumps(traces)}", flush=True)
 
-    base = rl_config(model, files["train"], steps=a.rl_steps, max_new_tokens=a.max_new_tokens, lr=a.lr,
-                     heldout_file=files["heldout"], eval_every=5, temperature=a.temperature, seed=a.seed)
-    runs = {"outcome": base,
-            "progress": dataclasses.replace(base, progress=ProgressConfig(enabled=True, alpha=a.alpha,
-                                                                          mc_rollouts=a.mc_rollouts, prover_k=4,
-                                                                          temperature=a.temperature,
-                                                                          prover_model=a.prover_model))}
+    base = rl_config(
+        model,
+        files["train"],
+        steps=a.rl_steps,
+        max_new_tokens=a.max_new_tokens,
+        lr=a.lr,
+        heldout_file=files["heldout"],
+        eval_every=5,
+        temperature=a.temperature,
+        seed=a.seed,
+    )
+    runs = {
+        "outcome": base,
+        "progress": dataclasses.replace(
+            base,
+            progress=ProgressConfig(
+                enabled=True,
+                alpha=a.alpha,
+                mc_rollouts=a.mc_rollouts,
+                prover_k=4,
+                temperature=a.temperature,
+                prover_model=a.prover_model,
+            ),
+        ),
+    }
     results: dict = {"constructed_traces": traces}
     curves = {}
     for name, cfg in runs.items():
@@ -175,16 +233,23 @@ def main() -> None:
         # one held-out measurement has a standard error of ~0.02: the mean of the last five is steadier
         results[name]["late_mean_acc"] = round(float(np.mean([acc for _, acc in results[name]["curve"][-5:]])), 3)
     (root / "progress_results.json").write_text(json.dumps(results, indent=2))
-    plot(curves, root / "progress_curves.png", xlabel="policy samples", ylabel=f"held-out pass@1 (4 samples, T={a.temperature:g})",
-         title=f"outcome vs outcome + {a.alpha} x progress")
+    plot(
+        curves,
+        root / "progress_curves.png",
+        xlabel="policy samples",
+        ylabel=f"held-out pass@1 (4 samples, T={a.temperature:g})",
+        title=f"outcome vs outcome + {a.alpha} x progress",
+    )
     o, g = results["outcome"], results["progress"]
-    print(f"progress toy: traces right-step {traces['right_steps']:+.2f} ({traces['right_positive']:.0%} > 0), "
-          f"slip-step {traces['slip_step']:+.2f} ({traces['slip_negative']:.0%} < 0) | held-out acc after "
-          f"{a.rl_steps} steps: outcome {o['final_acc']:.3f}, progress {g['final_acc']:.3f} (mean of the last 5 "
-          f"measurements: {o['late_mean_acc']:.3f} vs {g['late_mean_acc']:.3f}); samples to reach "
-          f"{target:.3f}: outcome {o['samples_to_outcome_final_acc']}, progress {g['samples_to_outcome_final_acc']} | "
-          f"cost: {g['prover_rollouts_per_step']:.0f} prover rollouts/step (+{g['prover_rollouts_per_step'] / 128:.1f}x "
-          f"samples), {g['step_time']:.1f} s/step vs {o['step_time']:.1f}")
+    print(
+        f"progress toy: traces right-step {traces['right_steps']:+.2f} ({traces['right_positive']:.0%} > 0), "
+        f"slip-step {traces['slip_step']:+.2f} ({traces['slip_negative']:.0%} < 0) | held-out acc after "
+        f"{a.rl_steps} steps: outcome {o['final_acc']:.3f}, progress {g['final_acc']:.3f} (mean of the last 5 "
+        f"measurements: {o['late_mean_acc']:.3f} vs {g['late_mean_acc']:.3f}); samples to reach "
+        f"{target:.3f}: outcome {o['samples_to_outcome_final_acc']}, progress {g['samples_to_outcome_final_acc']} | "
+        f"cost: {g['prover_rollouts_per_step']:.0f} prover rollouts/step (+{g['prover_rollouts_per_step'] / 128:.1f}x "
+        f"samples), {g['step_time']:.1f} s/step vs {o['step_time']:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,18 @@ from pathlib import Path
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 
 
-def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max_new_tokens: int, threads: int = THREADS,
-            size: str = "tiny", start: Path | None = None, name: str = "warmup") -> Path:
+def warm_up(
+    root: Path,
+    train_file: Path,
+    heldout_file: Path,
+    *,
+    steps: int,
+    max_new_tokens: int,
+    threads: int = THREADS,
+    size: str = "tiny",
+    start: Path | None = None,
+    name: str = "warmup",
+) -> Path:
     """Warm a tiny Llama up on the worked solutions (or go on training ``start``);
     reuses ``root/<name>/model`` if present."""
     from pipeline.config import DataConfig, ModelConfig, WarmupConfig
@@ -21,11 +31,20 @@ def warm_up(root: Path, train_file: Path, heldout_file: Path, *, steps: int, max
 
     model = root / name / "model"
     if not (model / "config.json").is_file():
-        run_warmup(WarmupConfig(model=ModelConfig(path=str(start) if start else ""),
-                                data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)]),
-                                tiny_size=size, steps=steps, batch_size=32, max_new_tokens=max_new_tokens,
-                                threads=threads),
-                   root / name, progress=False, log=lambda m: None)
+        run_warmup(
+            WarmupConfig(
+                model=ModelConfig(path=str(start) if start else ""),
+                data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)]),
+                tiny_size=size,
+                steps=steps,
+                batch_size=32,
+                max_new_tokens=max_new_tokens,
+                threads=threads,
+            ),
+            root / name,
+            progress=False,
+            log=lambda m: None,
+        )
     return model
 
 
@@ -65,8 +84,19 @@ def write_splits(root: Path, splits: dict[str, list], shuffle_seed: int | None =
     return {name: root / f"{name}.parquet" for name in splits}
 
 
-def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int, lr: float, heldout_file=None,
-              eval_every: int = 0, norm_adv_by_std: bool = True, temperature: float = 1.0, **over):
+def rl_config(
+    model: Path,
+    train_file: Path,
+    *,
+    steps: int,
+    max_new_tokens: int,
+    lr: float,
+    heldout_file=None,
+    eval_every: int = 0,
+    norm_adv_by_std: bool = True,
+    temperature: float = 1.0,
+    **over,
+):
     """The benchmarks' GRPO config: 16 prompts x 8 samples per step, ``THREADS`` threads;
     ``temperature`` for rollouts and held-out measurements alike."""
     from pipeline.config import AlgorithmConfig, DataConfig, ModelConfig, OptimConfig, RolloutConfig, TrainConfig
@@ -76,8 +106,14 @@ def rl_config(model: Path, train_file: Path, *, steps: int, max_new_tokens: int,
         data=DataConfig(train_files=[str(train_file)], heldout_files=[str(heldout_file)] if heldout_file else []),
         rollout=RolloutConfig(n=8, temperature=temperature, max_new_tokens=max_new_tokens),
         algorithm=AlgorithmConfig(norm_adv_by_std=norm_adv_by_std),
-        optim=OptimConfig(lr=lr), steps=steps, prompts_per_step=16, save_every=steps, threads=THREADS,
-        eval_every=eval_every, heldout_samples=4, heldout_temperature=temperature,
+        optim=OptimConfig(lr=lr),
+        steps=steps,
+        prompts_per_step=16,
+        save_every=steps,
+        threads=THREADS,
+        eval_every=eval_every,
+        heldout_samples=4,
+        heldout_temperature=temperature,
     )
     return dataclasses.replace(cfg, **over)
 

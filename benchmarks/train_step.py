@@ -49,15 +49,22 @@ def run_ours(a) -> dict:
     from pipeline.train.engine import train
     from pipeline.train.metrics import read_metrics
 
-    cfg = load_config(TrainConfig, None, {
-        "model": {"path": a.model, "device": "cpu"},
-        "data": {"train_files": [a.data]},
-        "rollout": {"n": a.k, "max_new_tokens": a.max_new_tokens, "temperature": 1.0},
-        "optim": {"lr": 1.0e-5},
-        "algorithm": {"micro_batch_size": a.micro_batch},
-        "reward": {"verifier": {"workers": 1}},
-        "steps": a.steps, "prompts_per_step": a.prompts, "save_every": 10_000, "threads": a.threads,
-    })
+    cfg = load_config(
+        TrainConfig,
+        None,
+        {
+            "model": {"path": a.model, "device": "cpu"},
+            "data": {"train_files": [a.data]},
+            "rollout": {"n": a.k, "max_new_tokens": a.max_new_tokens, "temperature": 1.0},
+            "optim": {"lr": 1.0e-5},
+            "algorithm": {"micro_batch_size": a.micro_batch},
+            "reward": {"verifier": {"workers": 1}},
+            "steps": a.steps,
+            "prompts_per_step": a.prompts,
+            "save_every": 10_000,
+            "threads": a.threads,
+        },
+    )
     out = Path(a.work) / "ours"
     shutil.rmtree(out, ignore_errors=True)
     train(cfg, out, progress=False, log=lambda m: None)
@@ -65,8 +72,11 @@ def run_ours(a) -> dict:
     tokens = sum(r["response_length"] * a.prompts * a.k for r in rows)
     secs = sum(r["step_time"] for r in rows)
     gen = sum(r["gen_time"] for r in rows)
-    return {"s_per_step": statistics.median(r["step_time"] for r in rows), "rollout_tok_s": tokens / gen,
-            "train_tok_s": tokens / secs}
+    return {
+        "s_per_step": statistics.median(r["step_time"] for r in rows),
+        "rollout_tok_s": tokens / gen,
+        "train_tok_s": tokens / secs,
+    }
 
 
 def run_trl(a) -> dict:
@@ -102,21 +112,39 @@ def run_trl(a) -> dict:
             times.append(time.perf_counter() - self.t)
 
     args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(dir=a.work), use_cpu=True, bf16=False, report_to=[], save_strategy="no",
-        logging_steps=1, max_steps=a.steps, per_device_train_batch_size=a.prompts * a.k,
-        num_generations=a.k, max_completion_length=a.max_new_tokens, temperature=1.0, top_k=0,
-        learning_rate=1e-5, beta=0.0, num_iterations=1, gradient_accumulation_steps=1,
-        dataloader_num_workers=0, disable_tqdm=True, seed=0,
+        output_dir=tempfile.mkdtemp(dir=a.work),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        max_steps=a.steps,
+        per_device_train_batch_size=a.prompts * a.k,
+        num_generations=a.k,
+        max_completion_length=a.max_new_tokens,
+        temperature=1.0,
+        top_k=0,
+        learning_rate=1e-5,
+        beta=0.0,
+        num_iterations=1,
+        gradient_accumulation_steps=1,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        seed=0,
     )
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds, processing_class=tok,
-                          callbacks=[Clock()])
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[reward], args=args, train_dataset=ds, processing_class=tok, callbacks=[Clock()]
+    )
     trainer.train()
     verifier.close()
     gen_tok = sum(lengths[1:]) if lengths else float("nan")
     secs = sum(times[1:])
     logs = [h for h in trainer.state.log_history if "completions/mean_length" in h][1:]
-    return {"s_per_step": statistics.median(times[1:]), "train_tok_s": gen_tok / secs if secs else float("nan"),
-            "mean_length": sum(h["completions/mean_length"] for h in logs) / max(1, len(logs))}
+    return {
+        "s_per_step": statistics.median(times[1:]),
+        "train_tok_s": gen_tok / secs if secs else float("nan"),
+        "mean_length": sum(h["completions/mean_length"] for h in logs) / max(1, len(logs)),
+    }
 
 
 def child(a) -> None:
@@ -146,10 +174,30 @@ def main() -> None:
         model, data = prepare(work, a.model)
         results: dict[str, dict | None] = {}
         for engine in ("ours", "trl") * a.repeats:  # interleaved; each engine's best run counts
-            cmd = [sys.executable, __file__, "--engine", engine, "--work", str(work), "--data", str(data),
-                   "--model", model, "--steps", str(a.steps), "--prompts", str(a.prompts), "--k", str(a.k),
-                   "--max-new-tokens", str(a.max_new_tokens), "--threads", str(a.threads),
-                   "--micro-batch", str(a.micro_batch)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--engine",
+                engine,
+                "--work",
+                str(work),
+                "--data",
+                str(data),
+                "--model",
+                model,
+                "--steps",
+                str(a.steps),
+                "--prompts",
+                str(a.prompts),
+                "--k",
+                str(a.k),
+                "--max-new-tokens",
+                str(a.max_new_tokens),
+                "--threads",
+                str(a.threads),
+                "--micro-batch",
+                str(a.micro_batch),
+            ]
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
             line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
             if r.returncode != 0 or not line:
@@ -161,11 +209,17 @@ def main() -> None:
             best = results.get(engine)
             results[engine] = res if best is None or res["s_per_step"] < best["s_per_step"] else best
     o, t = results.get("ours"), results.get("trl")
-    head = (f"GRPO step ({a.prompts} prompts x K={a.k}, <= {a.max_new_tokens} new tokens, tiny Llama, {a.threads} CPU threads): "
-            f"ours {o['s_per_step']:.2f} s/step, {o['train_tok_s']:.0f} tok/s, peak {o['peak_rss_mb']:.0f} MB" if o else "ours failed")
+    head = (
+        f"GRPO step ({a.prompts} prompts x K={a.k}, <= {a.max_new_tokens} new tokens, tiny Llama, {a.threads} CPU threads): "
+        f"ours {o['s_per_step']:.2f} s/step, {o['train_tok_s']:.0f} tok/s, peak {o['peak_rss_mb']:.0f} MB"
+        if o
+        else "ours failed"
+    )
     if o and t:
-        head += (f" | TRL GRPOTrainer {t['s_per_step']:.2f} s/step, {t['train_tok_s']:.0f} tok/s, peak {t['peak_rss_mb']:.0f} MB"
-                 f" | speedup {t['s_per_step'] / o['s_per_step']:.2f}x")
+        head += (
+            f" | TRL GRPOTrainer {t['s_per_step']:.2f} s/step, {t['train_tok_s']:.0f} tok/s, peak {t['peak_rss_mb']:.0f} MB"
+            f" | speedup {t['s_per_step'] / o['s_per_step']:.2f}x"
+        )
     print(head)
 
 

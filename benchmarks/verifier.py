@@ -79,7 +79,9 @@ def load_pairs(path: Path) -> list[dict]:
             if missing:
                 raise SystemExit(f"error: {path}:{lineno}: missing field(s) {missing}")
             if len(row["response"]) != len(row["score"]):
-                raise SystemExit(f"error: {path}:{lineno}: {len(row['response'])} responses but {len(row['score'])} scores")
+                raise SystemExit(
+                    f"error: {path}:{lineno}: {len(row['response'])} responses but {len(row['score'])} scores"
+                )
             for k, (resp, label) in enumerate(zip(row["response"], row["score"])):
                 pairs.append(
                     {
@@ -122,7 +124,7 @@ def latency_stats(ms: list[float]) -> dict:
 
 
 def confusion(pred: list[bool], label: list[bool]) -> dict:
-    c = Counter((bool(p), bool(l)) for p, l in zip(pred, label))
+    c = Counter((bool(p), bool(y)) for p, y in zip(pred, label))
     return {
         "agree": c[(True, True)] + c[(False, False)],
         "n": len(label),
@@ -174,7 +176,9 @@ def run_mathverify(fn, pairs: list[dict], desc: str) -> tuple[list[bool], list[f
 # --------------------------------------------------------------------------- ours
 
 
-def ours_loop(v: Verifier, pairs: list[dict], desc: str, gold: str = "gt") -> tuple[list[Verdict], list[float], float, float]:
+def ours_loop(
+    v: Verifier, pairs: list[dict], desc: str, gold: str = "gt"
+) -> tuple[list[Verdict], list[float], float, float]:
     """``v.verify`` one call at a time; per-call wall time measured here, in the caller.
 
     Returns (verdicts, per-call ms, wall seconds, caller CPU seconds)."""
@@ -220,11 +224,19 @@ def bench_common_case(pairs: list[dict], mv_fn) -> dict:
             _, ms, wall, _ = ours_loop(v, subset, f"common case: ours {r + 1}/{REPEATS}")
         ours_rates.append(rate(len(subset), wall))
         ours_ms.extend(ms)
-        mv_rates.append(rate(len(subset), run_mathverify(mv_fn, subset, f"common case: math-verify {r + 1}/{REPEATS}")[2]))
+        mv_rates.append(
+            rate(len(subset), run_mathverify(mv_fn, subset, f"common case: math-verify {r + 1}/{REPEATS}")[2])
+        )
     ours_rate, mv_rate = statistics.median(ours_rates), statistics.median(mv_rates)
-    return {"subset": subset, "pairs": len(subset), "of": len(pairs), "ours_checks_per_s": round(ours_rate, 1),
-            "mathverify_checks_per_s": round(mv_rate, 1), "ratio": round(ours_rate / mv_rate, 2),
-            "ours_latency": latency_stats(ours_ms)}
+    return {
+        "subset": subset,
+        "pairs": len(subset),
+        "of": len(pairs),
+        "ours_checks_per_s": round(ours_rate, 1),
+        "mathverify_checks_per_s": round(mv_rate, 1),
+        "ratio": round(ours_rate / mv_rate, 2),
+        "ours_latency": latency_stats(ours_ms),
+    }
 
 
 def bench_cli(pairs: list[dict], out_dir: Path, name: str = "cli") -> dict:
@@ -241,8 +253,13 @@ def bench_cli(pairs: list[dict], out_dir: Path, name: str = "cli") -> dict:
     rates, walls = [], []
     for _ in range(3):
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "rewards", "verify", "-i", str(src), "-o", str(dst), "--workers", "1"],
-                           cwd=REPO, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-m", "rewards", "verify", "-i", str(src), "-o", str(dst), "--workers", "1"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         walls.append(time.perf_counter() - t0)
         m = re.search(r"\(([\d.]+) checks/s", r.stderr)
         if r.returncode != 0 or m is None:
@@ -352,9 +369,20 @@ def grade_against_answer_field(pairs: list[dict], mv_fn) -> dict:
     for p, d, m in zip(pairs, ours, mv):
         if d.correct != p["label"] or m != p["label"]:
             key = (p["row"], p["answer"], p["label"], d.correct, m)
-            g = groups.setdefault(key, {"row": p["row"], "gt": p["gt"], "answer": p["answer"], "label": p["label"],
-                                        "ours": d.correct, "ours_reason": d.reason, "ours_extracted": d.extracted,
-                                        "mathverify": m, "indices": []})
+            g = groups.setdefault(
+                key,
+                {
+                    "row": p["row"],
+                    "gt": p["gt"],
+                    "answer": p["answer"],
+                    "label": p["label"],
+                    "ours": d.correct,
+                    "ours_reason": d.reason,
+                    "ours_extracted": d.extracted,
+                    "mathverify": m,
+                    "indices": [],
+                },
+            )
             g["indices"].append(p["index"])
     return {
         "ours_strict": confusion([d.correct for d in ours], labels),
@@ -442,7 +470,9 @@ def bench_peer_tables(out_dir: Path) -> dict:
 
     cases = load_cases()
     with Verifier(workers=1, timeout=OUR_TIMEOUT) as v:
-        ours = [v.verify(c.response(), c.gold, mode=c.mode()) for c in tqdm(cases, desc="peer tables: ours", leave=False)]
+        ours = [
+            v.verify(c.response(), c.gold, mode=c.mode()) for c in tqdm(cases, desc="peer tables: ours", leave=False)
+        ]
     mv = [math_verify_verdict(c) for c in tqdm(cases, desc="peer tables: math-verify", leave=False)]
 
     def tally(idx: list[int], label_of) -> dict:
@@ -450,10 +480,19 @@ def bench_peer_tables(out_dir: Path) -> dict:
             agree = sum(verdicts[i] == label_of(cases[i]) for i in idx)
             fp = sum(verdicts[i] and not label_of(cases[i]) for i in idx)
             fn = sum(label_of(cases[i]) and not verdicts[i] for i in idx)
-            return {"agree": agree, "false_pos": fp, "false_neg": fn,
-                    "agreement": round(agree / len(idx), 4) if idx else None}
-        return {"cases": len(idx), "negatives": sum(not label_of(cases[i]) for i in idx),
-                "ours": side([o.correct for o in ours]), "mathverify": side(mv)}
+            return {
+                "agree": agree,
+                "false_pos": fp,
+                "false_neg": fn,
+                "agreement": round(agree / len(idx), 4) if idx else None,
+            }
+
+        return {
+            "cases": len(idx),
+            "negatives": sum(not label_of(cases[i]) for i in idx),
+            "ours": side([o.correct for o in ours]),
+            "mathverify": side(mv),
+        }
 
     sources = sorted({c.source for c in cases})
     every = list(range(len(cases)))
@@ -470,10 +509,24 @@ def bench_peer_tables(out_dir: Path) -> dict:
     with dis_path.open("w", encoding="utf-8") as f:
         for c, o, m in zip(cases, ours, mv):
             if o.correct != c.expected or m != c.expected:
-                f.write(json.dumps({"id": c.id, "gold": c.gold, "pred": c.pred[-400:], "expected": c.expected,
-                                    "adjudicated": c.adjudicated, "ours": o.correct, "ours_reason": o.reason,
-                                    "ours_extracted": o.extracted, "mathverify": m, "note": c.note},
-                                   ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "id": c.id,
+                            "gold": c.gold,
+                            "pred": c.pred[-400:],
+                            "expected": c.expected,
+                            "adjudicated": c.adjudicated,
+                            "ours": o.correct,
+                            "ours_reason": o.reason,
+                            "ours_extracted": o.extracted,
+                            "mathverify": m,
+                            "note": c.note,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
     fig["disagreements_path"] = str(dis_path)
     return fig
 
@@ -486,7 +539,9 @@ def fmt_conf(name: str, c: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"labelled JSONL (default: {DEFAULT_DATA})")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     args = ap.parse_args(argv)
@@ -502,8 +557,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out.expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    import sympy
     from importlib.metadata import PackageNotFoundError, version
+
+    import sympy
 
     try:
         mv_version = version("math-verify")
@@ -580,9 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     with dis_path.open("w", encoding="utf-8") as f:
         for r in dis:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    dollar_only = [
-        p["index"] for p, m, md in zip(pairs, mv, mv_dollar) if md != p["label"] and m == p["label"]
-    ]
+    dollar_only = [p["index"] for p, m, md in zip(pairs, mv, mv_dollar) if md != p["label"] and m == p["label"]]
 
     # ---- throughput figures
     mv_rates = [rate(n, w) for w in mv_walls]
@@ -593,8 +647,12 @@ def main(argv: list[str] | None = None) -> int:
         "checks_per_s_each": [round(r, 1) for r in mv_rates],
         "latency": latency_stats(mv_ms),
         "errors": mv_errors,
-        "dollar_style": {"wall_s": round(mv_dollar_wall, 4), "checks_per_s": round(rate(n, mv_dollar_wall), 1),
-                         "latency": latency_stats(mv_dollar_ms), "errors": mv_dollar_err},
+        "dollar_style": {
+            "wall_s": round(mv_dollar_wall, 4),
+            "checks_per_s": round(rate(n, mv_dollar_wall), 1),
+            "latency": latency_stats(mv_dollar_ms),
+            "errors": mv_dollar_err,
+        },
     }
     one = ours_fig["batch_1w_cold"]["checks_per_s"]
     two = ours_fig["batch_2w_cold"]["checks_per_s"]
@@ -603,7 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {
         "ours_1w_cold_over_mathverify": round(one / mv_fig["checks_per_s"], 2),
         "ours_1w_warm_over_mathverify": round(one_warm / mv_fig["checks_per_s"], 2),
-        "ours_1w_loop_cold_over_mathverify": round(ours_fig["loop_1w_cold"]["checks_per_s"] / mv_fig["checks_per_s"], 2),
+        "ours_1w_loop_cold_over_mathverify": round(
+            ours_fig["loop_1w_cold"]["checks_per_s"] / mv_fig["checks_per_s"], 2
+        ),
         "scaling_2w_over_1w_cold": round(two / one, 2),
         "scaling_2w_over_1w_warm": round(two_warm / one_warm, 2),
     }
@@ -617,62 +677,90 @@ def main(argv: list[str] | None = None) -> int:
     # ---- report
     bar = "=" * 78
     print(bar)
-    print(f"VERIFIER BENCHMARK  {dt.datetime.now().isoformat(timespec='seconds')}  "
-          f"{platform.node()}  {os.cpu_count()} CPU cores  python {platform.python_version()}")
+    print(
+        f"VERIFIER BENCHMARK  {dt.datetime.now().isoformat(timespec='seconds')}  "
+        f"{platform.node()}  {os.cpu_count()} CPU cores  python {platform.python_version()}"
+    )
     print(f"math-verify {mv_version}  sympy {sympy.__version__}  data {data.name}  pairs {n}")
     print(bar)
     print("a) agreement with the reference labels (score field)")
     print(fmt_conf("ours (strict)", conf["ours_strict"]))
     print(fmt_conf("math-verify, verl \\boxed{gt}", conf["mathverify_verl"]))
     print(fmt_conf("math-verify, $gt$", conf["mathverify_dollar"]))
-    print(f"  labels: {sum(labels)} correct / {n - sum(labels)} wrong;  ours vs math-verify(verl): "
-          f"both T {ours_vs_mv[(True, True)]}, both F {ours_vs_mv[(False, False)]}, "
-          f"ours T/mv F {ours_vs_mv[(True, False)]}, ours F/mv T {ours_vs_mv[(False, True)]}")
+    print(
+        f"  labels: {sum(labels)} correct / {n - sum(labels)} wrong;  ours vs math-verify(verl): "
+        f"both T {ours_vs_mv[(True, True)]}, both F {ours_vs_mv[(False, False)]}, "
+        f"ours T/mv F {ours_vs_mv[(True, False)]}, ours F/mv T {ours_vs_mv[(False, True)]}"
+    )
     print(f"  our reasons: {dict(Counter(d.reason for d in ours_verdicts).most_common())}")
     af = answer_field
-    print(f"  secondary, gold = `answer` field (raw MATH formatting): ours {af['ours_strict']['agree']}/{n}, "
-          f"math-verify {af['mathverify_verl']['agree']}/{n}")
+    print(
+        f"  secondary, gold = `answer` field (raw MATH formatting): ours {af['ours_strict']['agree']}/{n}, "
+        f"math-verify {af['mathverify_verl']['agree']}/{n}"
+    )
     for g in af["disagreement_groups"]:
-        print(f"    row {g['row']:>3} x{len(g['indices'])}: answer={g['answer']!r} label={g['label']} "
-              f"ours={g['ours']} ({g['ours_extracted']!r}) math-verify={g['mathverify']}")
+        print(
+            f"    row {g['row']:>3} x{len(g['indices'])}: answer={g['answer']!r} label={g['label']} "
+            f"ours={g['ours']} ({g['ours_extracted']!r}) math-verify={g['mathverify']}"
+        )
     if ours_inconsistent or mv_inconsistent:
         print(f"  WARNING: verdicts changed between passes (ours {ours_inconsistent}, math-verify {mv_inconsistent})")
     print()
     print(f"b) {len(dis)} disagreement row(s) -> {dis_path}")
     for r in dis:
-        print(f"  #{r['index']:>3} (row {r['row']}, resp {r['k']})  gt={r['gt']!r}  label={r['label']}  "
-              f"ours={r['ours']} ({r['ours_reason']}, {r['ours_extracted']!r})  math-verify={r['mathverify']}")
+        print(
+            f"  #{r['index']:>3} (row {r['row']}, resp {r['k']})  gt={r['gt']!r}  label={r['label']}  "
+            f"ours={r['ours']} ({r['ours_reason']}, {r['ours_extracted']!r})  math-verify={r['mathverify']}"
+        )
     if dollar_only:
         print(f"  (math-verify $gt$ style alone also differs from the label at {dollar_only})")
     print()
     print("c) throughput (checks/s, median of passes; cold = fresh Verifier per pass, warm = repeat on the same one)")
     print(f"  {'':34} {'cold':>9} {'warm':>9}")
-    print(f"  {'ours 1 worker  v.verify loop':34} {ours_fig['loop_1w_cold']['checks_per_s']:>9.0f} {ours_fig['loop_1w_warm']['checks_per_s']:>9.0f}")
+    print(
+        f"  {'ours 1 worker  v.verify loop':34} {ours_fig['loop_1w_cold']['checks_per_s']:>9.0f} {ours_fig['loop_1w_warm']['checks_per_s']:>9.0f}"
+    )
     print(f"  {'ours 1 worker  verify_batch':34} {one:>9.0f} {one_warm:>9.0f}")
     print(f"  {'ours 2 workers verify_batch':34} {two:>9.0f} {two_warm:>9.0f}")
     print(f"  {'math-verify in-process (1 core)':34} {mv_fig['checks_per_s']:>9.0f}")
-    print(f"  caller CPU (cores busy in this process): 1w batch {ours_fig['batch_1w_cold']['caller_cpu_cores']}, "
-          f"2w batch {ours_fig['batch_2w_cold']['caller_cpu_cores']} (of {os.cpu_count()} cores)")
-    print(f"  speed ours(1w)/math-verify: {ratios['ours_1w_cold_over_mathverify']}x cold, {ratios['ours_1w_warm_over_mathverify']}x warm;"
-          f"  scaling 2w/1w: {ratios['scaling_2w_over_1w_cold']}x cold, {ratios['scaling_2w_over_1w_warm']}x warm")
+    print(
+        f"  caller CPU (cores busy in this process): 1w batch {ours_fig['batch_1w_cold']['caller_cpu_cores']}, "
+        f"2w batch {ours_fig['batch_2w_cold']['caller_cpu_cores']} (of {os.cpu_count()} cores)"
+    )
+    print(
+        f"  speed ours(1w)/math-verify: {ratios['ours_1w_cold_over_mathverify']}x cold, {ratios['ours_1w_warm_over_mathverify']}x warm;"
+        f"  scaling 2w/1w: {ratios['scaling_2w_over_1w_cold']}x cold, {ratios['scaling_2w_over_1w_warm']}x warm"
+    )
     lw = ours_fig["loop_1w_warm"]["latency"]
     ml = mv_fig["latency"]
     print("  latency per check (ms)       p50      p90      p99      max")
-    print(f"    ours 1w cold          {lat['p50_ms']:>8.2f} {lat['p90_ms']:>8.2f} {lat['p99_ms']:>8.2f} {lat['max_ms']:>8.1f}")
-    print(f"    ours 1w warm          {lw['p50_ms']:>8.2f} {lw['p90_ms']:>8.2f} {lw['p99_ms']:>8.2f} {lw['max_ms']:>8.1f}")
-    print(f"    math-verify (verl)    {ml['p50_ms']:>8.2f} {ml['p90_ms']:>8.2f} {ml['p99_ms']:>8.2f} {ml['max_ms']:>8.1f}")
-    print(f"  common case ({common['pairs']}/{common['of']} pairs the fast path decides): ours 1 worker "
-          f"{common['ours_checks_per_s']:.0f}/s vs math-verify {common['mathverify_checks_per_s']:.0f}/s = "
-          f"{common['ratio']}x; p99 {common['ours_latency']['p99_ms']:.2f} ms")
+    print(
+        f"    ours 1w cold          {lat['p50_ms']:>8.2f} {lat['p90_ms']:>8.2f} {lat['p99_ms']:>8.2f} {lat['max_ms']:>8.1f}"
+    )
+    print(
+        f"    ours 1w warm          {lw['p50_ms']:>8.2f} {lw['p90_ms']:>8.2f} {lw['p99_ms']:>8.2f} {lw['max_ms']:>8.1f}"
+    )
+    print(
+        f"    math-verify (verl)    {ml['p50_ms']:>8.2f} {ml['p90_ms']:>8.2f} {ml['p99_ms']:>8.2f} {ml['max_ms']:>8.1f}"
+    )
+    print(
+        f"  common case ({common['pairs']}/{common['of']} pairs the fast path decides): ours 1 worker "
+        f"{common['ours_checks_per_s']:.0f}/s vs math-verify {common['mathverify_checks_per_s']:.0f}/s = "
+        f"{common['ratio']}x; p99 {common['ours_latency']['p99_ms']:.2f} ms"
+    )
     if "error" in cli:
         print(f"  CLI (JSONL in/out, 1 worker): failed: {cli['error']}")
     else:
-        print(f"  CLI (JSONL in/out, 1 worker): {cli['checks_per_s']:.0f} checks/s in its verify phase (the worker "
-              f"boots inside it), "
-              f"{cli['wall_s']} s for the whole command ({cli['pairs']} rows)")
+        print(
+            f"  CLI (JSONL in/out, 1 worker): {cli['checks_per_s']:.0f} checks/s in its verify phase (the worker "
+            f"boots inside it), "
+            f"{cli['wall_s']} s for the whole command ({cli['pairs']} rows)"
+        )
     if "error" not in cli_common:
-        print(f"  CLI on the common case ({cli_common['pairs']} rows): {cli_common['checks_per_s']:.0f} checks/s = "
-              f"{cli_common['ratio_to_mathverify']}x math-verify's common-case rate")
+        print(
+            f"  CLI on the common case ({cli_common['pairs']} rows): {cli_common['checks_per_s']:.0f} checks/s = "
+            f"{cli_common['ratio_to_mathverify']}x math-verify's common-case rate"
+        )
     st = ours_fig["startup_s"]
     print(f"  pool start (s): 1 worker {st['loop_1w'] + st['batch_1w']}, 2 workers {st['batch_2w']}")
     print()
@@ -685,21 +773,31 @@ def main(argv: list[str] | None = None) -> int:
             flags.append("SLOW")
         if h["flag_correct"]:
             flags.append("CORRECT")
-        print(f"  {h['name']:<26} {h['elapsed_s']:>7.3f} s  correct={str(h['correct']):<5}  reason={h['reason']:<10} "
-              f"extracted={(h['extracted'] or '')[:24]!r:<28} {' '.join('<- ' + x for x in flags)}")
+        print(
+            f"  {h['name']:<26} {h['elapsed_s']:>7.3f} s  correct={str(h['correct']):<5}  reason={h['reason']:<10} "
+            f"extracted={(h['extracted'] or '')[:24]!r:<28} {' '.join('<- ' + x for x in flags)}"
+        )
     print(f"  {hostile_ok}/{len(hostile)} within timeout+1s; came back correct: {hostile_correct or 'none'}")
-    print(f"  extra: {extra_ok}/{len(hostile_extra)} within timeout+1s, came back correct: {extra_correct or 'none'}; "
-          f"wait for a respawned worker after a timeout: "
-          f"{max(h['pre_wait_s'] for h in hostile_extra[1:]):.2f} s (not charged to the case)")
+    print(
+        f"  extra: {extra_ok}/{len(hostile_extra)} within timeout+1s, came back correct: {extra_correct or 'none'}; "
+        f"wait for a respawned worker after a timeout: "
+        f"{max(h['pre_wait_s'] for h in hostile_extra[1:]):.2f} s (not charged to the case)"
+    )
     print()
     print("e) other graders' public test tables (agreement with each peer's expected verdict)")
     print(f"  {'source':<16} {'cases':>5} {'neg':>4}  {'ours':>11} {'FP':>3}  {'math-verify':>11} {'FP':>3}")
-    rows = [*peer["by_source"].items(), ("ALL", peer["overall"]), ("ALL but MV", peer["without_math_verify"]),
-            ("ALL adjudicated", peer["overall_adjudicated"])]
+    rows = [
+        *peer["by_source"].items(),
+        ("ALL", peer["overall"]),
+        ("ALL but MV", peer["without_math_verify"]),
+        ("ALL adjudicated", peer["overall_adjudicated"]),
+    ]
     for name, t in rows:
         o, m = t["ours"], t["mathverify"]
-        print(f"  {name:<16} {t['cases']:>5} {t['negatives']:>4}  {o['agree']:>4} {100 * (o['agreement'] or 0):>5.1f}% "
-              f"{o['false_pos']:>3}  {m['agree']:>4} {100 * (m['agreement'] or 0):>5.1f}% {m['false_pos']:>3}")
+        print(
+            f"  {name:<16} {t['cases']:>5} {t['negatives']:>4}  {o['agree']:>4} {100 * (o['agreement'] or 0):>5.1f}% "
+            f"{o['false_pos']:>3}  {m['agree']:>4} {100 * (m['agreement'] or 0):>5.1f}% {m['false_pos']:>3}"
+        )
     print(f"  disagreements -> {peer['disagreements_path']}")
     print(bar)
     print(f"total benchmark time {t_total:.1f} s")
@@ -750,8 +848,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "disagreements": {"count": len(dis), "path": str(dis_path), "indices": [r["index"] for r in dis]},
         "peer_tables": peer,
-        "throughput": {"ours": ours_fig, "mathverify": mv_fig, "ratios": ratios, "common_case": common, "cli": cli,
-                       "cli_common_case": cli_common},
+        "throughput": {
+            "ours": ours_fig,
+            "mathverify": mv_fig,
+            "ratios": ratios,
+            "common_case": common,
+            "cli": cli,
+            "cli_common_case": cli_common,
+        },
         "hostile": {
             "timeout_s": HOSTILE_TIMEOUT,
             "limit_s": HOSTILE_TIMEOUT + HOSTILE_SLACK,

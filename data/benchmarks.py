@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from data.io import InputError, read_jsonl
 
@@ -107,10 +107,16 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("aime24", "aime24.jsonl", ("HuggingFaceH4/aime_2024", None, "train"), _plain_answer),
         BenchmarkSpec("amc23", "amc23.jsonl", ("math-ai/amc23", None, "test"), _plain_answer),
         BenchmarkSpec("minerva_math", "minerva_math.jsonl", ("math-ai/minervamath", None, "test"), _boxed_in_solution),
-        BenchmarkSpec("olympiadbench", "olympiadbench.jsonl", ("Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train"),
-                      _olympiad_answer, question_keys=("question", "problem")),
-        BenchmarkSpec("gsm8k", "gsm8k.jsonl", ("openai/gsm8k", "main", "test"), _gsm8k_answer,
-                      question_keys=("question",)),
+        BenchmarkSpec(
+            "olympiadbench",
+            "olympiadbench.jsonl",
+            ("Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train"),
+            _olympiad_answer,
+            question_keys=("question", "problem"),
+        ),
+        BenchmarkSpec(
+            "gsm8k", "gsm8k.jsonl", ("openai/gsm8k", "main", "test"), _gsm8k_answer, question_keys=("question",)
+        ),
     ]
 }
 
@@ -131,8 +137,10 @@ def _rows_from_hub(spec: BenchmarkSpec) -> list[dict]:
 
         ds = datasets.load_dataset(name, config, split=split)
     except Exception as e:  # offline, missing, renamed: say what was tried
-        raise InputError(f"benchmark {spec.name}: no local file, and loading {name} ({split}) from the "
-                         f"Hugging Face Hub failed: {type(e).__name__}: {str(e)[:200]}") from None
+        raise InputError(
+            f"benchmark {spec.name}: no local file, and loading {name} ({split}) from the "
+            f"Hugging Face Hub failed: {type(e).__name__}: {str(e)[:200]}"
+        ) from None
     return [dict(r) for r in ds]
 
 
@@ -142,8 +150,16 @@ def _from_rl_parquet(path: Path, limit: int | None) -> list[EvalProblem]:
     from data.formats import read_rl_rows
 
     rows = read_rl_rows(path, limit=limit)
-    return [EvalProblem(path.stem, str(r.index), next(m["content"] for m in reversed(r.messages) if m["role"] == "user"),
-                        r.ground_truth, {"data_source": r.data_source}) for r in rows]
+    return [
+        EvalProblem(
+            path.stem,
+            str(r.index),
+            next(m["content"] for m in reversed(r.messages) if m["role"] == "user"),
+            r.ground_truth,
+            {"data_source": r.data_source},
+        )
+        for r in rows
+    ]
 
 
 def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[EvalProblem]:
@@ -164,8 +180,9 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, limit: 
         d = Path(data_dir) if data_dir else default_data_dir()
         source = d / spec.file if d is not None and (d / spec.file).is_file() else None
     else:
-        raise InputError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}, "
-                         "or give a .jsonl or verl .parquet path")
+        raise InputError(
+            f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}, or give a .jsonl or verl .parquet path"
+        )
     if source is not None:
         rows = list(read_jsonl(source))
     else:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from data.io import InputError, atomic_writer
 
@@ -195,11 +195,17 @@ def synthetic_rows(
         if p.question in seen:
             continue
         seen.add(p.question)
-        text, ok = worked_solution(p, rng, error_rate, check_rate, direct_rate=direct_rate,
-                                   step_slip_rate=step_slip_rate)
+        text, ok = worked_solution(
+            p, rng, error_rate, check_rate, direct_rate=direct_rate, step_slip_rate=step_slip_rate
+        )
         row = verl_row(
-            p.question, p.answer, data_source=SYNTHETIC_SOURCE, index=len(rows), split=split,
-            instruction=instruction, extra={"solution": text, "solution_correct": ok, "steps": steps},
+            p.question,
+            p.answer,
+            data_source=SYNTHETIC_SOURCE,
+            index=len(rows),
+            split=split,
+            instruction=instruction,
+            extra={"solution": text, "solution_correct": ok, "steps": steps},
         )
         if second_attempt_rate and rng.random() < second_attempt_rate:
             if second_repeat_rate and rng.random() < second_repeat_rate:

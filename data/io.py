@@ -14,8 +14,8 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 
 class InputError(Exception):

@@ -130,8 +130,14 @@ def with_checks(lines: tuple[str, ...] | list[str]) -> list[str]:
     return out
 
 
-def worked_solution(p: Problem, rng: random.Random, error_rate: float = 0.0, check_rate: float = 0.0,
-                    direct_rate: float = 0.0, step_slip_rate: float = 0.0) -> tuple[str, bool]:
+def worked_solution(
+    p: Problem,
+    rng: random.Random,
+    error_rate: float = 0.0,
+    check_rate: float = 0.0,
+    direct_rate: float = 0.0,
+    step_slip_rate: float = 0.0,
+) -> tuple[str, bool]:
     """A supervised target: the reference solution, or with probability
     ``error_rate`` one with a slip in a step (``(text, is_correct)``); otherwise,
     with ``step_slip_rate``, each step slips independently at that rate. With

@@ -1,14 +1,14 @@
 """``python -m pipeline``: one subcommand per stage, each a thin layer over a library.
 
-    python -m pipeline demo      --config configs/demo.yaml --out runs/demo
-    python -m pipeline synthetic --config configs/task/arithmetic.yaml --out runs/task
-    python -m pipeline warmup    --config configs/warmup/tiny.yaml --out runs/warmup
-    python -m pipeline train     --config configs/train/tiny.yaml --out runs/grpo [--resume]
-    python -m pipeline evaluate  --model runs/grpo/model --benchmarks math500 --n 8 --out runs/eval
-    python -m pipeline evaluate  --generations gens.jsonl --response-key response --answer-key gt --out runs/bon
-    python -m pipeline compare   runs/eval_a runs/eval_b
-    python -m pipeline curate    --config configs/curate/shared.yaml --out runs/curated
-    python -m pipeline submit    --config configs/pipeline/demo.yaml [--dry-run]   # every stage as Slurm jobs
+python -m pipeline demo      --config configs/demo.yaml --out runs/demo
+python -m pipeline synthetic --config configs/task/arithmetic.yaml --out runs/task
+python -m pipeline warmup    --config configs/warmup/tiny.yaml --out runs/warmup
+python -m pipeline train     --config configs/train/tiny.yaml --out runs/grpo [--resume]
+python -m pipeline evaluate  --model runs/grpo/model --benchmarks math500 --n 8 --out runs/eval
+python -m pipeline evaluate  --generations gens.jsonl --response-key response --answer-key gt --out runs/bon
+python -m pipeline compare   runs/eval_a runs/eval_b
+python -m pipeline curate    --config configs/curate/shared.yaml --out runs/curated
+python -m pipeline submit    --config configs/pipeline/demo.yaml [--dry-run]   # every stage as Slurm jobs
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline", description="RL post-training pipeline for math reasoning models.")
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline", description="RL post-training pipeline for math reasoning models."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser(
         "demo",
@@ -37,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--config", default=None, help="demo config YAML (default: built-in defaults)")
     d.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
-    d.add_argument("--stages", default=None, help="comma-separated demo parts to run (default: the config's `stages`: "
-                   "verifier,curate,train,evaluate)")
+    d.add_argument(
+        "--stages",
+        default=None,
+        help="comma-separated demo parts to run (default: the config's `stages`: verifier,curate,train,evaluate)",
+    )
 
     s = sub.add_parser(
         "synthetic",
@@ -80,17 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--engine", choices=["local", "verl"], default="local",
-                   help="local: this single-process engine (default); verl: verl's Ray trainer (multi-GPU, multi-node)")
-    t.add_argument("--dry-run", action="store_true", help="verl: print the main_ppo command (one override per "
-                   "line) and the notes on settings only the local engine reads; run nothing")
-    t.add_argument("--nnodes", type=_positive_int, help="verl: nodes in the Ray cluster (default: "
-                   "$SLURM_JOB_NUM_NODES, else 1)")
-    t.add_argument("--gpus-per-node", type=_positive_int, help="verl: GPUs per node (default: $SLURM_GPUS_ON_NODE, "
-                   "else this machine's GPU count)")
-    t.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="verl: an extra Hydra override for verl's config, applied last (repeatable), e.g. "
-                   "--override actor_rollout_ref.rollout.tensor_model_parallel_size=2")
+    t.add_argument(
+        "--engine",
+        choices=["local", "verl"],
+        default="local",
+        help="local: this single-process engine (default); verl: verl's Ray trainer (multi-GPU, multi-node)",
+    )
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="verl: print the main_ppo command (one override per "
+        "line) and the notes on settings only the local engine reads; run nothing",
+    )
+    t.add_argument(
+        "--nnodes", type=_positive_int, help="verl: nodes in the Ray cluster (default: $SLURM_JOB_NUM_NODES, else 1)"
+    )
+    t.add_argument(
+        "--gpus-per-node",
+        type=_positive_int,
+        help="verl: GPUs per node (default: $SLURM_GPUS_ON_NODE, else this machine's GPU count)",
+    )
+    t.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="verl: an extra Hydra override for verl's config, applied last (repeatable), e.g. "
+        "--override actor_rollout_ref.rollout.tensor_model_parallel_size=2",
+    )
     pv = sub.add_parser(
         "pav",
         help="train a process verifier (PAV): Monte Carlo progress labels, then a value head",
@@ -122,46 +144,74 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", default=None, help="evaluation config YAML (see EvalConfig in pipeline/config.py)")
     e.add_argument("--out", required=True, help="output directory")
     e.add_argument("--model", help="model to generate with: hub name or local directory (model.path)")
-    e.add_argument("--benchmarks", help="comma-separated: math500,aime24,amc23,minerva_math,olympiadbench,gsm8k "
-                   "or .jsonl paths")
-    e.add_argument("--data-dir", help="directory with the benchmark files (default: ../shared/data/eval if present, "
-                   "else the Hugging Face Hub)")
+    e.add_argument(
+        "--benchmarks", help="comma-separated: math500,aime24,amc23,minerva_math,olympiadbench,gsm8k or .jsonl paths"
+    )
+    e.add_argument(
+        "--data-dir",
+        help="directory with the benchmark files (default: ../shared/data/eval if present, else the Hugging Face Hub)",
+    )
     e.add_argument("--limit", type=_positive_int, help="first N problems of each benchmark")
     e.add_argument("--n", type=_positive_int, help="responses per problem (generation.n)")
     e.add_argument("--k", help="comma-separated k values shown in report.md (report.json has every k <= n)")
     e.add_argument("--temperature", type=float, help="sampling temperature (0: greedy)")
     e.add_argument("--max-new-tokens", type=_positive_int, help="generation budget per response")
-    e.add_argument("--instruction", help="text appended to each question (default: the \\boxed{} instruction; "
-                   "'' for none, e.g. for prompts that carry their own)")
+    e.add_argument(
+        "--instruction",
+        help="text appended to each question (default: the \\boxed{} instruction; "
+        "'' for none, e.g. for prompts that carry their own)",
+    )
     e.add_argument("--backend", choices=["hf", "vllm"], help="hf: transformers (CPU / one GPU); vllm: the gpu extra")
     e.add_argument("--generations", help="score this JSONL instead of generating")
     e.add_argument("--response-key", help="field with the responses (default: responses)")
     e.add_argument("--answer-key", help="field with the reference answer (default: ground_truth, else answer)")
     e.add_argument("--question-key", help="field with the question (default: question)")
-    e.add_argument("--correct-key", help="field with per-response correctness; without it the verifier grades "
-                   "(and is compared with the file's own score/correct/is_correct field when there is one)")
+    e.add_argument(
+        "--correct-key",
+        help="field with per-response correctness; without it the verifier grades "
+        "(and is compared with the file's own score/correct/is_correct field when there is one)",
+    )
     e.add_argument("--verifier-score-key", help="field with per-response verifier scores (numbers or step lists)")
     e.add_argument("--second-response-key", help="field with second attempts, for self-correction metrics")
-    e.add_argument("--second-attempt", metavar="INSTRUCTION",
-                   help="self-correction: after each response ask again with INSTRUCTION ('default': SCoRe's, as in "
-                        "training) and report Accuracy@t1/t2, delta(t1,t2), delta i->c and c->i")
-    e.add_argument("--aggregate", choices=["last", "min", "product", "mean", "max"],
-                   help="how per-step verifier scores become one (default: last)")
+    e.add_argument(
+        "--second-attempt",
+        metavar="INSTRUCTION",
+        help="self-correction: after each response ask again with INSTRUCTION ('default': SCoRe's, as in "
+        "training) and report Accuracy@t1/t2, delta(t1,t2), delta i->c and c->i",
+    )
+    e.add_argument(
+        "--aggregate",
+        choices=["last", "min", "product", "mean", "max"],
+        help="how per-step verifier scores become one (default: last)",
+    )
     e.add_argument("--reward-model", help="sequence-classification reward model scoring responses for best-of-N")
-    e.add_argument("--process-verifier", help="PAV model directory (python -m pipeline pav; prover mu) for best-of-N: "
-                   "each step scores Q^pi + alpha * A^mu, --aggregate combines the step scores")
-    e.add_argument("--process-base-verifier", help="PAV model labelled with the policy itself as prover "
-                   "(progress.prover_k 1): Q^pi (default: the process verifier's values stand in)")
+    e.add_argument(
+        "--process-verifier",
+        help="PAV model directory (python -m pipeline pav; prover mu) for best-of-N: "
+        "each step scores Q^pi + alpha * A^mu, --aggregate combines the step scores",
+    )
+    e.add_argument(
+        "--process-base-verifier",
+        help="PAV model labelled with the policy itself as prover "
+        "(progress.prover_k 1): Q^pi (default: the process verifier's values stand in)",
+    )
     e.add_argument("--process-alpha", type=float, help="weight of the prover's per-step advantage A^mu (default 1.0)")
     e.add_argument("--mode", choices=["strict", "lenient"], help="verifier mode (default: strict, \\boxed{} only)")
     e.add_argument("--workers", type=_positive_int, help="verifier worker processes")
     e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
-    e.add_argument("--array-task", type=int, help="Slurm array task: only this benchmark (with --shards: this shard "
-                   "of one), into OUT/shards/<benchmark>[.<shard>]; slurm/evaluate.sbatch passes $SLURM_ARRAY_TASK_ID")
+    e.add_argument(
+        "--array-task",
+        type=int,
+        help="Slurm array task: only this benchmark (with --shards: this shard "
+        "of one), into OUT/shards/<benchmark>[.<shard>]; slurm/evaluate.sbatch passes $SLURM_ARRAY_TASK_ID",
+    )
     e.add_argument("--shards", type=_positive_int, default=1, help="with --array-task: array tasks per benchmark")
-    e.add_argument("--merge", action="store_true", help="one report in OUT from the finished OUT/shards/* of an "
-                   "array run (no model is loaded)")
+    e.add_argument(
+        "--merge",
+        action="store_true",
+        help="one report in OUT from the finished OUT/shards/* of an array run (no model is loaded)",
+    )
 
     cu = sub.add_parser(
         "curate",
@@ -186,9 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sb.add_argument("--config", required=True, help="pipeline config YAML (configs/pipeline/*.yaml)")
     sb.add_argument("--out", help="output directory (default: the config's `out`)")
-    sb.add_argument("--dry-run", action="store_true", help="print the sbatch commands, one per line; submit and write nothing")
-    sb.add_argument("--sbatch", metavar="OPTIONS", help="sbatch options added to every job, last (so they win), e.g. "
-                    "--sbatch='--partition=debug --gres=none'")
+    sb.add_argument(
+        "--dry-run", action="store_true", help="print the sbatch commands, one per line; submit and write nothing"
+    )
+    sb.add_argument(
+        "--sbatch",
+        metavar="OPTIONS",
+        help="sbatch options added to every job, last (so they win), e.g. --sbatch='--partition=debug --gres=none'",
+    )
 
     c = sub.add_parser(
         "compare",
@@ -266,8 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run or args.nnodes or args.gpus_per_node or args.override:
         raise ConfigError("--dry-run, --nnodes, --gpus-per-node and --override are for --engine verl")
     try:
-        summary = train(load_config(TrainConfig, args.config), args.out, resume=args.resume,
-                        progress=_progress(args))
+        summary = train(load_config(TrainConfig, args.config), args.out, resume=args.resume, progress=_progress(args))
     except TrainingStopped as e:
         print(f"error: {e}", file=sys.stderr)
         return 128 + e.signum
@@ -283,8 +337,9 @@ def _train_verl(args: argparse.Namespace, cfg) -> int:
     if not args.dry_run:
         run = verl_engine.existing_run(args.out)
         if run is not None and not args.resume:
-            raise ConfigError(f"{args.out} already holds a verl run ({run}); pass --resume to continue it or "
-                              "choose another --out")
+            raise ConfigError(
+                f"{args.out} already holds a verl run ({run}); pass --resume to continue it or choose another --out"
+            )
         verl_engine.check_runtime()
         verl_engine.validate(launch)
     for note in launch.notes:
@@ -371,8 +426,12 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from pipeline.config import CurateConfig, load_config
     from pipeline.curate.run import curate
 
-    curate(load_config(CurateConfig, args.config), args.out, progress=_progress(args),
-           log=lambda m: print(m, file=sys.stderr))
+    curate(
+        load_config(CurateConfig, args.config),
+        args.out,
+        progress=_progress(args),
+        log=lambda m: print(m, file=sys.stderr),
+    )
     return 0
 
 
@@ -386,8 +445,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from data.io import atomic_writer
     from pipeline.evaluate.report import compare_markdown, load_report, run_name
 
-    table = compare_markdown(load_report(args.run_a), load_report(args.run_b), run_name(args.run_a),
-                             run_name(args.run_b), _int_list(args.k, "--k"))
+    table = compare_markdown(
+        load_report(args.run_a),
+        load_report(args.run_b),
+        run_name(args.run_a),
+        run_name(args.run_b),
+        _int_list(args.k, "--k"),
+    )
     print(table, end="")
     if args.out:
         with atomic_writer(args.out) as f:
@@ -395,8 +459,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "synthetic": cmd_synthetic, "warmup": cmd_warmup, "train": cmd_train,
-            "evaluate": cmd_evaluate, "submit": cmd_submit, "compare": cmd_compare, "curate": cmd_curate, "pav": cmd_pav}
+COMMANDS = {
+    "demo": cmd_demo,
+    "synthetic": cmd_synthetic,
+    "warmup": cmd_warmup,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "submit": cmd_submit,
+    "compare": cmd_compare,
+    "curate": cmd_curate,
+    "pav": cmd_pav,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

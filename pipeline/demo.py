@@ -53,11 +53,17 @@ def run_verifier_demo(cfg: DemoConfig, out: Path, log=print) -> dict:
         t0 = time.perf_counter()
         verdicts = v.verify_batch([r for r, _ in pairs], [p.answer for p in problems])
         dt = time.perf_counter() - t0
-        summary["synthetic"] = {**_score(verdicts, [lab for _, lab in pairs]), "checks_per_s": round(len(pairs) / dt, 1)}
-        write_jsonl(out / "verifier_synthetic.jsonl", (
-            {"question": p.question, "answer": p.answer, "response": r, "label": lab, **vd.to_dict()}
-            for p, (r, lab), vd in zip(problems, pairs, verdicts)
-        ))
+        summary["synthetic"] = {
+            **_score(verdicts, [lab for _, lab in pairs]),
+            "checks_per_s": round(len(pairs) / dt, 1),
+        }
+        write_jsonl(
+            out / "verifier_synthetic.jsonl",
+            (
+                {"question": p.question, "answer": p.answer, "response": r, "label": lab, **vd.to_dict()}
+                for p, (r, lab), vd in zip(problems, pairs, verdicts)
+            ),
+        )
         log(f"verifier on {len(pairs)} synthetic responses: agreement {summary['synthetic']['agreement']:.4f}")
 
         bon = Path(cfg.bon_file) if cfg.bon_file else None
@@ -70,8 +76,10 @@ def run_verifier_demo(cfg: DemoConfig, out: Path, log=print) -> dict:
             verdicts = v.verify_batch(resp, gold)
             dt = time.perf_counter() - t0
             summary["bon"] = {**_score(verdicts, labels), "checks_per_s": round(len(resp) / dt, 1), "file": str(bon)}
-            log(f"verifier on {len(resp)} real responses ({bon.name}): agreement with reference labels "
-                f"{summary['bon']['agreement']:.4f}, {summary['bon']['checks_per_s']:.0f} checks/s")
+            log(
+                f"verifier on {len(resp)} real responses ({bon.name}): agreement with reference labels "
+                f"{summary['bon']['agreement']:.4f}, {summary['bon']['checks_per_s']:.0f} checks/s"
+            )
         else:
             summary["bon"] = {"skipped": f"{cfg.bon_file} not found (real data is optional)"}
             log(f"real best-of-N file not found ({cfg.bon_file}); synthetic data only")
@@ -85,8 +93,17 @@ def write_task_data(task, out: Path) -> tuple[Path, Path]:
 
     common = dict(steps=task.steps, max_operand=task.max_operand, ops=tuple(task.ops))
     train = synthetic_rows(task.train, seed=task.seed, split="train", error_rate=task.error_rate, **common)
-    held = synthetic_rows(task.heldout, seed=task.seed + 1, split="test",
-                          exclude={r["extra_info"]["question"] for r in train}, **common) if task.heldout else []
+    held = (
+        synthetic_rows(
+            task.heldout,
+            seed=task.seed + 1,
+            split="test",
+            exclude={r["extra_info"]["question"] for r in train},
+            **common,
+        )
+        if task.heldout
+        else []
+    )
     write_parquet(train, out / "train.parquet")
     if held:
         write_parquet(held, out / "heldout.parquet")
@@ -111,16 +128,35 @@ def run_supervised_control(train_cfg, warm_model: str, log, save_to: Path | None
     rows = read_rl_rows(tc.data.train_files)
     heldout = read_rl_rows(tc.data.heldout_files, limit=tc.data.heldout_limit)
     t0 = time.perf_counter()
-    train_sft(model, tok, sft_examples(rows, tok), steps=tc.steps, batch_size=tc.prompts_per_step * tc.rollout.n,
-              lr=tc.optim.lr, schedule=tc.optim.schedule, warmup_steps=tc.optim.warmup_steps, seed=tc.seed)
+    train_sft(
+        model,
+        tok,
+        sft_examples(rows, tok),
+        steps=tc.steps,
+        batch_size=tc.prompts_per_step * tc.rollout.n,
+        lr=tc.optim.lr,
+        schedule=tc.optim.schedule,
+        warmup_steps=tc.optim.warmup_steps,
+        seed=tc.seed,
+    )
     seconds = time.perf_counter() - t0
     if save_to is not None:
         save_policy(model, tok, save_to)
     with Verifier(workers=1) as v:
-        r = heldout_accuracy(model, tok, heldout, v, samples=tc.heldout_samples, temperature=tc.heldout_temperature,
-                             max_new_tokens=tc.rollout.max_new_tokens, seed=eval_seed(tc.seed, tc.steps))
-    log(f"supervised control: {tc.steps} steps x {tc.prompts_per_step * tc.rollout.n} sequences in {seconds:.0f} s, "
-        f"held-out pass@1 {r['acc']:.3f}")
+        r = heldout_accuracy(
+            model,
+            tok,
+            heldout,
+            v,
+            samples=tc.heldout_samples,
+            temperature=tc.heldout_temperature,
+            max_new_tokens=tc.rollout.max_new_tokens,
+            seed=eval_seed(tc.seed, tc.steps),
+        )
+    log(
+        f"supervised control: {tc.steps} steps x {tc.prompts_per_step * tc.rollout.n} sequences in {seconds:.0f} s, "
+        f"held-out pass@1 {r['acc']:.3f}"
+    )
     return {"control_acc_after": r["acc"], "control_seconds": round(seconds, 2)}
 
 
@@ -133,9 +169,11 @@ def run_train_demo(cfg: DemoConfig, out: Path, log) -> dict:
         shutil.rmtree(out / sub, ignore_errors=True)
     train_file, held_file = write_task_data(cfg.task, out / "data")
     data = dataclasses.replace(cfg.warmup.data, train_files=[str(train_file)], heldout_files=[str(held_file)])
-    log(f"synthetic task: {cfg.task.train} training / {cfg.task.heldout} held-out problems, "
+    log(
+        f"synthetic task: {cfg.task.train} training / {cfg.task.heldout} held-out problems, "
         f"{cfg.task.steps} steps of {cfg.task.ops!r} on operands <= {cfg.task.max_operand}, "
-        f"{cfg.task.error_rate:.0%} of worked solutions flawed")
+        f"{cfg.task.error_rate:.0%} of worked solutions flawed"
+    )
     warm = run_warmup(dataclasses.replace(cfg.warmup, data=data), out / "warmup", log=log)
     warm_model = str(out / "warmup" / "model")
     tc = dataclasses.replace(
@@ -144,8 +182,10 @@ def run_train_demo(cfg: DemoConfig, out: Path, log) -> dict:
         data=dataclasses.replace(cfg.train.data, train_files=[str(train_file)], heldout_files=[str(held_file)]),
     )
     rl = train(tc, out / "rl", log=log)
-    log(f"GRPO: held-out pass@1 {rl['heldout_acc_before']:.3f} -> {rl['heldout_acc_after']:.3f} "
-        f"in {tc.steps} steps ({rl['seconds_this_run']:.0f} s)")
+    log(
+        f"GRPO: held-out pass@1 {rl['heldout_acc_before']:.3f} -> {rl['heldout_acc_after']:.3f} "
+        f"in {tc.steps} steps ({rl['seconds_this_run']:.0f} s)"
+    )
     control = run_supervised_control(tc, warm_model, log, save_to=out / "control" / "model")
     return {
         "warmup_heldout_acc": warm.get("heldout_acc"),
@@ -176,12 +216,15 @@ def run_evaluate_demo(cfg: DemoConfig, out: Path, log) -> dict:
         reports = {}
         for name, path in models.items():
             shutil.rmtree(out / "eval" / name, ignore_errors=True)  # a demo always starts over
-            c = dataclasses.replace(ec, model=dataclasses.replace(ec.model, path=str(path)), benchmarks=[str(held)],
-                                    generations=None)
+            c = dataclasses.replace(
+                ec, model=dataclasses.replace(ec.model, path=str(path)), benchmarks=[str(held)], generations=None
+            )
             reports[name] = evaluate(c, out / "eval" / name, progress=False, log=lambda m: None)
             summary[name] = {k: reports[name][k] for k in keep}
-            log(f"evaluate {name} on held-out ({ec.generation.n} samples, T={ec.generation.temperature}): "
-                + ", ".join(f"{k} {v:.1f}" for k, v in summary[name].items()))
+            log(
+                f"evaluate {name} on held-out ({ec.generation.n} samples, T={ec.generation.temperature}): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in summary[name].items())
+            )
         for other in ("rl", "control"):
             if "warmup" in reports and other in reports:
                 with atomic_writer(out / "eval" / f"warmup_vs_{other}.md") as f:
@@ -190,7 +233,9 @@ def run_evaluate_demo(cfg: DemoConfig, out: Path, log) -> dict:
         summary["heldout"] = {"skipped": "no demo models yet (run the train stage first)"}
     bon = Path(cfg.bon_file) if cfg.bon_file else None
     if bon is not None and bon.is_file():
-        keys = dataclasses.replace(ec.keys, response="response", answer="gt", correct="score", verifier_score="pred_score")
+        keys = dataclasses.replace(
+            ec.keys, response="response", answer="gt", correct="score", verifier_score="pred_score"
+        )
         c = dataclasses.replace(ec, generations=str(bon), keys=keys, model=dataclasses.replace(ec.model, path=""))
         rep = evaluate(c, out / "eval" / "bon", progress=False, log=lambda m: None)
         summary["bon"] = {k: rep[k] for k in ("pass@1", "maj@8", "bon@8", "pass@8")}
@@ -215,15 +260,33 @@ def run_curate_demo(cfg: DemoConfig, out: Path, log) -> dict:
     for s in cc.sources:
         s.limit = cfg.curate_limit
     rep = curate(cc, out / "curated", progress=False, log=lambda m: None)
-    log(f"curate {rep['rows_in']} raw rows ({cfg.curate_limit} per source): kept {rep['kept']}, "
-        + ", ".join(f"{f['filter']} -{f['dropped']}" for f in rep["filters"] if f["dropped"]))
-    return {k: rep[k] for k in ("rows_in", "kept", "train", "val", "dropped", "contaminated_by_eval_set",
-                                "reformulated_multiple_choice")} | {
-        "dropped_by_filter": {f["filter"]: f["dropped"] for f in rep["filters"]}, "report": str(out / "curated" / "report.md")}
+    log(
+        f"curate {rep['rows_in']} raw rows ({cfg.curate_limit} per source): kept {rep['kept']}, "
+        + ", ".join(f"{f['filter']} -{f['dropped']}" for f in rep["filters"] if f["dropped"])
+    )
+    return {
+        k: rep[k]
+        for k in (
+            "rows_in",
+            "kept",
+            "train",
+            "val",
+            "dropped",
+            "contaminated_by_eval_set",
+            "reformulated_multiple_choice",
+        )
+    } | {
+        "dropped_by_filter": {f["filter"]: f["dropped"] for f in rep["filters"]},
+        "report": str(out / "curated" / "report.md"),
+    }
 
 
-DEMO_STAGES = {"verifier": run_verifier_demo, "curate": run_curate_demo, "train": run_train_demo,
-               "evaluate": run_evaluate_demo}
+DEMO_STAGES = {
+    "verifier": run_verifier_demo,
+    "curate": run_curate_demo,
+    "train": run_train_demo,
+    "evaluate": run_evaluate_demo,
+}
 
 
 def run_demo(cfg: DemoConfig, out_dir: str | None = None) -> dict:

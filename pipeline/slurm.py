@@ -34,14 +34,23 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
 from data.io import InputError, atomic_writer, read_jsonl, write_json, write_jsonl
-from pipeline.config import (ConfigError, CurateConfig, EvalConfig, GenerationKeys, TaskConfig, TrainConfig,
-                             WarmupConfig, load_config, to_dict)
+from pipeline.config import (
+    ConfigError,
+    CurateConfig,
+    EvalConfig,
+    GenerationKeys,
+    TaskConfig,
+    TrainConfig,
+    WarmupConfig,
+    load_config,
+    to_dict,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_DIR = REPO / "slurm"

@@ -106,7 +106,9 @@ def check(
     t0 = time.perf_counter()
 
     def outcome(pred: str) -> str:
-        got = (compare(pred, gold, options, fast_only=True) if fast_only else compare_cached(pred, gold, options)).outcome
+        got = (
+            compare(pred, gold, options, fast_only=True) if fast_only else compare_cached(pred, gold, options)
+        ).outcome
         if got == UNDECIDED:
             raise _Undecided
         return got
@@ -216,7 +218,7 @@ def group_answers(
                 continue
             if len(seen) >= MAX_GROUPED_ANSWERS:
                 return _groups_by_string(answers, "too many distinct answers")
-            for j, rep in enumerate(reps):
+            for j, rep in enumerate(reps):  # noqa: B007 - j, the matching group, is read after the loop
                 if compare(a, rep).outcome == MATCH or compare(rep, a).outcome == MATCH:
                     break
             else:
@@ -264,8 +266,11 @@ def _canonical_number(text: str) -> str:
 
 
 # "Solution is: ...", "The answer is ...": a sentence frame around the answer in a data set's key
-_KEY_FRAME = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?(?:solutions?|answers?|roots?|results?)"
-                        r"(?:\s+(?:is|are))?\s*(?::|(?<=is)\s|(?<=are)\s)\s*", re.I)
+_KEY_FRAME = re.compile(
+    r"^\s*(?:the\s+)?(?:final\s+)?(?:solutions?|answers?|roots?|results?)"
+    r"(?:\s+(?:is|are))?\s*(?::|(?<=is)\s|(?<=are)\s)\s*",
+    re.I,
+)
 
 
 def split_top_level(text: str, seps: str) -> list[str]:
@@ -301,8 +306,11 @@ def stated_value(text: str) -> str:
     from rewards.equivalence import _label_like, parse_latex, sym_equal
 
     sides = [s.strip() for s in split_top_level(text, "=")]
-    if len(sides) < 2 or not all(sides) or any(
-            len(split_top_level(s, ",;<>")) > 1 or "\\le" in s or "\\ge" in s for s in sides):
+    if (
+        len(sides) < 2
+        or not all(sides)
+        or any(len(split_top_level(s, ",;<>")) > 1 or "\\le" in s or "\\ge" in s for s in sides)
+    ):
         return text
     parsed = [parse_latex(s) for s in sides]
     if any(not hasattr(p, "free_symbols") for p in parsed):  # None, a bool, a list: no single value
@@ -325,7 +333,9 @@ def answer_form(raw: object) -> AnswerForm:
         text_in = reference_answer(raw)
         # an en dash is a minus sign in many data sets; "$x=0$ or $x=1$": inner math delimiters
         text_in = text_in.replace("\u2013", "-").replace("\\$", "")
-        if text_in.count("$") > 2 or (text_in.count("$") == 2 and not (text_in.startswith("$") and text_in.endswith("$"))):
+        if text_in.count("$") > 2 or (
+            text_in.count("$") == 2 and not (text_in.startswith("$") and text_in.endswith("$"))
+        ):
             text_in = text_in.replace("$", " ")
         text_in = _KEY_FRAME.sub("", text_in, count=1)
         if "=" in text_in:

@@ -55,19 +55,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--input", "-i", required=True, help="input JSONL file")
     v.add_argument("--output", "-o", required=True, help="output JSONL file (written atomically)")
-    v.add_argument("--response-key", default="response", help="field holding the response: a string or a list of strings (default: response)")
-    v.add_argument("--answer-key", default="ground_truth", help="field holding the reference answer (default: ground_truth, as verl and the service name it)")
-    v.add_argument("--question-key", default=None, help="optional field with the question (responses that only repeat it earn nothing)")
-    v.add_argument("--options-key", default=None, help="optional field with multiple-choice options: {letter: text} or a list")
-    v.add_argument("--mode", choices=MODES, default=STRICT, help="strict: only \\boxed{} answers count (RL default); lenient: also 'final answer is', ####, Answer:, last number")
-    v.add_argument("--multi-box", choices=MULTI_BOX_MODES, default=LAST,
-                   help="several boxed answers: last = the last one committed to (after </think>; boxes together "
-                        "in one sentence or final list are one answer, a hedge if they differ); all_agree = every "
-                        "box must match (default: last)")
-    v.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="sandboxed worker processes (default: all cores)")
-    v.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, help=f"seconds per check before the worker is killed (default: {DEFAULT_TIMEOUT})")
-    v.add_argument("--memory-mb", type=_positive_int, default=DEFAULT_MEMORY_MB, help=f"address-space limit per worker in MiB (default: {DEFAULT_MEMORY_MB})")
-    v.add_argument("--no-progress", action="store_true", help="no progress bar (there is none anyway when stderr is not a terminal)")
+    v.add_argument(
+        "--response-key",
+        default="response",
+        help="field holding the response: a string or a list of strings (default: response)",
+    )
+    v.add_argument(
+        "--answer-key",
+        default="ground_truth",
+        help="field holding the reference answer (default: ground_truth, as verl and the service name it)",
+    )
+    v.add_argument(
+        "--question-key",
+        default=None,
+        help="optional field with the question (responses that only repeat it earn nothing)",
+    )
+    v.add_argument(
+        "--options-key", default=None, help="optional field with multiple-choice options: {letter: text} or a list"
+    )
+    v.add_argument(
+        "--mode",
+        choices=MODES,
+        default=STRICT,
+        help="strict: only \\boxed{} answers count (RL default); lenient: also 'final answer is', ####, Answer:, last number",
+    )
+    v.add_argument(
+        "--multi-box",
+        choices=MULTI_BOX_MODES,
+        default=LAST,
+        help="several boxed answers: last = the last one committed to (after </think>; boxes together "
+        "in one sentence or final list are one answer, a hedge if they differ); all_agree = every "
+        "box must match (default: last)",
+    )
+    v.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="sandboxed worker processes (default: all cores)",
+    )
+    v.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds per check before the worker is killed (default: {DEFAULT_TIMEOUT})",
+    )
+    v.add_argument(
+        "--memory-mb",
+        type=_positive_int,
+        default=DEFAULT_MEMORY_MB,
+        help=f"address-space limit per worker in MiB (default: {DEFAULT_MEMORY_MB})",
+    )
+    v.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none anyway when stderr is not a terminal)",
+    )
 
     s = sub.add_parser(
         "serve",
@@ -76,11 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    s.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="sandboxed worker processes (default: all cores)")
+    s.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="sandboxed worker processes (default: all cores)",
+    )
     s.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, help="seconds per check")
     s.add_argument("--max-items", type=_positive_int, default=4096, help="most items in one request (default: 4096)")
-    s.add_argument("--max-body-mb", type=_positive_float, default=32.0, help="largest request body in MiB (default: 32)")
-    s.add_argument("--max-concurrency", type=_positive_int, default=8, help="requests verified at once; more get 429 (default: 8)")
+    s.add_argument(
+        "--max-body-mb", type=_positive_float, default=32.0, help="largest request body in MiB (default: 32)"
+    )
+    s.add_argument(
+        "--max-concurrency", type=_positive_int, default=8, help="requests verified at once; more get 429 (default: 8)"
+    )
     return p
 
 
@@ -150,7 +201,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         quiet = args.no_progress or not sys.stderr.isatty()
         with tqdm(total=len(responses), desc="verify", unit="check", disable=quiet, file=sys.stderr) as bar:
             verdicts = verifier.verify_batch(
-                responses, golds, mode=args.mode, questions=questions, options=options,
+                responses,
+                golds,
+                mode=args.mode,
+                questions=questions,
+                options=options,
                 on_result=lambda i, v: bar.update(1),
             )
         elapsed = time.perf_counter() - t0
@@ -180,13 +235,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     print("by reason: " + ", ".join(f"{r}={counts[r]}" for r in REASONS if counts.get(r)), file=sys.stderr)
     if problems:
-        more = f" (the first {MAX_LINE_MESSAGES} above)" if len(problems) > MAX_LINE_MESSAGES else "; see messages above"
+        more = (
+            f" (the first {MAX_LINE_MESSAGES} above)" if len(problems) > MAX_LINE_MESSAGES else "; see messages above"
+        )
         print(f"skipped {len(problems)} malformed line(s){more}", file=sys.stderr)
     print(f"wrote {args.output}", file=sys.stderr)
     failed = counts.get("timeout", 0) + counts.get("error", 0)
     if n == 0 or failed == n:
-        print(f"error: none of the {n} response(s) could be verified: every check "
-              f"{'timed out or failed' if n else 'was empty'} (try a larger --timeout or --memory-mb)", file=sys.stderr)
+        print(
+            f"error: none of the {n} response(s) could be verified: every check "
+            f"{'timed out or failed' if n else 'was empty'} (try a larger --timeout or --memory-mb)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -213,8 +273,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from rewards.service import serve
 
     serve(
-        host=args.host, port=args.port, workers=args.workers, timeout=args.timeout,
-        max_items=args.max_items, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout=args.timeout,
+        max_items=args.max_items,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_concurrency=args.max_concurrency,
     )
     return 0

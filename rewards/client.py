@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import httpx
 
@@ -50,7 +50,12 @@ class VerifierClient:
         out: list[dict] = []
         with httpx.Client(timeout=self.timeout) as c:
             for i in range(0, len(items), self.batch_size):
-                body = {"items": items[i : i + self.batch_size], "mode": mode, "multi_box": multi_box, "timeout": timeout}
+                body = {
+                    "items": items[i : i + self.batch_size],
+                    "mode": mode,
+                    "multi_box": multi_box,
+                    "timeout": timeout,
+                }
                 out.extend(self._post(c, body))
         return out
 
@@ -86,7 +91,12 @@ class VerifierClient:
         out: list[dict] = []
         async with httpx.AsyncClient(timeout=self.timeout) as c:
             for i in range(0, len(items), self.batch_size):
-                body = {"items": items[i : i + self.batch_size], "mode": mode, "multi_box": multi_box, "timeout": timeout}
+                body = {
+                    "items": items[i : i + self.batch_size],
+                    "mode": mode,
+                    "multi_box": multi_box,
+                    "timeout": timeout,
+                }
                 for attempt in range(self.retries + 1):
                     try:
                         results = self._results(await c.post(f"{self.base_url}/verify", json=body), attempt)

@@ -150,7 +150,7 @@ def _last_side(text: str) -> str:
             depth -= 1
         elif ch == "=" and depth == 0:
             cut = i
-    return text[cut + 1:].strip() if cut >= 0 else text
+    return text[cut + 1 :].strip() if cut >= 0 else text
 
 
 def _primes(text: str) -> list[tuple[str, int]]:
@@ -333,8 +333,12 @@ def _approximates_irrational(gold, pred) -> bool:
     import sympy
 
     try:
-        decimal = isinstance(pred, sympy.Float) or (isinstance(pred, sympy.Mul) and len(pred.args) == 2
-                                                    and -1 in pred.args and any(isinstance(x, sympy.Float) for x in pred.args))
+        decimal = isinstance(pred, sympy.Float) or (
+            isinstance(pred, sympy.Mul)
+            and len(pred.args) == 2
+            and -1 in pred.args
+            and any(isinstance(x, sympy.Float) for x in pred.args)
+        )
         return bool(decimal and not gold.has(sympy.Float) and gold.is_rational is False)
     except Exception:
         return False
@@ -383,9 +387,16 @@ def _sets_equal(a, b) -> bool:
 
     try:
         if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
-            return a.left_open == b.left_open and a.right_open == b.right_open and bool(
-                sympy.simplify(a.start - b.start) == 0 if a.start.is_finite and b.start.is_finite else a.start == b.start
-            ) and bool(sympy.simplify(a.end - b.end) == 0 if a.end.is_finite and b.end.is_finite else a.end == b.end)
+            return (
+                a.left_open == b.left_open
+                and a.right_open == b.right_open
+                and bool(
+                    sympy.simplify(a.start - b.start) == 0
+                    if a.start.is_finite and b.start.is_finite
+                    else a.start == b.start
+                )
+                and bool(sympy.simplify(a.end - b.end) == 0 if a.end.is_finite and b.end.is_finite else a.end == b.end)
+            )
         return bool(a == b or sympy.simplify(a.symmetric_difference(b)) == sympy.EmptySet)
     except Exception:
         return False
@@ -553,7 +564,11 @@ def sym_equal(a, b, depth: int = 0) -> bool:
             if va is not None and vb is not None and sym_equal(va, vb, depth + 1):
                 return True
         sa, sb = _solution_set(a), _solution_set(b)
-        if sa is not None and sb is not None and not (isinstance(sa, sympy.FiniteSet) and isinstance(sb, sympy.FiniteSet)):
+        if (
+            sa is not None
+            and sb is not None
+            and not (isinstance(sa, sympy.FiniteSet) and isinstance(sb, sympy.FiniteSet))
+        ):
             return _sets_equal(sa, sb)
         return False
     if isinstance(a, sympy.FiniteSet) or isinstance(b, sympy.FiniteSet):
@@ -581,8 +596,11 @@ def sym_equal(a, b, depth: int = 0) -> bool:
         return a.shape == b.shape and all(sym_equal(x, y, depth + 1) for x, y in zip(a, b))
     sa, sb = _seq(a), _seq(b)
     if sa is not None or sb is not None:
-        return sa is not None and sb is not None and len(sa) == len(sb) and all(
-            sym_equal(x, y, depth + 1) for x, y in zip(sa, sb)
+        return (
+            sa is not None
+            and sb is not None
+            and len(sa) == len(sb)
+            and all(sym_equal(x, y, depth + 1) for x, y in zip(sa, sb))
         )
     if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
         return _expr_equal(a, b)

@@ -146,9 +146,7 @@ def after_thinking(text: str) -> str:
 
 # What may sit between two boxes of one final answer: punctuation, math
 # delimiters, spacing and connectives ("\boxed{2} and \boxed{3}", "\boxed{1}, \boxed{2}").
-_GAP_FILLER = re.compile(
-    r"\\text\s*\{[^{}]*\}|\\(?:q?quad|[,;:! ])|\\[()\[\]]|\b(?:and|or)\b|[\s$,;&.:]"
-)
+_GAP_FILLER = re.compile(r"\\text\s*\{[^{}]*\}|\\(?:q?quad|[,;:! ])|\\[()\[\]]|\b(?:and|or)\b|[\s$,;&.:]")
 # A sentence ends: a new line, or ". " / "! " / "? " before the next words.
 _SENTENCE_END = re.compile(r"\n|[.!?](?:\s|$)")
 MAX_GAP_CHARS = 80
@@ -182,8 +180,8 @@ def _phrase_answer(text: str) -> tuple[str, str, int] | None:
     best: tuple[int, str, str] | None = None
     for name, rx in _PHRASE_RES:
         last = None
-        for last in rx.finditer(text):
-            pass
+        for m in rx.finditer(text):
+            last = m
         if last is None:
             continue
         rest = text[last.end() :]
@@ -199,8 +197,12 @@ def _phrase_answer(text: str) -> tuple[str, str, int] | None:
 
 # Math delimiters and what closes each: $$...$$, \\[...\\], \\(...\\), $...$.
 _MATH_OPEN = re.compile(r"\$\$|\\\[|\\\(|(?<!\\)\$")
-_MATH_CLOSE = {"$$": re.compile(r"\$\$"), "\\[": re.compile(r"\\\]"), "\\(": re.compile(r"\\\)"),
-               "$": re.compile(r"(?<!\\)\$")}
+_MATH_CLOSE = {
+    "$$": re.compile(r"\$\$"),
+    "\\[": re.compile(r"\\\]"),
+    "\\(": re.compile(r"\\\)"),
+    "$": re.compile(r"(?<!\\)\$"),
+}
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}\b")
 
 

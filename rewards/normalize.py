@@ -28,9 +28,13 @@ _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle\b|\\limits\
 _LEFTRIGHT = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])\s*")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree\b|\\textdegree\b")
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*percent\s*\}|\s+percent)\s*$")
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathcal|mathit|mathsf|boldsymbol|mbox|operatorname)\s*\{")
+_TEXT_CMD = re.compile(
+    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathcal|mathit|mathsf|boldsymbol|mbox|operatorname)\s*\{"
+)
 # Blanks copied from a fill-in-the-box question: no answer content.
-_PLACEHOLDER = re.compile(r"\\(?:phantom|hphantom|vphantom|hspace|vspace)\s*\{[^{}]*\}|\\underline\{\s*\}|\\square\b|\\Box\b")
+_PLACEHOLDER = re.compile(
+    r"\\(?:phantom|hphantom|vphantom|hspace|vspace)\s*\{[^{}]*\}|\\underline\{\s*\}|\\square\b|\\Box\b"
+)
 _BOLD = re.compile(r"\*\*|__")
 # Python's power operator between two operands: 2**10, (x+1)**2 (markdown bold has no operand on one side).
 _PY_POWER = re.compile(r"(?<=[\w)}])\s*\*\*\s*(?=[\w({-])")
@@ -60,7 +64,9 @@ _NUMBER_WITH_UNIT = re.compile(
     r"(?:\(\s*(?P<paren>[a-zA-Z][a-zA-Z ]*)\s*\)|(?P<unit>[a-zA-Z]{2,}(?:\^\d)?(?:\s*/\s*[a-zA-Z]+(?:\^\d)?)*(?:\s+[a-zA-Z]+)*))$"
 )
 # Set-builder notation on one variable: \{x \mid -2 \le x < 1\}, \{x | x > 3\}, \{x \in \mathbb{R} : x^2 < 4\}
-_SET_BUILDER = re.compile(r"^\\\{\s*([A-Za-z])\s*(?:\\in\s*\\mathbb\s*\{?R\}?\s*)?(?:\\mid|\||:|\\vert)\s*(.+?)\s*\\\}$")
+_SET_BUILDER = re.compile(
+    r"^\\\{\s*([A-Za-z])\s*(?:\\in\s*\\mathbb\s*\{?R\}?\s*)?(?:\\mid|\||:|\\vert)\s*(.+?)\s*\\\}$"
+)
 _CONNECTIVE = re.compile(r"\b(?:or|and)\b")
 _CURRENCY = re.compile(r"^\\?\$\s*|^USD\s*|\s*(?:USD|dollars?|cents?)$")
 # Words that make "X or Y"/"X and Y" a list rather than part of a text answer.
@@ -184,7 +190,7 @@ def _strip_unit(s: str) -> tuple[str, str | None]:
     unit = _NUMBER_WITH_UNIT.match(s) or _NUMBER_WITH_SHORT_UNIT.match(s)
     word = (unit.group("paren") or unit.group("unit") or "").split()[0].lower() if unit else ""
     found = None
-    if unit and word not in _NOT_UNITS and not _CONNECTIVE.search(unit.group(0)[len(unit.group("num")):]):
+    if unit and word not in _NOT_UNITS and not _CONNECTIVE.search(unit.group(0)[len(unit.group("num")) :]):
         s = unit.group("num").replace("\\$", "").replace("$", "").strip()
         found = (unit.group("paren") or unit.group("unit")).strip()
     if _THOUSANDS.match(s):
@@ -197,17 +203,29 @@ def _strip_unit(s: str) -> tuple[str, str | None]:
 _NUMBER_WITH_SHORT_UNIT = re.compile(r"^(?P<num>[-+]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[mgsLlh])(?P<paren>)$")
 # Units of the same kind convert; different kinds never match (5 cm is not 5 m, nor 5 g).
 _UNIT_SCALES = {
-    "length": {("mm", "millimeter", "millimetre"): "1/1000", ("cm", "centimeter", "centimetre"): "1/100",
-               ("m", "meter", "metre"): "1", ("km", "kilometer", "kilometre"): "1000",
-               ("in", "inch", "inche"): "127/5000", ("ft", "foot", "feet"): "381/1250",
-               ("yd", "yard"): "1143/1250", ("mi", "mile"): "201168/125"},
+    "length": {
+        ("mm", "millimeter", "millimetre"): "1/1000",
+        ("cm", "centimeter", "centimetre"): "1/100",
+        ("m", "meter", "metre"): "1",
+        ("km", "kilometer", "kilometre"): "1000",
+        ("in", "inch", "inche"): "127/5000",
+        ("ft", "foot", "feet"): "381/1250",
+        ("yd", "yard"): "1143/1250",
+        ("mi", "mile"): "201168/125",
+    },
     "mass": {("mg", "milligram"): "1/1000", ("g", "gram"): "1", ("kg", "kilogram"): "1000"},
-    "time": {("s", "sec", "second"): "1", ("min", "minute"): "60", ("h", "hr", "hour"): "3600",
-             ("day",): "86400", ("week",): "604800"},
+    "time": {
+        ("s", "sec", "second"): "1",
+        ("min", "minute"): "60",
+        ("h", "hr", "hour"): "3600",
+        ("day",): "86400",
+        ("week",): "604800",
+    },
     "volume": {("ml", "milliliter", "millilitre"): "1/1000", ("l", "liter", "litre"): "1"},
 }
-_UNIT_INDEX = {name: (kind, scale) for kind, table in _UNIT_SCALES.items()
-               for names, scale in table.items() for name in names}
+_UNIT_INDEX = {
+    name: (kind, scale) for kind, table in _UNIT_SCALES.items() for names, scale in table.items() for name in names
+}
 
 
 def unit_scale(unit: str | None) -> tuple[str, str] | None:

@@ -18,26 +18,39 @@ model) in :mod:`pipeline.train.pav`. Both engines use these functions.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from math import comb
-from typing import Sequence
 
 import numpy as np
 
 # MRT's episode openers (a new episode starts at a paragraph beginning with one)
 EPISODE_MARKERS = (
-    "Wait", "But wait", "Alternatively", "Is there another way to think about this?",
-    "But let me double-check", "But hold on",
+    "Wait",
+    "But wait",
+    "Alternatively",
+    "Is there another way to think about this?",
+    "But let me double-check",
+    "But hold on",
 )
 SPLITS = ("lines", "episodes")
 # MRT's meta-prover cue (analysis/code/pass_at_k_given_prefix.py, apply_stop_template):
 # appended to a thinking prefix, it ends the think block and asks for the answer
-MRT_STOP_TEMPLATE = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should stop thinking "
-                     "and formulate a final answer based on what I already have.\n</think>\n\n"
-                     "**Step-by-Step Explanation and Answer:**\n\n1. **")
+MRT_STOP_TEMPLATE = (
+    "Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should stop thinking "
+    "and formulate a final answer based on what I already have.\n</think>\n\n"
+    "**Step-by-Step Explanation and Answer:**\n\n1. **"
+)
 
 
-def step_ends(text: str, split: str = "lines", *, markers: Sequence[str] = EPISODE_MARKERS,
-              max_steps: int | None = None, min_gap: int = 2, episodes_per_step: int = 1) -> list[int]:
+def step_ends(
+    text: str,
+    split: str = "lines",
+    *,
+    markers: Sequence[str] = EPISODE_MARKERS,
+    max_steps: int | None = None,
+    min_gap: int = 2,
+    episodes_per_step: int = 1,
+) -> list[int]:
     """Character offsets where each step of ``text`` ends (the last is ``len(text)``).
 
     ``lines``: a step is a line; its newline belongs to it, and blank lines join
@@ -64,7 +77,7 @@ def step_ends(text: str, split: str = "lines", *, markers: Sequence[str] = EPISO
             if text[start:].lstrip().startswith(opener) and i - last_cut > min_gap:
                 cuts.append(start)
                 last_cut = i
-        cuts = cuts[episodes_per_step - 1::episodes_per_step]
+        cuts = cuts[episodes_per_step - 1 :: episodes_per_step]
     cuts = [c for c in cuts if 0 < c < len(text)]
     if max_steps is not None and len(cuts) >= max_steps:
         cuts = cuts[: max(0, max_steps - 1)]
@@ -130,6 +143,6 @@ def progress_bonus(ends: Sequence[int], progress: Sequence[float], width: int, a
     out = np.zeros(width, dtype=np.float32)
     start = 0
     for end, p in zip(ends, progress):
-        out[start:min(end, width)] = alpha * p
+        out[start : min(end, width)] = alpha * p
         start = end
     return out

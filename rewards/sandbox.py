@@ -38,7 +38,7 @@ TIMEOUT = "timeout"
 # A worker that has not said "ready" within this many seconds is given up on.
 STARTUP_TIMEOUT = 60.0
 
-_live_pools: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
+_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
 @dataclass(eq=False)
@@ -97,8 +97,13 @@ class WorkerPool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
         proc = subprocess.Popen(
             # not ``-m rewards.worker``: the package imports that module first, and runpy warns
-            [sys.executable, "-c", "import sys; from rewards.worker import main; sys.exit(main(sys.argv[1:]))",
-             self.task, str(self.memory_mb)],
+            [
+                sys.executable,
+                "-c",
+                "import sys; from rewards.worker import main; sys.exit(main(sys.argv[1:]))",
+                self.task,
+                str(self.memory_mb),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -128,7 +133,7 @@ class WorkerPool:
         w.kill()
         raise RuntimeError("pool closed while its worker started")
 
-    def start(self, wait: bool = True) -> "WorkerPool":
+    def start(self, wait: bool = True) -> WorkerPool:
         """Start the workers (once). ``wait=False`` returns at once and lets them boot in
         the background: a caller whose checks mostly take the in-process fast path does
         not wait for them, and the first call that needs one waits for it."""
@@ -204,7 +209,7 @@ class WorkerPool:
                 pass
             w.kill()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal, Union
+from typing import Literal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
@@ -35,7 +35,7 @@ API_VERSION = "1"
 
 class Item(BaseModel):
     response: str
-    ground_truth: Union[str, int, float]
+    ground_truth: str | int | float
     question: str | None = None
     options: dict[str, str] | None = None
 
@@ -137,8 +137,9 @@ def create_app(
         if len(req.items) > max_items:
             raise HTTPException(413, f"{len(req.items)} items in one request; the limit is {max_items}")
         if state["active"] >= max_concurrency:
-            raise HTTPException(429, f"{max_concurrency} requests already being verified; retry shortly",
-                                headers={"Retry-After": "1"})
+            raise HTTPException(
+                429, f"{max_concurrency} requests already being verified; retry shortly", headers={"Retry-After": "1"}
+            )
         state["active"] += 1
         t0 = time.perf_counter()
         try:

@@ -17,9 +17,9 @@ whole batch: ``group`` says which prompt each response answers.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 
@@ -119,8 +119,9 @@ def soft_overlong_punishment(batch: RolloutScores, *, cache: int = 256, budget: 
 
 
 @register_term("length")
-def uniform_length_penalty(batch: RolloutScores, *, alpha: float = 0.5, correct_only: bool = False,
-                           budget: int | None = None) -> np.ndarray:
+def uniform_length_penalty(
+    batch: RolloutScores, *, alpha: float = 0.5, correct_only: bool = False, budget: int | None = None
+) -> np.ndarray:
     """A uniform length penalty, the non-adaptive baseline: ``-alpha * |y| / N`` for
     every response (or only the correct ones), whatever the prompt's difficulty."""
     alpha = _number("alpha", alpha)
@@ -129,8 +130,14 @@ def uniform_length_penalty(batch: RolloutScores, *, alpha: float = 0.5, correct_
     return np.where(batch.correct, pen, 0.0) if correct_only else pen
 
 
-_TRIAL = RolloutScores(correct=[True, False, True, True], response_length=[3, 8, 5, 8], group=[0, 0, 1, 1],
-                       group_size=2, max_response_length=8, truncated=[False, True, False, True])
+_TRIAL = RolloutScores(
+    correct=[True, False, True, True],
+    response_length=[3, 8, 5, 8],
+    group=[0, 0, 1, 1],
+    group_size=2,
+    max_response_length=8,
+    truncated=[False, True, False, True],
+)
 
 
 def _number(name: str, value, minimum: float = 0.0) -> float:

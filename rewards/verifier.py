@@ -18,18 +18,18 @@ import asyncio
 import dataclasses
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 
 from rewards.check import (
     FORM_TEXT,
-    check,
     MAX_RESPONSE_CHARS,
-    AnswerForm,
-    AnswerGroups,
     REASON_ERROR,
     REASON_TIMEOUT,
+    AnswerForm,
+    AnswerGroups,
     Verdict,
+    check,
 )
 from rewards.extract import LAST, MODES, MULTI_BOX_MODES, STRICT
 from rewards.sandbox import OK, TIMEOUT, WorkerPool
@@ -105,7 +105,14 @@ class Verifier:
         response, ground_truth, mode, question, options, multi_box = args
         limit = self.timeout if timeout is None else float(timeout)
         status, value = self.pool.call(
-            "check", response, ground_truth, mode, question, options, multi_box, timeout=limit,
+            "check",
+            response,
+            ground_truth,
+            mode,
+            question,
+            options,
+            multi_box,
+            timeout=limit,
         )
         if status == OK and isinstance(value, Verdict):
             return value
@@ -147,8 +154,11 @@ class Verifier:
                     rest.append(i)
                 elif on_result is not None:
                     on_result(i, out[i])
-        slow = self._map(lambda k: self._sandboxed(args[rest[k]], timeout), len(rest),
-                         None if on_result is None else lambda k, v: on_result(rest[k], v))
+        slow = self._map(
+            lambda k: self._sandboxed(args[rest[k]], timeout),
+            len(rest),
+            None if on_result is None else lambda k, v: on_result(rest[k], v),
+        )
         for i, v in zip(rest, slow):
             out[i] = v
         return out
@@ -183,14 +193,21 @@ class Verifier:
         verifier's timeout per response, at least 4 and at most 60 s); one that
         runs out falls back to grouping exact answer strings, extracted in a
         second bounded call (``reason`` says so)."""
+
         def one(i: int) -> AnswerGroups:
             resp = [("" if r is None else str(r))[-MAX_RESPONSE_CHARS:] for r in responses_per_problem[i]]
             # default budget: a check's timeout per response, at least 4 and at most 60 s' worth
-            limit = float(timeout) if timeout is not None else max(4 * self.timeout, min(self.timeout * len(resp), 60.0))
-            status, value = self.pool.call("group_answers", resp, mode or self.mode, True, self.multi_box, timeout=limit)
+            limit = (
+                float(timeout) if timeout is not None else max(4 * self.timeout, min(self.timeout * len(resp), 60.0))
+            )
+            status, value = self.pool.call(
+                "group_answers", resp, mode or self.mode, True, self.multi_box, timeout=limit
+            )
             if status != OK or not isinstance(value, AnswerGroups):
                 why = "timeout" if status == TIMEOUT else "error"
-                status, value = self.pool.call("group_answers", resp, mode or self.mode, False, self.multi_box, timeout=limit)
+                status, value = self.pool.call(
+                    "group_answers", resp, mode or self.mode, False, self.multi_box, timeout=limit
+                )
                 if status == OK and isinstance(value, AnswerGroups):
                     value = dataclasses.replace(value, reason=f"{why}; grouped exact strings")
                 else:
@@ -222,7 +239,7 @@ class Verifier:
     def close(self) -> None:
         self.pool.close()
 
-    def __enter__(self) -> "Verifier":
+    def __enter__(self) -> Verifier:
         self.pool.start()
         return self
 
@@ -256,7 +273,9 @@ def close_shared_verifiers() -> None:
         v.close()
 
 
-def verify(response: str, ground_truth: object, *, mode: str = STRICT, timeout: float = DEFAULT_TIMEOUT, **kwargs) -> Verdict:
+def verify(
+    response: str, ground_truth: object, *, mode: str = STRICT, timeout: float = DEFAULT_TIMEOUT, **kwargs
+) -> Verdict:
     """Check one response with the shared verifier (see :class:`Verifier.verify`)."""
     return get_verifier(timeout=timeout).verify(response, ground_truth, mode=mode, **kwargs)
 
@@ -274,6 +293,8 @@ def verify_batch(
     return get_verifier(workers=workers, timeout=timeout).verify_batch(responses, ground_truths, mode=mode, **kwargs)
 
 
-async def averify(response: str, ground_truth: object, *, mode: str = STRICT, timeout: float = DEFAULT_TIMEOUT, **kwargs) -> Verdict:
+async def averify(
+    response: str, ground_truth: object, *, mode: str = STRICT, timeout: float = DEFAULT_TIMEOUT, **kwargs
+) -> Verdict:
     """Check one response from asyncio code without blocking the event loop."""
     return await get_verifier(timeout=timeout).averify(response, ground_truth, mode=mode, **kwargs)

@@ -37,8 +37,12 @@ def _context(extra_info: dict | None) -> tuple[str | None, dict | None]:
 
 
 def _result(correct: bool, extracted: str | None, reason: str, correct_score: float, incorrect_score: float) -> dict:
-    return {"score": correct_score if correct else incorrect_score, "acc": float(correct), "pred": extracted or "",
-            "reason": reason}
+    return {
+        "score": correct_score if correct else incorrect_score,
+        "acc": float(correct),
+        "pred": extracted or "",
+        "reason": reason,
+    }
 
 
 def compute_score(
@@ -95,7 +99,11 @@ async def compute_score_remote(
         client = _clients[base] = VerifierClient(base)
     question, options = _context(extra_info)
     gt = ground_truth if isinstance(ground_truth, (str, int, float)) else str(ground_truth)
-    item = {"response": solution_str if isinstance(solution_str, str) else str(solution_str), "ground_truth": gt,
-            "question": question, "options": options}
+    item = {
+        "response": solution_str if isinstance(solution_str, str) else str(solution_str),
+        "ground_truth": gt,
+        "question": question,
+        "options": options,
+    }
     (v,) = await client.averify([item], mode=mode, timeout=timeout, multi_box=multi_box)
     return _result(bool(v["correct"]), v.get("extracted"), str(v.get("reason", "")), correct_score, incorrect_score)

@@ -38,19 +38,24 @@ class ArithmeticProver:
     def _continue(self, ids: list[int]) -> str:
         pos = len(ids) - 1 - ids[::-1].index(self.assistant)
         question = self.tok.decode(ids[:pos], skip_special_tokens=True)
-        written = self.tok.decode(ids[pos + 1:], skip_special_tokens=True)
+        written = self.tok.decode(ids[pos + 1 :], skip_special_tokens=True)
         start = int(re.search(r"Start with (\d+)", question).group(1))
-        chain = [(_OPS[m.group(1)], int(m.group(2)))
-                 for m in re.finditer(r"Then (add|subtract|multiply by|divide by) (\d+)", question)]
+        chain = [
+            (_OPS[m.group(1)], int(m.group(2)))
+            for m in re.finditer(r"Then (add|subtract|multiply by|divide by) (\d+)", question)
+        ]
         if written.endswith("\\boxed{"):  # answer now: the value of the last complete line
             lines = [ln for ln in written.split("\n")[:-1] if "=" in ln]
             value = Fraction(lines[-1].split("=")[-1].strip()) if lines else Fraction(start)
             return latex_number(value) + "}."
-        lines = [ln for ln in written.split("\n") if "=" in ln] if written.endswith("\n") or not written else \
-            [ln for ln in written.split("\n")[:-1] if "=" in ln]
+        lines = (
+            [ln for ln in written.split("\n") if "=" in ln]
+            if written.endswith("\n") or not written
+            else [ln for ln in written.split("\n")[:-1] if "=" in ln]
+        )
         value = Fraction(lines[-1].split("=")[-1].strip()) if lines else Fraction(start)
         out = []
-        for op, x in chain[len(lines):]:
+        for op, x in chain[len(lines) :]:
             new = _apply(value, op, x)
             if self.rng.random() < self.slip:
                 new += self.rng.choice([-2, -1, 1, 2])
@@ -61,8 +66,14 @@ class ArithmeticProver:
 
     def generate(self, prompts, n, sampling):
         self.calls += 1
-        return [[self.tok(self._continue(list(p)), add_special_tokens=False)["input_ids"][: sampling.max_new_tokens]
-                 + [self.eos] for _ in range(n)] for p in prompts]
+        return [
+            [
+                self.tok(self._continue(list(p)), add_special_tokens=False)["input_ids"][: sampling.max_new_tokens]
+                + [self.eos]
+                for _ in range(n)
+            ]
+            for p in prompts
+        ]
 
 
 def slip_traces(tok, seed=3):

@@ -64,11 +64,19 @@ def load_cases(directory: Path = CASES_DIR) -> list[PeerCase]:
             row = json.loads(line)
             key = f"{row['source']}:{row['path']}::{row['test']}"
             counts[key] = counts.get(key, 0) + 1
-            out.append(PeerCase(
-                id=f"{key}#{counts[key]}", source=row["source"], gold=str(row["gold"]), pred=str(row["pred"]),
-                pred_kind=row.get("pred_kind", "answer"), expected=bool(row["expected"]),
-                adjudicated=row.get("adjudicated"), options=row.get("options") or {}, note=row.get("note", ""),
-            ))
+            out.append(
+                PeerCase(
+                    id=f"{key}#{counts[key]}",
+                    source=row["source"],
+                    gold=str(row["gold"]),
+                    pred=str(row["pred"]),
+                    pred_kind=row.get("pred_kind", "answer"),
+                    expected=bool(row["expected"]),
+                    adjudicated=row.get("adjudicated"),
+                    options=row.get("options") or {},
+                    note=row.get("note", ""),
+                )
+            )
     return out
 
 

@@ -57,8 +57,10 @@ def why_unavailable() -> str | None:
         return "Slurm tests start slurmctld/slurmd/munged as root; not root here"
     missing = missing_binaries()
     if missing:
-        return (f"Slurm is not installed ({', '.join(missing)} missing); .ci/run installs it with "
-                "`apt-get install --no-install-recommends slurmctld slurmd slurm-client munge`")
+        return (
+            f"Slurm is not installed ({', '.join(missing)} missing); .ci/run installs it with "
+            "`apt-get install --no-install-recommends slurmctld slurmd slurm-client munge`"
+        )
     return None
 
 
@@ -101,7 +103,9 @@ class Cluster:
         env.update(extra)
         return env
 
-    def run(self, *cmd: str, timeout: float = 30, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *cmd: str, timeout: float = 30, check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         r = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env=env or self.env())
         if check and r.returncode != 0:
             raise ClusterError(f"{' '.join(cmd)} failed (rc={r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
@@ -116,8 +120,10 @@ class Cluster:
         fields = dict(kv.split("=", 1) for kv in r.stdout.splitlines()[0].split() if "=" in kv)
         fields.pop("NodeName", None)
         hw = " ".join(f"{k}={v}" for k, v in fields.items())
-        return "\n".join(f"NodeName={n} NodeHostname={self.host} NodeAddr=127.0.0.1 Port={_free_port()} {hw} State=UNKNOWN"
-                         for n in self.nodes)
+        return "\n".join(
+            f"NodeName={n} NodeHostname={self.host} NodeAddr=127.0.0.1 Port={_free_port()} {hw} State=UNKNOWN"
+            for n in self.nodes
+        )
 
     def _write_config(self) -> None:
         d = self._d
@@ -130,21 +136,22 @@ class Cluster:
             key.write_bytes(os.urandom(1024))
         os.chmod(key, 0o400)
         self.ctld_port = _free_port()
-        self.conf.write_text(f"""\
+        self.conf.write_text(
+            f"""\
 ClusterName=pipelinetest
 SlurmctldHost={self.host}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={d('munge')}/munge.socket,cred_expire=5
+AuthInfo=socket={d("munge")}/munge.socket,cred_expire=5
 SlurmctldPort={self.ctld_port}
-StateSaveLocation={d('state')}
-SlurmdSpoolDir={d('spool')}/%n
-SlurmctldPidFile={d('run')}/slurmctld.pid
-SlurmdPidFile={d('run')}/slurmd-%n.pid
-SlurmctldLogFile={d('log')}/slurmctld.log
-SlurmdLogFile={d('log')}/slurmd-%n.log
+StateSaveLocation={d("state")}
+SlurmdSpoolDir={d("spool")}/%n
+SlurmctldPidFile={d("run")}/slurmctld.pid
+SlurmdPidFile={d("run")}/slurmd-%n.pid
+SlurmctldLogFile={d("log")}/slurmctld.log
+SlurmdLogFile={d("log")}/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -167,7 +174,9 @@ KillWait=5
 Waittime=0
 {self._node_lines()}
 PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
-""" + (f"PartitionName={self.multi} Nodes=ALL Default=NO MaxTime=INFINITE State=UP\n" if self.multi else ""))
+"""
+            + (f"PartitionName={self.multi} Nodes=ALL Default=NO MaxTime=INFINITE State=UP\n" if self.multi else "")
+        )
 
     # --- lifecycle
     def _daemons(self) -> list[tuple[str, str]]:
@@ -191,9 +200,18 @@ PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE St
         d = self._d
         env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
         steps = [
-            ("munged", ["munged", f"--key-file={d('munge')}/munge.key", f"--socket={d('munge')}/munge.socket",
-                        f"--pid-file={d('run')}/munged.pid", f"--log-file={d('log')}/munged.log",
-                        f"--seed-file={d('munge')}/munged.seed", "--force"]),
+            (
+                "munged",
+                [
+                    "munged",
+                    f"--key-file={d('munge')}/munge.key",
+                    f"--socket={d('munge')}/munge.socket",
+                    f"--pid-file={d('run')}/munged.pid",
+                    f"--log-file={d('log')}/munged.log",
+                    f"--seed-file={d('munge')}/munged.seed",
+                    "--force",
+                ],
+            ),
             ("slurmctld", ["slurmctld", "-f", str(self.conf), "-i"]),
         ] + [(f"slurmd-{n}", ["slurmd", "-f", str(self.conf), "-N", n]) for n in self.nodes]
         for name, cmd in steps:
@@ -202,9 +220,10 @@ PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE St
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
             if r.returncode != 0:
                 self.down()
-                raise ClusterError(f"{name} did not start (rc={r.returncode}): {r.stderr.strip()}; "
-                                   f"see {d('log')}/{name}.log")
-            self._wait(lambda n=name: self._pid(n, cmd[0]) is not None, 10, f"{name} pid file")
+                raise ClusterError(
+                    f"{name} did not start (rc={r.returncode}): {r.stderr.strip()}; see {d('log')}/{name}.log"
+                )
+            self._wait(lambda n=name, exe=cmd[0]: self._pid(n, exe) is not None, 10, f"{name} pid file")
         deadline = time.monotonic() + timeout
         resumed = False
         nodes = ",".join(self.nodes)
@@ -274,16 +293,28 @@ PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE St
 
     def wait(self, job_ids, timeout: float) -> dict[str, dict]:
         """Wait until every job (and array task) of ``job_ids`` is finished; their fields."""
-        final = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
-                 "PREEMPTED"}
+        final = {
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TIMEOUT",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "BOOT_FAIL",
+            "DEADLINE",
+            "PREEMPTED",
+        }
         ids = [job_ids] if isinstance(job_ids, (str, int)) else list(job_ids)
         deadline = time.monotonic() + timeout
         while True:
             states: dict[str, dict] = {}
             for j in ids:
                 states.update(self.job_states(j))
-            if states and all(f.get("JobState") in final for f in states.values()) and all(
-                    any(k == str(j) or k.startswith(f"{j}_") for k in states) for j in ids):
+            if (
+                states
+                and all(f.get("JobState") in final for f in states.values())
+                and all(any(k == str(j) or k.startswith(f"{j}_") for k in states) for j in ids)
+            ):
                 return states
             if time.monotonic() > deadline:
                 summary = {k: (f.get("JobState"), f.get("Reason")) for k, f in states.items()}

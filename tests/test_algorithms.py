@@ -7,16 +7,21 @@ import torch
 from pipeline.config import AlgorithmConfig, ConfigError
 from pipeline.train import algorithms
 
-MASK = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float32)
+MASK = torch.tensor(
+    [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float32
+)
 SCORES = np.array([1, 0, 1, 1, 0, 0], dtype=float)
 GROUP = np.array([0, 0, 0, 1, 1, 1])
 
 
-@pytest.mark.parametrize("cfg, expected", [
-    (AlgorithmConfig(adv_estimator="grpo"), [0.577, -1.155, 0.577, 1.155, -0.577, -0.577]),
-    (AlgorithmConfig(adv_estimator="grpo", norm_adv_by_std=False), [0.333, -0.667, 0.333, 0.667, -0.333, -0.333]),
-    (AlgorithmConfig(adv_estimator="rloo"), [0.5, -1, 0.5, 1, -0.5, -0.5]),
-])
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        (AlgorithmConfig(adv_estimator="grpo"), [0.577, -1.155, 0.577, 1.155, -0.577, -0.577]),
+        (AlgorithmConfig(adv_estimator="grpo", norm_adv_by_std=False), [0.333, -0.667, 0.333, 0.667, -0.333, -0.333]),
+        (AlgorithmConfig(adv_estimator="rloo"), [0.5, -1, 0.5, 1, -0.5, -0.5]),
+    ],
+)
 def test_advantages_are_verls(cfg, expected):
     adv = algorithms.compute_advantages(cfg, SCORES, MASK, GROUP)
     assert adv.shape == MASK.shape
@@ -54,8 +59,11 @@ def test_a_token_bonus_keeps_one_weight_against_the_std_normalised_outcome_advan
     assert np.allclose(added[:4], 0.1 / (std[0] + 1e-6)) and np.allclose(added[4:8], 0.1 / (std[1] + 1e-6))
     # ... so each response's signal is (r - mean + 0.1) / std: bonus and outcome in one ratio on both prompts
     # (adding 0.1 as it is would weigh the bonus 0.5 and 0.577 against one outcome std on the two)
-    assert np.allclose(base[:8, 0].numpy() + added[:8], (scores[:8] - np.repeat([0.25, 0.5], 4) + 0.1)
-                       / np.repeat(std + 1e-6, 4), atol=1e-5)
+    assert np.allclose(
+        base[:8, 0].numpy() + added[:8],
+        (scores[:8] - np.repeat([0.25, 0.5], 4) + 0.1) / np.repeat(std + 1e-6, 4),
+        atol=1e-5,
+    )
     # the flat group (no outcome advantage, std 0) takes the batch's mean factor, not 1 / 1e-6
     assert np.allclose(added[8:], 0.1 * np.mean(1 / (std + 1e-6)))
     # Dr.GRPO: the bonus is added as it is
@@ -64,12 +72,15 @@ def test_a_token_bonus_keeps_one_weight_against_the_std_normalised_outcome_advan
     assert np.allclose((plain - algorithms.compute_advantages(dr, scores, mask, group))[:, 0].numpy(), 0.1)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("adv_estimator", "gae", "not supported"),
-    ("loss_mode", "nope", "verl has"),
-    ("loss_agg_mode", "mean", "agg_loss"),
-    ("kl_type", "full", "kl_penalty"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("adv_estimator", "gae", "not supported"),
+        ("loss_mode", "nope", "verl has"),
+        ("loss_agg_mode", "mean", "agg_loss"),
+        ("kl_type", "full", "kl_penalty"),
+    ],
+)
 def test_validate_names_verls_options(field, value, message):
     with pytest.raises(ConfigError) as e:
         algorithms.validate(AlgorithmConfig(**{field: value}))
@@ -102,8 +113,15 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(agg):
         for ix in splits:
             lp = _logp(logits[ix], labels[ix])
             ent = -(torch.softmax(logits[ix], -1) * torch.log_softmax(logits[ix], -1)).sum(-1)
-            loss, m = algorithms.actor_loss(ac, log_prob=lp, old_log_prob=lp.detach(), advantages=adv[ix],
-                                            response_mask=MASK[ix], entropy=ent, ref_log_prob=ref[ix])
+            loss, m = algorithms.actor_loss(
+                ac,
+                log_prob=lp,
+                old_log_prob=lp.detach(),
+                advantages=adv[ix],
+                response_mask=MASK[ix],
+                entropy=ent,
+                ref_log_prob=ref[ix],
+            )
             loss.backward()
             total += float(loss.detach())
             assert {"pg_loss", "pg_clipfrac", "kl", "entropy"} <= set(m)
@@ -185,10 +203,10 @@ def test_a_prompt_drawn_twice_makes_two_groups():
     first = idx.index(next(i for i in idx if idx.count(i) == 2))
     second = len(idx) - 1 - idx[::-1].index(idx[first])
     scores = torch.zeros(len(idx) * k)
-    scores[first * k:(first + 1) * k] = 1.0
+    scores[first * k : (first + 1) * k] = 1.0
     mask = torch.ones(len(idx) * k, 3)
     adv = algorithms.compute_advantages(AlgorithmConfig(), scores, mask, group)
-    assert torch.all(adv[first * k:(first + 1) * k] == 0) and torch.all(adv[second * k:(second + 1) * k] == 0)
+    assert torch.all(adv[first * k : (first + 1) * k] == 0) and torch.all(adv[second * k : (second + 1) * k] == 0)
     merged = np.repeat(np.asarray(idx), k)
     adv_merged = algorithms.compute_advantages(AlgorithmConfig(), scores, mask, merged)
-    assert torch.all(adv_merged[first * k:(first + 1) * k] > 0)
+    assert torch.all(adv_merged[first * k : (first + 1) * k] > 0)

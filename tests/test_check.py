@@ -25,9 +25,7 @@ QUESTION = "What is the value of $2+3$? Put your final answer in \\boxed{}."
         # hedging: several different boxed answers
         pytest.param(r"\boxed{3} ... \boxed{4}", "3", {}, False, "ambiguous", id="two different boxes, first right"),
         pytest.param(r"\boxed{4} ... \boxed{3}", "3", {}, False, "ambiguous", id="two different boxes, last right"),
-        pytest.param(
-            " ".join(rf"\boxed{{{i}}}" for i in range(1, 21)), "7", {}, False, "ambiguous", id="twenty boxes"
-        ),
+        pytest.param(" ".join(rf"\boxed{{{i}}}" for i in range(1, 21)), "7", {}, False, "ambiguous", id="twenty boxes"),
         # hedging inside one box
         pytest.param(r"\boxed{3 \text{ or } 4}", "3", {}, False, None, id="3 text-or 4 in one box"),
         pytest.param(r"\boxed{3 or 4}", "3", {}, False, None, id="3 or 4 in one box"),
@@ -45,15 +43,29 @@ QUESTION = "What is the value of $2+3$? Put your final answer in \\boxed{}."
         pytest.param(r"\boxed{ }", "3", {}, False, "no_answer", id="blank box"),
         pytest.param(r"\boxed{\phantom{2}}", "2", {}, False, "no_answer", id="only a phantom box"),
         pytest.param(
-            r"Fill in \boxed{\phantom{2}}. Since 2+3=5, \boxed{5}", "5", {}, True, "match", id="phantom box before real box"
+            r"Fill in \boxed{\phantom{2}}. Since 2+3=5, \boxed{5}",
+            "5",
+            {},
+            True,
+            "match",
+            id="phantom box before real box",
         ),
         # repeating the question
         pytest.param(QUESTION, "5", {"question": QUESTION}, False, "repeats_question", id="repeats question verbatim"),
         pytest.param(
-            "what is the value of $2+3$?", "5", {"question": QUESTION}, False, "repeats_question", id="repeats part of question"
+            "what is the value of $2+3$?",
+            "5",
+            {"question": QUESTION},
+            False,
+            "repeats_question",
+            id="repeats part of question",
         ),
         pytest.param(
-            QUESTION.replace(r"\boxed{}", r"\boxed{5}"), "5", {"question": QUESTION}, True, "match",
+            QUESTION.replace(r"\boxed{}", r"\boxed{5}"),
+            "5",
+            {"question": QUESTION},
+            True,
+            "match",
             id="answer after copying the prompt is still an answer",
         ),
         # strict mode: unboxed right answers earn nothing
@@ -76,10 +88,54 @@ def test_check_cases(response, gold, kwargs, correct, reason):
 def _garbage_strings(n: int, seed: int = 1234) -> list[str]:
     rng = random.Random(seed)
     tokens = [
-        "\\boxed{", "\\fbox{", "}", "{", "\\frac", "\\sqrt", "^", "_", "\\", "$", "\\{", "\\}",
-        "\\left(", "\\right)", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "=", "<", "\\le",
-        "\\infty", "\\pm", "\\%", "\\text{", "!", "(", ")", "[", "]", ",", ".", "e", "i", "x",
-        "\\pi", "\\cdot", "\\times", "10", "0", "-", "+", "/", "**", "####", "Answer:", "\x00", "\n",
+        "\\boxed{",
+        "\\fbox{",
+        "}",
+        "{",
+        "\\frac",
+        "\\sqrt",
+        "^",
+        "_",
+        "\\",
+        "$",
+        "\\{",
+        "\\}",
+        "\\left(",
+        "\\right)",
+        "\\begin{pmatrix}",
+        "\\end{pmatrix}",
+        "&",
+        "\\\\",
+        "=",
+        "<",
+        "\\le",
+        "\\infty",
+        "\\pm",
+        "\\%",
+        "\\text{",
+        "!",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        ".",
+        "e",
+        "i",
+        "x",
+        "\\pi",
+        "\\cdot",
+        "\\times",
+        "10",
+        "0",
+        "-",
+        "+",
+        "/",
+        "**",
+        "####",
+        "Answer:",
+        "\x00",
+        "\n",
     ]
     out = []
     for _ in range(n):
@@ -149,6 +205,7 @@ def test_check_never_raises_on_random_garbage():
 
 # ---------------------------------------------------------------- several boxes (multi_box)
 
+
 @pytest.mark.parametrize(
     "response, gold, multi_box, correct, reason",
     [
@@ -196,8 +253,15 @@ def test_fast_path_gives_the_sandboxed_verdict():
     """The verifier decides plain answers in the caller; the sandbox must agree on them."""
     from rewards import Verifier
 
-    pairs = [(r"\boxed{5}", "5"), (r"\boxed{1/2}", "0.5"), (r"\boxed{7}", "8"), (r"\boxed{3} or \boxed{4}", "3"),
-             ("no box", "3"), (r"\boxed{x+1}", "1+x"), (r"\boxed{2^{2^2}}", "16")]
+    pairs = [
+        (r"\boxed{5}", "5"),
+        (r"\boxed{1/2}", "0.5"),
+        (r"\boxed{7}", "8"),
+        (r"\boxed{3} or \boxed{4}", "3"),
+        ("no box", "3"),
+        (r"\boxed{x+1}", "1+x"),
+        (r"\boxed{2^{2^2}}", "16"),
+    ]
     with Verifier(workers=1) as fast, Verifier(workers=1, fast_path=False) as slow:
         for r, g in pairs:
             a, b = fast.verify(r, g), slow.verify(r, g)

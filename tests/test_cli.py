@@ -20,13 +20,29 @@ def test_verify_file_with_bad_lines(tmp_path):
     src.write_text(
         json.dumps({"id": 1, "response": ["so \\boxed{4}", "\\boxed{5}", "four"], "gt": "4"}) + "\n"
         "{not json\n"
-        + json.dumps({"id": 3, "response": "x"}) + "\n"
-        + json.dumps({"id": 4, "response": "\\boxed{\\frac{1}{2}}", "gt": 0.5}) + "\n"
+        + json.dumps({"id": 3, "response": "x"})
         + "\n"
-        + json.dumps([1, 2]) + "\n"
+        + json.dumps({"id": 4, "response": "\\boxed{\\frac{1}{2}}", "gt": 0.5})
+        + "\n"
+        + "\n"
+        + json.dumps([1, 2])
+        + "\n"
     )
     out = tmp_path / "sub" / "out.jsonl"
-    r = run("-m", "rewards", "verify", "-i", str(src), "-o", str(out), "--answer-key", "gt", "--workers", "1", "--no-progress")
+    r = run(
+        "-m",
+        "rewards",
+        "verify",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--answer-key",
+        "gt",
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     assert "in.jsonl:2: malformed line" in r.stderr
@@ -45,21 +61,44 @@ def test_verify_file_with_bad_lines(tmp_path):
 def test_lenient_mode_and_options(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text(
-        json.dumps({"r": "The final answer is 12.", "a": "12"}) + "\n"
-        + json.dumps({"r": "I pick \\boxed{(B)}", "a": "11", "opts": ["10", "11", "12"]}) + "\n"
+        json.dumps({"r": "The final answer is 12.", "a": "12"})
+        + "\n"
+        + json.dumps({"r": "I pick \\boxed{(B)}", "a": "11", "opts": ["10", "11", "12"]})
+        + "\n"
     )
     out = tmp_path / "out.jsonl"
-    r = run("-m", "rewards", "verify", "-i", str(src), "-o", str(out), "--response-key", "r", "--answer-key", "a",
-            "--options-key", "opts", "--mode", "lenient", "--workers", "1", "--no-progress")
+    r = run(
+        "-m",
+        "rewards",
+        "verify",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--response-key",
+        "r",
+        "--answer-key",
+        "a",
+        "--options-key",
+        "opts",
+        "--mode",
+        "lenient",
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, True]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-i", "/nonexistent/in.jsonl", "-o", "/tmp/x.jsonl"], "no such file"),
-    (["-i", "x", "-o", "y", "--timeout", "0"], "must be > 0"),
-    (["-i", "x", "-o", "y", "--mode", "loose"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-i", "/nonexistent/in.jsonl", "-o", "/tmp/x.jsonl"], "no such file"),
+        (["-i", "x", "-o", "y", "--timeout", "0"], "must be > 0"),
+        (["-i", "x", "-o", "y", "--mode", "loose"], "invalid choice"),
+    ],
+)
 def test_user_errors_have_no_traceback(args, message):
     r = run("-m", "rewards", "verify", *args)
     assert r.returncode == 2
@@ -73,8 +112,13 @@ def _verify(tmp_path, rows: list, *args):
 
 
 def test_default_reference_key_is_ground_truth_and_progress_stays_off_logs(tmp_path):
-    r, out = _verify(tmp_path, [{"response": "so \\boxed{4}", "ground_truth": "4"},
-                                {"response": "\\boxed{15}. No, wait: \\boxed{17}", "ground_truth": 17}])
+    r, out = _verify(
+        tmp_path,
+        [
+            {"response": "so \\boxed{4}", "ground_truth": "4"},
+            {"response": "\\boxed{15}. No, wait: \\boxed{17}", "ground_truth": 17},
+        ],
+    )
     assert r.returncode == 0, r.stderr
     assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, True]
     assert "\r" not in r.stderr  # stderr is a pipe here: no progress bar redraws in the log
@@ -87,12 +131,17 @@ def test_multi_box_flag(tmp_path):
     assert json.loads(out.read_text())["reason"] == "ambiguous"
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"response": "\\boxed{4}", "answer": "4"}] * 3,
-     "no row has the field 'ground_truth' (set --answer-key; fields present: answer)"),
-    (["{not json", "[1, 2]"], "all 2 line(s)"),
-    ([], "holds no rows"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            [{"response": "\\boxed{4}", "answer": "4"}] * 3,
+            "no row has the field 'ground_truth' (set --answer-key; fields present: answer)",
+        ),
+        (["{not json", "[1, 2]"], "all 2 line(s)"),
+        ([], "holds no rows"),
+    ],
+)
 def test_nothing_verified_exits_non_zero_with_one_line(tmp_path, rows, message):
     r, out = _verify(tmp_path, rows)
     assert r.returncode == 1
@@ -103,8 +152,12 @@ def test_nothing_verified_exits_non_zero_with_one_line(tmp_path, rows, message):
 
 def test_every_check_failing_exits_non_zero(tmp_path):
     # one symbolic comparison under a tiny timeout: the only check times out
-    r, out = _verify(tmp_path, [{"response": "\\boxed{(x+1)^{40} - (x-1)^{40}}",
-                                 "ground_truth": "\\sin(y)+(x+2)^{41}"}], "--timeout", "0.01")
+    r, out = _verify(
+        tmp_path,
+        [{"response": "\\boxed{(x+1)^{40} - (x-1)^{40}}", "ground_truth": "\\sin(y)+(x+2)^{41}"}],
+        "--timeout",
+        "0.01",
+    )
     assert r.returncode == 1, r.stderr
     assert "none of the 1 response(s) could be verified" in r.stderr
     assert json.loads(out.read_text())["reason"] == "timeout"
@@ -156,12 +209,15 @@ def test_demo_on_real_best_of_n(tmp_path):
     assert bon["agreement"] >= 0.99
 
 
-@pytest.mark.parametrize("text, message", [
-    ("verifier: {wrkers: 2}", "unknown key(s) ['wrkers']"),
-    ("verifier: {workers: two}", "verifier.workers: expected int"),
-    ("verifier: {mode: loose}", "verifier.mode must be"),
-    ("[1, 2", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("verifier: {wrkers: 2}", "unknown key(s) ['wrkers']"),
+        ("verifier: {workers: two}", "verifier.workers: expected int"),
+        ("verifier: {mode: loose}", "verifier.mode must be"),
+        ("[1, 2", "not valid YAML"),
+    ],
+)
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)

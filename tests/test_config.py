@@ -43,12 +43,15 @@ def test_local_model_paths_resolve_against_the_config_file_and_hub_names_stay(tm
     assert load_config(TrainConfig, f).model.path == "Qwen/Qwen2.5-Math-1.5B"
 
 
-@pytest.mark.parametrize("algorithm, ok", [
-    ({}, False),  # GRPO divides by each group's std
-    ({"adv_estimator": "grpo_passk"}, False),
-    ({"norm_adv_by_std": False}, True),  # Dr.GRPO
-    ({"adv_estimator": "rloo"}, True),  # leave-one-out mean, no std
-])
+@pytest.mark.parametrize(
+    "algorithm, ok",
+    [
+        ({}, False),  # GRPO divides by each group's std
+        ({"adv_estimator": "grpo_passk"}, False),
+        ({"norm_adv_by_std": False}, True),  # Dr.GRPO
+        ({"adv_estimator": "rloo"}, True),  # leave-one-out mean, no std
+    ],
+)
 def test_alp_under_a_per_group_std_is_refused_with_what_to_set(algorithm, ok):
     from pipeline.config import TrainConfig
 

@@ -450,26 +450,32 @@ PEER_FORMS = [
     ("185\\", "185", True),  # MATH's stray trailing backslash
     (r"e^{i\pi} = -1", "-1", True),  # a true equation the parser decides: its last side
     (r"e^{i\pi} = -1", "1", False),
-    (r"\begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix} + \begin{pmatrix}5 & 6 \\ 7 & 8\end{pmatrix}",
-     r"\begin{pmatrix}6 & 8 \\ 10 & 12\end{pmatrix}", True),  # matrix arithmetic written out
-    (r"\begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix} + \begin{pmatrix}5 & 6 \\ 7 & 8\end{pmatrix}",
-     r"\begin{pmatrix}6 & 8 \\ 10 & 13\end{pmatrix}", False),
+    (
+        r"\begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix} + \begin{pmatrix}5 & 6 \\ 7 & 8\end{pmatrix}",
+        r"\begin{pmatrix}6 & 8 \\ 10 & 12\end{pmatrix}",
+        True,
+    ),  # matrix arithmetic written out
+    (
+        r"\begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix} + \begin{pmatrix}5 & 6 \\ 7 & 8\end{pmatrix}",
+        r"\begin{pmatrix}6 & 8 \\ 10 & 13\end{pmatrix}",
+        False,
+    ),
 ]
 
-TABLES.update({
-    "peer_forms": PEER_FORMS,
-    "labelled": LABELLED,
-    "chains": CHAINS,
-    "inequality_intervals": INEQUALITY_INTERVALS,
-    "number_formats": NUMBER_FORMATS,
-    "exactness": EXACTNESS,
-    "power_towers": POWER_TOWERS,
-})
+TABLES.update(
+    {
+        "peer_forms": PEER_FORMS,
+        "labelled": LABELLED,
+        "chains": CHAINS,
+        "inequality_intervals": INEQUALITY_INTERVALS,
+        "number_formats": NUMBER_FORMATS,
+        "exactness": EXACTNESS,
+        "power_towers": POWER_TOWERS,
+    }
+)
 
 ALL_CASES = [
-    pytest.param(p, g, want, id=f"{kind}: {p} vs {g} -> {want}")
-    for kind, rows in TABLES.items()
-    for p, g, want in rows
+    pytest.param(p, g, want, id=f"{kind}: {p} vs {g} -> {want}") for kind, rows in TABLES.items() for p, g, want in rows
 ]
 
 

@@ -19,22 +19,31 @@ needs_shared = pytest.mark.skipif(not (SHARED / "eval").is_dir(), reason="../sha
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
 
 
 # ---------------------------------------------------------------- benchmarks
 
 
 @needs_shared
-@pytest.mark.parametrize("name, rows, first_answer", [
-    ("math500", 500, r"\left( 3, \frac{\pi}{2} \right)"),
-    ("aime24", 30, "204"),
-    ("amc23", 40, "27"),  # stored as 27.0
-    ("minerva_math", 272, "1.6"),  # only inside \boxed{} of the solution
-    ("olympiadbench", 675, "2"),  # a list stored as text: "['2']"
-    ("gsm8k", 1319, "18"),  # after ####
-])
+@pytest.mark.parametrize(
+    "name, rows, first_answer",
+    [
+        ("math500", 500, r"\left( 3, \frac{\pi}{2} \right)"),
+        ("aime24", 30, "204"),
+        ("amc23", 40, "27"),  # stored as 27.0
+        ("minerva_math", 272, "1.6"),  # only inside \boxed{} of the solution
+        ("olympiadbench", 675, "2"),  # a list stored as text: "['2']"
+        ("gsm8k", 1319, "18"),  # after ####
+    ],
+)
 def test_each_benchmark_reads_its_own_answer_field(name, rows, first_answer):
     problems = load_benchmark(name, SHARED / "eval")
     assert len(problems) == rows and len({p.id for p in problems}) == rows
@@ -45,11 +54,16 @@ def test_each_benchmark_reads_its_own_answer_field(name, rows, first_answer):
 
 def test_benchmark_files_by_path_and_their_errors(tmp_path):
     good = tmp_path / "mine.jsonl"
-    good.write_text('{"problem": "1+1?", "answer": 2.0}\n{"question": "2+2?", "answer": "4"}\n'
-                    '{"question": "3+3?", "ground_truth": "6"}\n')
+    good.write_text(
+        '{"problem": "1+1?", "answer": 2.0}\n{"question": "2+2?", "answer": "4"}\n'
+        '{"question": "3+3?", "ground_truth": "6"}\n'
+    )
     ps = load_benchmark(str(good))
-    assert [(p.benchmark, p.question, p.answer) for p in ps] == [("mine", "1+1?", "2"), ("mine", "2+2?", "4"),
-                                                                  ("mine", "3+3?", "6")]
+    assert [(p.benchmark, p.question, p.answer) for p in ps] == [
+        ("mine", "1+1?", "2"),
+        ("mine", "2+2?", "4"),
+        ("mine", "3+3?", "6"),
+    ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": "no answer here"}\n')
     with pytest.raises(InputError, match=r"bad.jsonl:2: no reference answer"):
@@ -77,10 +91,19 @@ def test_answer_groups_use_the_verifiers_equivalence_and_survive_hostile_answers
     from rewards.verifier import Verifier
 
     with Verifier(workers=2, timeout=3) as v:
-        plain, hostile = v.group_answers([
-            [r"so \boxed{1/2}", r"\boxed{0.5}", "no answer", r"\boxed{3}", r"\boxed{\frac{1}{2}}", r"\boxed{3} or \boxed{4}"],
-            [r"\boxed{10^{10^{10^{10}}}}", r"\boxed{10^{10^{10^{10}}}}", r"\boxed{2}", "\x00" * 1000],
-        ])
+        plain, hostile = v.group_answers(
+            [
+                [
+                    r"so \boxed{1/2}",
+                    r"\boxed{0.5}",
+                    "no answer",
+                    r"\boxed{3}",
+                    r"\boxed{\frac{1}{2}}",
+                    r"\boxed{3} or \boxed{4}",
+                ],
+                [r"\boxed{10^{10^{10^{10}}}}", r"\boxed{10^{10^{10^{10}}}}", r"\boxed{2}", "\x00" * 1000],
+            ]
+        )
     # 1/2 = 0.5 = \frac12; two boxes in one sentence are one answer, {3, 4}: a group of its own
     assert plain.labels == (0, 0, -1, 1, 0, 2) and plain.answers[5] == "3, 4"
     assert plain.answers[1] == "0.5" and plain.reason == "ok"
@@ -93,8 +116,22 @@ def test_answer_groups_use_the_verifiers_equivalence_and_survive_hostile_answers
 @pytest.mark.skipif(not BON.is_file(), reason="../shared/data/bon is not present")
 def test_bon_file_reproduces_the_upstream_figures_from_its_own_fields(tmp_path):
     out = tmp_path / "bon"
-    r = run("evaluate", "--generations", str(BON), "--response-key", "response", "--answer-key", "gt",
-            "--correct-key", "score", "--verifier-score-key", "pred_score", "--out", str(out), "--no-progress")
+    r = run(
+        "evaluate",
+        "--generations",
+        str(BON),
+        "--response-key",
+        "response",
+        "--answer-key",
+        "gt",
+        "--correct-key",
+        "score",
+        "--verifier-score-key",
+        "pred_score",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "report.json").read_text())
     assert (rep["maj@8"], rep["bon@8"], rep["pass@8"], rep["pass@1"]) == (93.0, 94.0, 96.0, 91.0)
@@ -105,8 +142,21 @@ def test_bon_file_reproduces_the_upstream_figures_from_its_own_fields(tmp_path):
 
     # without --correct-key the project's verifier grades, and the report lists where it and `score` disagree
     out2 = tmp_path / "regraded"
-    r = run("evaluate", "--generations", str(BON), "--response-key", "response", "--answer-key", "gt",
-            "--verifier-score-key", "pred_score", "--out", str(out2), "--no-progress", "--no-plots")
+    r = run(
+        "evaluate",
+        "--generations",
+        str(BON),
+        "--response-key",
+        "response",
+        "--answer-key",
+        "gt",
+        "--verifier-score-key",
+        "pred_score",
+        "--out",
+        str(out2),
+        "--no-progress",
+        "--no-plots",
+    )
     assert r.returncode == 0, r.stderr
     rep2 = json.loads((out2 / "report.json").read_text())
     d = rep2["disagreements"]
@@ -124,15 +174,38 @@ def test_bon_file_reproduces_the_upstream_figures_from_its_own_fields(tmp_path):
 def test_self_correction_and_step_scores_from_a_file(tmp_path):
     f = tmp_path / "two_turns.jsonl"
     rows = [
-        {"question": "1+1", "answer": "2", "responses": [r"\boxed{3}", r"\boxed{2}"],
-         "second": [r"\boxed{2}", r"\boxed{2}"], "steps": [[0.9, 0.1], [0.5, 0.6]]},
-        {"question": "2+2", "answer": "4", "responses": [r"\boxed{4}", r"\boxed{5}"],
-         "second": [r"\boxed{5}", r"\boxed{5}"], "steps": [[0.2, 0.9], [0.8, 0.7]]},
+        {
+            "question": "1+1",
+            "answer": "2",
+            "responses": [r"\boxed{3}", r"\boxed{2}"],
+            "second": [r"\boxed{2}", r"\boxed{2}"],
+            "steps": [[0.9, 0.1], [0.5, 0.6]],
+        },
+        {
+            "question": "2+2",
+            "answer": "4",
+            "responses": [r"\boxed{4}", r"\boxed{5}"],
+            "second": [r"\boxed{5}", r"\boxed{5}"],
+            "steps": [[0.2, 0.9], [0.8, 0.7]],
+        },
     ]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "o"
-    r = run("evaluate", "--generations", str(f), "--second-response-key", "second", "--verifier-score-key", "steps",
-            "--aggregate", "min", "--out", str(out), "--no-progress", "--no-plots")
+    r = run(
+        "evaluate",
+        "--generations",
+        str(f),
+        "--second-response-key",
+        "second",
+        "--verifier-score-key",
+        "steps",
+        "--aggregate",
+        "min",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-plots",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "report.json").read_text())
     assert rep["acc@t1"] == 50.0 and rep["acc@t2"] == 50.0
@@ -153,23 +226,26 @@ def test_generations_read_ground_truth_by_default_then_answer(tmp_path):
     assert [r["answer"] for r in load_generations(f, GenerationKeys(answer="answer"))] == ["8", "9"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--generations", "/nonexistent.jsonl"], "no such file"),
-    ([], "model.path (--model) is required"),
-    (["--generations", "{bad}"], ":2: malformed line"),
-    (["--generations", "{bad}", "--response-key", "nope"], "no response field 'nope'"),
-    (["--model", "/nonexistent/model"], "cannot load tokenizer"),
-    (["--benchmarks", "math501", "--model", "x"], "unknown benchmark 'math501'"),
-    (["--generations", "{good}", "--verifier-score-key", "responses"], "must be a number"),
-    (["--generations", "{inf}", "--verifier-score-key", "s"], "NaN or infinity"),
-    (["--generations", "{empty}"], "holds no responses"),
-    (["--generations", "{noanswer}"], "reference answer 'answer' is empty"),
-    (["--generations", "{nokey}"], "no reference answer field 'ground_truth' or 'answer'"),
-    (["--generations", "{nokey}", "--answer-key", "gt"], "no reference answer field 'gt'"),
-    (["--generations", "{badtokens}"], "non-negative integers"),
-    (["--benchmarks", " , ", "--model", "x"], "name at least one"),
-    (["--benchmarks", "{good},{sub}/good.jsonl", "--model", "x"], "two share a name"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--generations", "/nonexistent.jsonl"], "no such file"),
+        ([], "model.path (--model) is required"),
+        (["--generations", "{bad}"], ":2: malformed line"),
+        (["--generations", "{bad}", "--response-key", "nope"], "no response field 'nope'"),
+        (["--model", "/nonexistent/model"], "cannot load tokenizer"),
+        (["--benchmarks", "math501", "--model", "x"], "unknown benchmark 'math501'"),
+        (["--generations", "{good}", "--verifier-score-key", "responses"], "must be a number"),
+        (["--generations", "{inf}", "--verifier-score-key", "s"], "NaN or infinity"),
+        (["--generations", "{empty}"], "holds no responses"),
+        (["--generations", "{noanswer}"], "reference answer 'answer' is empty"),
+        (["--generations", "{nokey}"], "no reference answer field 'ground_truth' or 'answer'"),
+        (["--generations", "{nokey}", "--answer-key", "gt"], "no reference answer field 'gt'"),
+        (["--generations", "{badtokens}"], "non-negative integers"),
+        (["--benchmarks", " , ", "--model", "x"], "name at least one"),
+        (["--benchmarks", "{good},{sub}/good.jsonl", "--model", "x"], "two share a name"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monkeypatch):
     from pipeline.cli import main
 
@@ -184,8 +260,16 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monke
     (tmp_path / "nokey.jsonl").write_text('{"responses": ["a"], "solution": "1"}\n')
     (tmp_path / "badtokens.jsonl").write_text('{"responses": ["a"], "answer": "1", "tokens": ["x"]}\n')
     (tmp_path / "sub").mkdir()
-    files = {"bad": bad, "good": good, "inf": tmp_path / "inf.jsonl", "empty": tmp_path / "empty.jsonl",
-             "noanswer": tmp_path / "noanswer.jsonl", "nokey": tmp_path / "nokey.jsonl", "badtokens": tmp_path / "badtokens.jsonl", "sub": tmp_path / "sub"}
+    files = {
+        "bad": bad,
+        "good": good,
+        "inf": tmp_path / "inf.jsonl",
+        "empty": tmp_path / "empty.jsonl",
+        "noanswer": tmp_path / "noanswer.jsonl",
+        "nokey": tmp_path / "nokey.jsonl",
+        "badtokens": tmp_path / "badtokens.jsonl",
+        "sub": tmp_path / "sub",
+    }
     for k, v in files.items():
         args = [a.replace("{" + k + "}", str(v)) for a in args]
     assert main(["evaluate", "--out", str(tmp_path / "o"), "--no-progress", *args]) == 2
@@ -198,8 +282,22 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monke
 
 def test_generates_with_a_real_model_resumes_and_refuses_mixed_settings(task_files, tmp_path):
     out = tmp_path / "eval"
-    common = ["--model", str(task_files["model"]), "--benchmarks", str(task_files["heldout"]), "--temperature", "1.0",
-              "--max-new-tokens", "8", "--instruction", "", "--out", str(out), "--no-progress", "--no-plots"]
+    common = [
+        "--model",
+        str(task_files["model"]),
+        "--benchmarks",
+        str(task_files["heldout"]),
+        "--temperature",
+        "1.0",
+        "--max-new-tokens",
+        "8",
+        "--instruction",
+        "",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-plots",
+    ]
     r = run("evaluate", "--n", "4", *common)
     assert r.returncode == 0, r.stderr
     gen = out / "generations" / "heldout.jsonl"
@@ -235,14 +333,32 @@ def test_generates_second_attempts_and_reports_self_correction(task_files, tmp_p
     """--second-attempt: each response gets a second attempt after the instruction; the verifier
     grades both and the report carries Accuracy@t1/t2 and the deltas, consistent with the grades."""
     out = tmp_path / "sc"
-    r = run("evaluate", "--model", str(task_files["model"]), "--benchmarks", str(task_files["heldout"]), "--n", "3",
-            "--temperature", "1.0", "--max-new-tokens", "8", "--second-attempt", "default", "--out", str(out),
-            "--no-progress", "--no-plots")
+    r = run(
+        "evaluate",
+        "--model",
+        str(task_files["model"]),
+        "--benchmarks",
+        str(task_files["heldout"]),
+        "--n",
+        "3",
+        "--temperature",
+        "1.0",
+        "--max-new-tokens",
+        "8",
+        "--second-attempt",
+        "default",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-plots",
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in (out / "generations" / "heldout.jsonl").read_text().splitlines()]
     assert rows and all(len(x["responses_t2"]) == 3 and len(x["tokens_t2"]) == 3 for x in rows)
     assert all(0 < t <= 8 for x in rows for t in x["tokens_t2"])
-    assert json.loads((out / "generations" / "settings.json").read_text())["second_attempt"].startswith("There might be")
+    assert json.loads((out / "generations" / "settings.json").read_text())["second_attempt"].startswith(
+        "There might be"
+    )
     rep = json.loads((out / "report.json").read_text())
     graded = [json.loads(x) for x in (out / "graded.jsonl").read_text().splitlines()]
     c1 = [c for g in graded for c in g["correct"]]
@@ -250,8 +366,16 @@ def test_generates_second_attempts_and_reports_self_correction(task_files, tmp_p
     assert rep["acc@t1"] == pytest.approx(100 * sum(c1) / len(c1))
     assert rep["acc@t2"] == pytest.approx(100 * sum(c2) / len(c2))
     assert rep["delta(t1,t2)"] == pytest.approx(rep["acc@t2"] - rep["acc@t1"])
-    r = run("evaluate", "--generations", str(out / "generations" / "heldout.jsonl"), "--second-attempt", "default",
-            "--out", str(tmp_path / "x"), "--no-progress")
+    r = run(
+        "evaluate",
+        "--generations",
+        str(out / "generations" / "heldout.jsonl"),
+        "--second-attempt",
+        "default",
+        "--out",
+        str(tmp_path / "x"),
+        "--no-progress",
+    )
     assert r.returncode == 2 and "a --generations file brings its own" in r.stderr
 
 
@@ -284,8 +408,17 @@ def test_reward_model_scores_drive_best_of_n(task_files, tmp_path):
 
     f = tmp_path / "g.jsonl"
     f.write_text(json.dumps({"question": "1+1", "answer": "2", "responses": rows[0]["responses"]}) + "\n")
-    r = run("evaluate", "--generations", str(f), "--reward-model", str(tmp_path / "rm"), "--out", str(tmp_path / "o"),
-            "--no-progress", "--no-plots")
+    r = run(
+        "evaluate",
+        "--generations",
+        str(f),
+        "--reward-model",
+        str(tmp_path / "rm"),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+        "--no-plots",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     best = max(range(3), key=lambda i: s[0][i])

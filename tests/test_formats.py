@@ -51,8 +51,9 @@ def test_step_slip_rate_makes_long_chains_mostly_wrong():
     rows = synthetic_rows(400, seed=0, split="train", steps=5, max_operand=9, ops=("+", "-"), step_slip_rate=0.4)
     right = sum(r["extra_info"]["solution_correct"] for r in rows)
     assert 30 <= right <= 95  # 0.6**5 = 0.08 of them slip nowhere, plus slips that cancel
-    assert synthetic_rows(50, seed=0, split="train", steps=5) == synthetic_rows(50, seed=0, split="train", steps=5,
-                                                                              step_slip_rate=0.0)
+    assert synthetic_rows(50, seed=0, split="train", steps=5) == synthetic_rows(
+        50, seed=0, split="train", steps=5, step_slip_rate=0.0
+    )
 
 
 def test_error_rate_sets_the_share_of_flawed_solutions():
@@ -86,8 +87,16 @@ def test_verls_dataset_reads_our_parquet(task_files):
     from pipeline.train.policy import load_tokenizer
 
     tok = load_tokenizer(str(task_files["model"]))
-    cfg = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 256, "filter_overlong_prompts": True,
-                            "truncation": "error", "return_raw_chat": True, "reward_fn_key": "data_source"})
+    cfg = OmegaConf.create(
+        {
+            "prompt_key": "prompt",
+            "max_prompt_length": 256,
+            "filter_overlong_prompts": True,
+            "truncation": "error",
+            "return_raw_chat": True,
+            "reward_fn_key": "data_source",
+        }
+    )
     ds = RLHFDataset(data_files=[str(task_files["train"])], tokenizer=tok, config=cfg)
     assert len(ds) == 64
     item = ds[0]
@@ -95,11 +104,14 @@ def test_verls_dataset_reads_our_parquet(task_files):
     assert item["reward_model"]["ground_truth"] == read_rl_rows(task_files["train"])[0].ground_truth
 
 
-@pytest.mark.parametrize("frame, message", [
-    (pd.DataFrame({"x": [1]}), "missing column(s) ['prompt', 'reward_model']"),
-    (pd.DataFrame({"prompt": ["hi"], "reward_model": [{"style": "rule"}]}), "ground_truth` is missing"),
-    (pd.DataFrame({"prompt": [[]], "reward_model": [{"ground_truth": "1"}]}), "list of {role, content}"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (pd.DataFrame({"x": [1]}), "missing column(s) ['prompt', 'reward_model']"),
+        (pd.DataFrame({"prompt": ["hi"], "reward_model": [{"style": "rule"}]}), "ground_truth` is missing"),
+        (pd.DataFrame({"prompt": [[]], "reward_model": [{"ground_truth": "1"}]}), "list of {role, content}"),
+    ],
+)
 def test_bad_rows_are_named(tmp_path, frame, message):
     p = tmp_path / "bad.parquet"
     frame.to_parquet(p)
@@ -148,5 +160,6 @@ def test_second_attempt_target_repeats_or_redoes_carefully():
     mixed = synthetic_rows(200, second_repeat_rate=0.75, second_error_rate=0.0, **kw)
     repeated = sum(r["prompt"][1]["content"] == r["extra_info"]["solution"] for r in mixed)
     assert 120 <= repeated <= 185  # 75% repeated, plus a few careful redos that equal a right first attempt
-    assert all(r["extra_info"]["solution_correct"] for r in mixed
-               if r["prompt"][1]["content"] != r["extra_info"]["solution"])
+    assert all(
+        r["extra_info"]["solution_correct"] for r in mixed if r["prompt"][1]["content"] != r["extra_info"]["solution"]
+    )

@@ -34,8 +34,15 @@ def _labels(tok, n=24, seed=0):
         resp = tok("\n".join(lines + ["The answer is \\boxed{3}."]), add_special_tokens=False)["input_ids"]
         ends = seg(resp)
         H = len(ends)
-        out.append({"prompt_ids": encode_prompt(tok, [{"role": "user", "content": q}]), "response_ids": resp,
-                    "ends": ends, "values": [h / H * 0.8 + 0.1 for h in range(H + 1)], "group": g})
+        out.append(
+            {
+                "prompt_ids": encode_prompt(tok, [{"role": "user", "content": q}]),
+                "response_ids": resp,
+                "ends": ends,
+                "values": [h / H * 0.8 + 0.1 for h in range(H + 1)],
+                "group": g,
+            }
+        )
     return out
 
 
@@ -47,16 +54,23 @@ def test_value_head_fits_labels_and_round_trips(policy, tmp_path):
     labels = _labels(tok)
     before = check(model, labels, tok.pad_token_id)
     assert before["value_mae"] > 0.15  # a zero head predicts 0.5 everywhere
-    cfg = load_config(PAVConfig, None, {"steps": 80, "batch_size": 8,
-                                        "optim": {"lr": 3e-3, "schedule": "constant", "warmup_steps": 0}})
+    cfg = load_config(
+        PAVConfig,
+        None,
+        {"steps": 80, "batch_size": 8, "optim": {"lr": 3e-3, "schedule": "constant", "warmup_steps": 0}},
+    )
     losses = fit(model, labels, cfg, tok.pad_token_id, log=lambda m: None)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     after = check(model, labels, tok.pad_token_id)
     assert after["value_mae"] < before["value_mae"] / 2 and after["value_corr"] > 0.8
     save_value_model(model, tok, tmp_path / "pav", {"split": "lines", "max_steps": 8})
     loaded, _, meta = load_value_model(tmp_path / "pav", device="cpu")
-    a = predict_values(model, tok.pad_token_id, [labels[0]["prompt_ids"]], [labels[0]["response_ids"]], [labels[0]["ends"]])
-    b = predict_values(loaded, tok.pad_token_id, [labels[0]["prompt_ids"]], [labels[0]["response_ids"]], [labels[0]["ends"]])
+    a = predict_values(
+        model, tok.pad_token_id, [labels[0]["prompt_ids"]], [labels[0]["response_ids"]], [labels[0]["ends"]]
+    )
+    b = predict_values(
+        loaded, tok.pad_token_id, [labels[0]["prompt_ids"]], [labels[0]["response_ids"]], [labels[0]["ends"]]
+    )
     np.testing.assert_allclose(a[0], b[0], atol=1e-5)
     assert meta["split"] == "lines"
     # the predictor gives the engine one value per boundary, and progress as their differences
@@ -109,8 +123,9 @@ def test_process_values_put_the_question_as_generation_did(policy, tmp_path):
     np.testing.assert_allclose(got[0][0], predicted(prompt_messages(q, instruction, "Be brief.")), atol=1e-5)
     bare = predicted([{"role": "user", "content": q}])  # what the scorer used to see
     assert not np.allclose(got[0][0], bare, atol=1e-4)
-    scores = process_scores(str(tmp_path / "pav"), rows, instruction=instruction, system_prompt="Be brief.",
-                            alpha=0.5, device="cpu")
+    scores = process_scores(
+        str(tmp_path / "pav"), rows, instruction=instruction, system_prompt="Be brief.", alpha=0.5, device="cpu"
+    )
     np.testing.assert_allclose(scores[0][0], got[0][0][1:] + 0.5 * np.diff(got[0][0]), atol=1e-6)
 
 
@@ -121,12 +136,24 @@ def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_p
     from tests.test_train import write_train_config
 
     conf = tmp_path / "pav.yaml"
-    conf.write_text(json.dumps({
-        "model": {"path": str(task_files["model"]), "device": "cpu"},
-        "data": {"train_files": [str(task_files["train"])]},
-        "progress": {"mc_rollouts": 2, "prover_k": 2}, "prompts": 8, "seeds_per_prompt": 2, "chunk": 4, "max_new_tokens": 12,
-        "steps": 4, "batch_size": 4, "verifier_workers": 1, "threads": 1, "heldout_share": 0.25,
-    }))
+    conf.write_text(
+        json.dumps(
+            {
+                "model": {"path": str(task_files["model"]), "device": "cpu"},
+                "data": {"train_files": [str(task_files["train"])]},
+                "progress": {"mc_rollouts": 2, "prover_k": 2},
+                "prompts": 8,
+                "seeds_per_prompt": 2,
+                "chunk": 4,
+                "max_new_tokens": 12,
+                "steps": 4,
+                "batch_size": 4,
+                "verifier_workers": 1,
+                "threads": 1,
+                "heldout_share": 0.25,
+            }
+        )
+    )
     assert main(["pav", "--config", str(conf), "--out", str(tmp_path / "pav")]) == 0
     summary = json.loads((tmp_path / "pav" / "summary.json").read_text())
     labels = [json.loads(x) for x in (tmp_path / "pav" / "labels.jsonl").read_text().splitlines()]
@@ -137,8 +164,11 @@ def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_p
     assert main(["pav", "--config", str(conf), "--out", str(tmp_path / "pav")]) == 0
 
     # the engine's progress source: no prover rollouts are sampled
-    over = {"progress": {"enabled": True, "pav_model": str(tmp_path / "pav" / "model")}, "steps": 1,
-            "data": {"heldout_files": []}}
+    over = {
+        "progress": {"enabled": True, "pav_model": str(tmp_path / "pav" / "model")},
+        "steps": 1,
+        "data": {"heldout_files": []},
+    }
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
     train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -146,12 +176,35 @@ def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_p
 
     # evaluation: best-of-N by the process verifier's step scores
     gens = tmp_path / "gens.jsonl"
-    gens.write_text("\n".join(json.dumps({"question": "Start with 2. Then add 3. What is the result?", "answer": "5",
-                                          "responses": ["2 + 3 = 5\nThe answer is \\boxed{5}.",
-                                                        "2 + 3 = 6\nThe answer is \\boxed{6}."]})
-                              for _ in range(3)))
-    rc = main(["evaluate", "--generations", str(gens), "--process-verifier", str(tmp_path / "pav" / "model"),
-               "--aggregate", "min", "--out", str(tmp_path / "ev"), "--no-plots", "--no-progress", "--workers", "1"])
+    gens.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "question": "Start with 2. Then add 3. What is the result?",
+                    "answer": "5",
+                    "responses": ["2 + 3 = 5\nThe answer is \\boxed{5}.", "2 + 3 = 6\nThe answer is \\boxed{6}."],
+                }
+            )
+            for _ in range(3)
+        )
+    )
+    rc = main(
+        [
+            "evaluate",
+            "--generations",
+            str(gens),
+            "--process-verifier",
+            str(tmp_path / "pav" / "model"),
+            "--aggregate",
+            "min",
+            "--out",
+            str(tmp_path / "ev"),
+            "--no-plots",
+            "--no-progress",
+            "--workers",
+            "1",
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert report["settings"]["process_verifier"].endswith("model")
@@ -170,9 +223,19 @@ def test_not_a_pav_directory_is_a_clear_error(tmp_path):
 def test_reusing_labels_made_with_other_settings_is_refused(task_files, tmp_path):
     from pipeline.cli import main
 
-    cfg = {"model": {"path": str(task_files["model"]), "device": "cpu"}, "data": {"train_files": [str(task_files["train"])]},
-           "progress": {"mc_rollouts": 1, "prover_k": 1}, "prompts": 4, "seeds_per_prompt": 1, "max_new_tokens": 8, "steps": 1,
-           "batch_size": 2, "verifier_workers": 1, "threads": 1, "heldout_share": 0.5}
+    cfg = {
+        "model": {"path": str(task_files["model"]), "device": "cpu"},
+        "data": {"train_files": [str(task_files["train"])]},
+        "progress": {"mc_rollouts": 1, "prover_k": 1},
+        "prompts": 4,
+        "seeds_per_prompt": 1,
+        "max_new_tokens": 8,
+        "steps": 1,
+        "batch_size": 2,
+        "verifier_workers": 1,
+        "threads": 1,
+        "heldout_share": 0.5,
+    }
     (tmp_path / "a.yaml").write_text(json.dumps(cfg))
     assert main(["pav", "--config", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "o")]) == 0
     cfg["progress"]["mc_rollouts"] = 3

@@ -86,10 +86,19 @@ def test_logprobs_are_those_of_the_sampler_at_its_temperature(policy, task_files
     model, tok = policy
     prompt = encode_prompt(tok, read_rl_rows(task_files["train"], limit=1)[0].messages)
     torch.manual_seed(0)
-    out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                         do_sample=True, temperature=0.7, top_k=0, top_p=1.0, max_new_tokens=10,
-                         output_scores=True, return_dict_in_generate=True, pad_token_id=tok.pad_token_id)
-    response = out.sequences[0, len(prompt):].tolist()
+    out = model.generate(
+        torch.tensor([prompt]),
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+        do_sample=True,
+        temperature=0.7,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=10,
+        output_scores=True,
+        return_dict_in_generate=True,
+        pad_token_id=tok.pad_token_id,
+    )
+    response = out.sequences[0, len(prompt) :].tolist()
     sampler = torch.stack([torch.log_softmax(s[0].float(), -1)[t] for s, t in zip(out.scores, response)])
     batch = make_batch([prompt], [response], tok.pad_token_id)
     with torch.no_grad():

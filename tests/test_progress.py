@@ -30,8 +30,16 @@ def test_max_steps_joins_the_tail_into_the_last_step():
 
 
 def test_episodes_start_at_markers_but_not_right_after_another_cut():
-    paras = ["Let x = 2.", "So y = 4.", "Then z = 6.", "Wait, check y.", "Alternatively, z = 3x.", "Done.",
-             "Still going.", "But wait, one more."]
+    paras = [
+        "Let x = 2.",
+        "So y = 4.",
+        "Then z = 6.",
+        "Wait, check y.",
+        "Alternatively, z = 3x.",
+        "Done.",
+        "Still going.",
+        "But wait, one more.",
+    ]
     text = "\n\n".join(paras)
     ends = step_ends(text, "episodes")
     starts = [0] + ends[:-1]
@@ -114,8 +122,8 @@ def test_monte_carlo_progress_is_positive_on_right_steps_and_negative_on_the_sli
     # the bonus sits on the slipping step's tokens only
     bonus = res.bonus(len(flawed), alpha=1.0)[1]
     e = res.ends[1]
-    np.testing.assert_allclose(bonus[e[0]:e[1]], res.progress[1][1])
-    assert (bonus[e[0]:e[1]] < -0.5).all() and (np.abs(bonus[e[1]:]) < 0.1).all()
+    np.testing.assert_allclose(bonus[e[0] : e[1]], res.progress[1][1])
+    assert (bonus[e[0] : e[1]] < -0.5).all() and (np.abs(bonus[e[1] :]) < 0.1).all()
 
 
 def test_best_of_k_from_counts_is_unbiased_where_the_plug_in_is_low():
@@ -133,7 +141,7 @@ def test_best_of_k_from_counts_is_unbiased_where_the_plug_in_is_low():
     # exact small cases: 1 - C(M-c, K)/C(M, K)
     assert best_of_k_from_counts(2, 8, 4) == pytest.approx(1 - 15 / 70)
     assert best_of_k_from_counts(0, 8, 4) == 0 and best_of_k_from_counts(5, 8, 4) == 1  # 5 right: any 4 hold one
-    assert best_of_k_from_counts(1, 2, 4) == pytest.approx(1 - 0.5 ** 4)  # fewer draws than K: the plug-in
+    assert best_of_k_from_counts(1, 2, 4) == pytest.approx(1 - 0.5**4)  # fewer draws than K: the plug-in
 
 
 def test_leave_one_out_start_counts():
@@ -155,13 +163,19 @@ def test_best_of_k_prover_and_known_start_value(tok, verifier):
     assert res.values[0][0] == pytest.approx(1 - 15 / 70)  # the known start value, 1 - C(6,4)/C(8,4): not sampled
     assert res.prefixes == 3  # after steps 1, 2, 3; before step 1 and after the answer are known
     # best-of-4 of a 50% prover after two right steps (one step left): 1 - 0.5**4
-    assert res.values[0][2] == pytest.approx(1 - 0.5 ** 4, abs=0.1)
+    assert res.values[0][2] == pytest.approx(1 - 0.5**4, abs=0.1)
 
 
 def test_answer_now_mode_credits_the_step_that_computes_the_answer(tok, verifier):
     p, prompt, good, flawed = slip_traces(tok)
-    cfg = ProgressConfig(enabled=True, mode="answer_now", mc_rollouts=4, prover_k=1,
-                         answer_now_text="\nThe answer is \\boxed{", answer_tokens=16)  # the toy model has no think block
+    cfg = ProgressConfig(
+        enabled=True,
+        mode="answer_now",
+        mc_rollouts=4,
+        prover_k=1,
+        answer_now_text="\nThe answer is \\boxed{",
+        answer_tokens=16,
+    )  # the toy model has no think block
     est = ProgressEstimator(cfg, tok, ArithmeticProver(tok, slip=0.0), verifier, max_new_tokens=96)
     res = est.estimate([prompt, prompt], [good, flawed], [p.answer, p.answer])
     # forced to answer, the prover states the last value written: right only once the last step is done
@@ -178,8 +192,15 @@ def test_termination_baseline_is_the_policy_answering_at_once_where_the_response
     from pipeline.train.progress import StepSegmenter, TerminationBaseline
 
     p, prompt, good, _ = slip_traces(tok)
-    cfg = ProgressConfig(enabled=True, mode="answer_now", mc_rollouts=2, prover_k=1, baseline="termination",
-                         answer_now_text="\nThe answer is \\boxed{", answer_tokens=16)
+    cfg = ProgressConfig(
+        enabled=True,
+        mode="answer_now",
+        mc_rollouts=2,
+        prover_k=1,
+        baseline="termination",
+        answer_now_text="\nThe answer is \\boxed{",
+        answer_tokens=16,
+    )
     tb = TerminationBaseline(cfg, tok, ArithmeticProver(tok, slip=0.0), verifier, seed=3)
     res = tb.estimate([prompt] * 24, [good] * 24, [p.answer] * 24)
     ends = StepSegmenter(cfg, tok)(good)
@@ -198,8 +219,14 @@ def test_termination_advantages_replace_the_tokens_after_the_cut():
     adv = torch.full((3, 5), 0.5)
     mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float32)
     adv = adv * mask
-    out = termination_advantages(adv, scores=[1.0, 0.0, 1.0], termination_scores=[1.0, 0.5, 0.0], cuts=[2, 0, 1],
-                                 scale=[2.0, 2.0, 1.0], response_mask=mask)
+    out = termination_advantages(
+        adv,
+        scores=[1.0, 0.0, 1.0],
+        termination_scores=[1.0, 0.5, 0.0],
+        cuts=[2, 0, 1],
+        scale=[2.0, 2.0, 1.0],
+        response_mask=mask,
+    )
     # row 0: terminating there was as good as going on: no credit after the cut, the prefix keeps its advantage
     assert out[0].tolist() == [0.5, 0.5, 0.0, 0.0, 0.0]
     # row 1 (cut at the start): going on lost what answering at once would have won, on every token
@@ -222,16 +249,24 @@ def _sentencepiece_style_tokenizer():
     t = Tokenizer(models.BPE(unk_token="<unk>"))
     t.pre_tokenizer = pre_tokenizers.Metaspace()
     t.decoder = decoders.Metaspace()
-    lines = ["Let me add the numbers first.", "But wait, I should check it.", "Alternatively, count them.",
-             "Wait, that is wrong.", "So the answer is 5.", "\n\n"] * 20
+    lines = [
+        "Let me add the numbers first.",
+        "But wait, I should check it.",
+        "Alternatively, count them.",
+        "Wait, that is wrong.",
+        "So the answer is 5.",
+        "\n\n",
+    ] * 20
     t.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>"], show_progress=False))
     return PreTrainedTokenizerFast(tokenizer_object=t, unk_token="<unk>")
 
 
 def test_episode_markers_are_found_with_a_tokenizer_that_drops_spaces_token_by_token():
     sp = _sentencepiece_style_tokenizer()
-    text = ("Let me add the numbers first.\n\nSo the answer is 5.\n\nSo the answer is 5.\n\n"
-            "But wait, I should check it.\n\nSo the answer is 5.")
+    text = (
+        "Let me add the numbers first.\n\nSo the answer is 5.\n\nSo the answer is 5.\n\n"
+        "But wait, I should check it.\n\nSo the answer is 5."
+    )
     ids = sp(text, add_special_tokens=False)["input_ids"]
     wait = next(i for i in ids if sp.convert_ids_to_tokens(i) in ("▁wait", "▁wait,"))
     assert sp.decode([wait]) == sp.decode([wait]).lstrip()  # on its own the word loses its space ...
@@ -243,14 +278,19 @@ def test_episode_markers_are_found_with_a_tokenizer_that_drops_spaces_token_by_t
 
     ends = StepSegmenter(ProgressConfig(split="episodes"), sp)(ids)
     assert len(ends) == 2  # the "But wait" paragraph opens the second episode
-    assert sp.decode(ids[ends[0]:]).lstrip().startswith("But wait")
+    assert sp.decode(ids[ends[0] :]).lstrip().startswith("But wait")
 
 
 def test_config_rejects_bad_progress_settings():
     from pipeline.config import ConfigError
 
-    for bad in ({"split": "words"}, {"mode": "later"}, {"mc_rollouts": 0}, {"temperature": 0.0},
-                {"episodes_per_step": 0}):
+    for bad in (
+        {"split": "words"},
+        {"mode": "later"},
+        {"mc_rollouts": 0},
+        {"temperature": 0.0},
+        {"episodes_per_step": 0},
+    ):
         with pytest.raises(ConfigError):
             ProgressConfig(**bad)
     # MRT's meta-prover is the policy itself, answering at once
@@ -269,8 +309,16 @@ def test_engine_trains_with_the_termination_baseline(task_files, tmp_path):
     from pipeline.train.engine import train
     from tests.test_train import write_train_config
 
-    progress = {"enabled": True, "mode": "answer_now", "prover_k": 1, "mc_rollouts": 2, "alpha": 0.0,
-                "baseline": "termination", "answer_now_text": "\nThe answer is \\boxed{", "answer_tokens": 8}
+    progress = {
+        "enabled": True,
+        "mode": "answer_now",
+        "prover_k": 1,
+        "mc_rollouts": 2,
+        "alpha": 0.0,
+        "baseline": "termination",
+        "answer_now_text": "\nThe answer is \\boxed{",
+        "answer_tokens": 8,
+    }
     over = {"progress": progress, "steps": 2, "eval_every": 0, "data": {"heldout_files": []}}
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
     train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
@@ -288,8 +336,12 @@ def test_engine_adds_progress_on_step_tokens_and_reports_its_cost(task_files, tm
     from pipeline.train.engine import train
     from tests.test_train import write_train_config
 
-    over = {"progress": {"enabled": True, "mc_rollouts": 2, "prover_k": 2, "alpha": 0.5}, "steps": 2, "eval_every": 0,
-            "data": {"heldout_files": []}}
+    over = {
+        "progress": {"enabled": True, "mc_rollouts": 2, "prover_k": 2, "alpha": 0.5},
+        "steps": 2,
+        "eval_every": 0,
+        "data": {"heldout_files": []},
+    }
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
     train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -50,7 +50,9 @@ HOSTILE = [
     pytest.param(r"\boxed{(10^{1000000})!}", "7", id="factorial of a huge power"),
     pytest.param("{" * 100_000 + "}" * 100_000, "7", id="100k nested braces"),
     pytest.param(r"\boxed{" + "{" * 100_000 + "7" + "}" * 100_000 + "}", "8", id="100k nested braces in a box"),
-    pytest.param(r"\boxed{" + "{" * 15_000 + "7" + "}" * 15_000 + "}", "8", id="15k nested braces within the kept tail"),
+    pytest.param(
+        r"\boxed{" + "{" * 15_000 + "7" + "}" * 15_000 + "}", "8", id="15k nested braces within the kept tail"
+    ),
     pytest.param(r"\boxed{" + "\\sqrt{" * 5_000 + "2" + "}" * 5_000 + "}", "7", id="5k nested sqrt"),
     pytest.param("x" * (1 << 20), "7", id="1 MB of text"),
     pytest.param("\\boxed{1}" * 120_000, "7", id="1 MB of boxes"),
@@ -258,8 +260,9 @@ def test_verify_batch_fast_path_needs_no_worker():
     v = Verifier(workers=1, timeout=TIMEOUT_S)
     try:
         seen: list[int] = []
-        out = v.verify_batch(["\\boxed{4}", "\\boxed{5}", "\\boxed{x+1}"], ["4", "4", "1+x"],
-                             on_result=lambda i, r: seen.append(i))
+        out = v.verify_batch(
+            ["\\boxed{4}", "\\boxed{5}", "\\boxed{x+1}"], ["4", "4", "1+x"], on_result=lambda i, r: seen.append(i)
+        )
         assert [r.correct for r in out] == [True, False, True] and sorted(seen) == [0, 1, 2]
         assert len(v.pool._all) == 1  # only the parsed pair started the worker
         fast = Verifier(workers=1, timeout=TIMEOUT_S)

@@ -12,8 +12,16 @@ import torch
 
 from pipeline.config import AlgorithmConfig, ConfigError, SelfCorrectionConfig, TrainConfig, load_config
 from pipeline.train import algorithms
-from pipeline.train.self_correction import (FIRST, SECOND, attempt_advantages, attempt_metrics, kl_weights,
-                                            second_attempt_prompt, shaped_reward, turn_scores)
+from pipeline.train.self_correction import (
+    FIRST,
+    SECOND,
+    attempt_advantages,
+    attempt_metrics,
+    kl_weights,
+    second_attempt_prompt,
+    shaped_reward,
+    turn_scores,
+)
 
 
 def test_stage_scores():
@@ -27,8 +35,9 @@ def test_stage_scores():
     # SCoRe's reward as reported: kept, i->c flip rewarded, c->i flip punished, both wrong
     assert shaped_reward(SelfCorrectionConfig(stage=2, bonus=10.0), r2, c1, c2).tolist() == [1.0, 11.0, -10.0, 0.0]
     # beta1 (kl_coef 0.01) on both attempts in both stages, beta2 on first attempts in stage 1, on top of algorithm's
-    assert kl_weights(SelfCorrectionConfig(stage=1, first_attempt_kl=0.1), 0.01, 2, 3).tolist() == \
-        pytest.approx([0.12, 0.12, 0.02, 0.02, 0.02])
+    assert kl_weights(SelfCorrectionConfig(stage=1, first_attempt_kl=0.1), 0.01, 2, 3).tolist() == pytest.approx(
+        [0.12, 0.12, 0.02, 0.02, 0.02]
+    )
     assert kl_weights(SelfCorrectionConfig(stage=2), 0.0, 2, 3).tolist() == pytest.approx([0.01] * 5)
     assert kl_weights(SelfCorrectionConfig(stage=2, kl_coef=0.0), 0.0, 2, 3) is None
     for bad in ({"stage": 3}, {"instruction": "  "}, {"first_attempt_kl": -1}, {"kl_coef": -0.1}):
@@ -60,8 +69,9 @@ def test_each_attempt_is_grouped_on_its_own_and_shares_one_std():
     # a token bonus (progress) is divided by that same shared std
     bonus = torch.zeros_like(mask)
     bonus[:, 0] = 0.5
-    with_bonus = attempt_advantages(sc, AlgorithmConfig(adv_estimator="grpo"), targets, attempts, groups, mask,
-                                    token_bonus=bonus)[:, 0]
+    with_bonus = attempt_advantages(
+        sc, AlgorithmConfig(adv_estimator="grpo"), targets, attempts, groups, mask, token_bonus=bonus
+    )[:, 0]
     assert (with_bonus - adv).tolist() == pytest.approx([0.5 / (centred.std(ddof=1) + 1e-6)] * 8, rel=1e-4)
     # verl's GRPO on each (prompt, attempt) group with its own std: the weight is gone
     from pipeline.train import algorithms
@@ -71,13 +81,15 @@ def test_each_attempt_is_grouped_on_its_own_and_shares_one_std():
     assert float(own[4] / own[0]) == pytest.approx(1.0, rel=1e-4)
     # without std (Dr.GRPO) the centred targets themselves; two prompts never mix
     targets2, attempts2, groups2, mask2 = _attempt_batch(np.r_[t1, t1 * 0], np.r_[t2, t2 * 0 + 3], np.repeat([0, 1], 4))
-    dr = attempt_advantages(sc, AlgorithmConfig(adv_estimator="grpo", norm_adv_by_std=False), targets2, attempts2,
-                            groups2, mask2)[:, 0]
-    assert dr.tolist() == pytest.approx(np.r_[t1 - .5, [0] * 4, t2 - 5.5, [0] * 4].tolist(), abs=1e-6)
+    dr = attempt_advantages(
+        sc, AlgorithmConfig(adv_estimator="grpo", norm_adv_by_std=False), targets2, attempts2, groups2, mask2
+    )[:, 0]
+    assert dr.tolist() == pytest.approx(np.r_[t1 - 0.5, [0] * 4, t2 - 5.5, [0] * 4].tolist(), abs=1e-6)
     # stage 1: the first attempts get no policy-gradient signal, whatever the estimator
     for est in ("grpo", "rloo", "reinforce_plus_plus_baseline"):
-        a1 = attempt_advantages(SelfCorrectionConfig(stage=1), AlgorithmConfig(adv_estimator=est), targets, attempts,
-                                groups, mask)
+        a1 = attempt_advantages(
+            SelfCorrectionConfig(stage=1), AlgorithmConfig(adv_estimator=est), targets, attempts, groups, mask
+        )
         assert a1[:4].abs().sum() == 0 and a1[4:].abs().sum() > 0, est
     with pytest.raises(ValueError, match="attempt numbers"):
         attempt_advantages(sc, AlgorithmConfig(), targets, np.full(8, 3), groups, mask)
@@ -104,7 +116,7 @@ def test_the_second_attempts_target_has_scores_expected_gradient_with_less_varia
     grads = {}
     for name, t2 in (("full", full), ("target", target)):
         t, att, g, _ = _attempt_batch(c1.ravel().astype(float), t2.ravel(), groups)
-        adv = attempt_advantages(sc, algo, t, att, g, mask)[G * K:, 0].numpy().reshape(G, K)
+        adv = attempt_advantages(sc, algo, t, att, g, mask)[G * K :, 0].numpy().reshape(G, K)
         grads[name] = (adv[..., None] * score).sum(1)  # one estimate per group
     se = np.sqrt(grads["full"].var(0) / G + grads["target"].var(0) / G)
     assert (np.abs(grads["full"].mean(0) - grads["target"].mean(0)) < 4 * se).all()
@@ -122,8 +134,9 @@ def test_second_attempt_prompt_holds_the_first_attempt_and_instruction(task_file
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(task_files["model"])
-    ids = second_attempt_prompt(tok, [{"role": "user", "content": "Start with 2. Then add 3."}], "2 + 3 = 6",
-                                "Check it again.")
+    ids = second_attempt_prompt(
+        tok, [{"role": "user", "content": "Start with 2. Then add 3."}], "2 + 3 = 6", "Check it again."
+    )
     text = tok.decode(ids)
     assert text.index("Start with 2.") < text.index("2 + 3 = 6") < text.index("Check it again.")
     assert text.endswith("<|assistant|>")  # ready for the second attempt
@@ -137,15 +150,30 @@ def test_per_sequence_kl_weight_matches_the_uniform_coefficient_and_masks_rows()
     adv = torch.zeros(4, 3)
     ac = algorithms.actor_config(AlgorithmConfig(kl_coef=0.3), group_size=2)
     algorithms.set_batch_info(ac, mask)
-    uniform, _ = algorithms.actor_loss(ac, log_prob=lp, old_log_prob=lp.detach(), advantages=adv, response_mask=mask,
-                                       ref_log_prob=ref)
-    weighted, _ = algorithms.actor_loss(ac, log_prob=lp, old_log_prob=lp.detach(), advantages=adv, response_mask=mask,
-                                        ref_log_prob=ref, kl_weight=torch.full((4,), 0.3))
+    uniform, _ = algorithms.actor_loss(
+        ac, log_prob=lp, old_log_prob=lp.detach(), advantages=adv, response_mask=mask, ref_log_prob=ref
+    )
+    weighted, _ = algorithms.actor_loss(
+        ac,
+        log_prob=lp,
+        old_log_prob=lp.detach(),
+        advantages=adv,
+        response_mask=mask,
+        ref_log_prob=ref,
+        kl_weight=torch.full((4,), 0.3),
+    )
     assert float(weighted.detach()) == pytest.approx(float(uniform.detach()), rel=1e-6)
     ac0 = algorithms.actor_config(AlgorithmConfig(kl_coef=0.0), group_size=2)
     algorithms.set_batch_info(ac0, mask)
-    loss, _ = algorithms.actor_loss(ac0, log_prob=lp, old_log_prob=lp.detach(), advantages=adv, response_mask=mask,
-                                    ref_log_prob=ref, kl_weight=torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    loss, _ = algorithms.actor_loss(
+        ac0,
+        log_prob=lp,
+        old_log_prob=lp.detach(),
+        advantages=adv,
+        response_mask=mask,
+        ref_log_prob=ref,
+        kl_weight=torch.tensor([1.0, 1.0, 0.0, 0.0]),
+    )
     loss.backward()
     assert lp.grad[:2].abs().sum() > 0 and lp.grad[2:].abs().sum() == 0  # only the weighted rows pull
 
@@ -155,15 +183,27 @@ def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     from pipeline.train.engine import train
     from tests.test_train import write_train_config
 
-    over = {"self_correction": {"enabled": True, "stage": stage}, "steps": 2, "eval_every": 2,
-            "algorithm": {"kl_coef": 0.0, "micro_batch_size": 8}}
+    over = {
+        "self_correction": {"enabled": True, "stage": stage},
+        "steps": 2,
+        "eval_every": 2,
+        "algorithm": {"kl_coef": 0.0, "micro_batch_size": 8},
+    }
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "t.yaml", task_files, **over))
     logged = []
     train(cfg, tmp_path / "run", progress=False, log=logged.append)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     last = rows[-1]
-    for k in ("acc_t1", "acc_t2", "delta_t1_t2", "delta_i2c", "delta_c2i", "response_length_t2",
-              "heldout_acc_t2", "heldout_delta_c2i"):
+    for k in (
+        "acc_t1",
+        "acc_t2",
+        "delta_t1_t2",
+        "delta_i2c",
+        "delta_c2i",
+        "response_length_t2",
+        "heldout_acc_t2",
+        "heldout_delta_c2i",
+    ):
         assert k in last, k
     assert last["delta_t1_t2"] == pytest.approx(last["delta_i2c"] - last["delta_c2i"])
     assert last["acc_t1"] == last["acc"]
@@ -186,8 +226,13 @@ def test_reference_model_is_the_kl_reference_and_must_share_the_tokenizer(task_f
     other = build_and_save(tmp_path / "other", texts, size="micro", seed=1)  # same tokenizer, other weights
 
     def first_kl(name: str, reference: str) -> float:
-        over = {"self_correction": {"enabled": True, "stage": 2, "reference_model": reference}, "steps": 1,
-                "eval_every": 0, "data": {"heldout_files": []}, "algorithm": {"micro_batch_size": 8}}
+        over = {
+            "self_correction": {"enabled": True, "stage": 2, "reference_model": reference},
+            "steps": 1,
+            "eval_every": 0,
+            "data": {"heldout_files": []},
+            "algorithm": {"micro_batch_size": 8},
+        }
         cfg = load_config(TrainConfig, write_train_config(tmp_path / f"{name}.yaml", task_files, **over))
         train(cfg, tmp_path / name, progress=False, log=lambda m: None)
         return json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[-1])["kl"]
@@ -195,10 +240,14 @@ def test_reference_model_is_the_kl_reference_and_must_share_the_tokenizer(task_f
     own, named = first_kl("own", ""), first_kl("named", str(other))
     assert abs(own) < 1e-3  # the reference is the policy's starting copy (float noise only)
     assert named > 100 * abs(own) and named > 1e-2  # the named model
-    foreign = build_and_save(tmp_path / "foreign", ["completely different words only"] * 8, size="micro",
-                             vocab_size=300)
-    over = {"self_correction": {"enabled": True, "reference_model": str(foreign)}, "steps": 1,
-            "data": {"heldout_files": []}}
+    foreign = build_and_save(
+        tmp_path / "foreign", ["completely different words only"] * 8, size="micro", vocab_size=300
+    )
+    over = {
+        "self_correction": {"enabled": True, "reference_model": str(foreign)},
+        "steps": 1,
+        "data": {"heldout_files": []},
+    }
     cfg = load_config(TrainConfig, write_train_config(tmp_path / "f.yaml", task_files, **over))
     with pytest.raises(ConfigError, match="another tokenizer"):
         train(cfg, tmp_path / "runf", progress=False, log=lambda m: None)

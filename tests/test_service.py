@@ -116,7 +116,10 @@ def test_client_gives_up_on_unreachable_server():
 def test_async_client_round_trip_and_unreachable(url):
     import asyncio
 
-    items = [{"response": "\\boxed{\\frac{1}{2}}", "ground_truth": "0.5"}, {"response": "\\boxed{2}", "ground_truth": "3"}]
+    items = [
+        {"response": "\\boxed{\\frac{1}{2}}", "ground_truth": "0.5"},
+        {"response": "\\boxed{2}", "ground_truth": "3"},
+    ]
     results = asyncio.run(VerifierClient(url, batch_size=1).averify(items))
     assert [r["correct"] for r in results] == [True, False]
     dead = VerifierClient(f"http://127.0.0.1:{_free_port()}", retries=1, backoff=0.01, timeout=2)

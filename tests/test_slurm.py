@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, EvalConfig, TrainConfig, load_config
-from pipeline.slurm import load_pipeline, merge_eval, eval_task, parse_job_id, plan, write_stage_configs
+from pipeline.slurm import eval_task, load_pipeline, merge_eval, parse_job_id, plan, write_stage_configs
 from tests.slurm_cluster import Cluster, why_unavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +37,9 @@ SLURM = REPO / "slurm"
 
 
 def cli(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def write_pipeline(tmp_path: Path, stages: list[dict], **top) -> Path:
@@ -61,7 +62,9 @@ def test_dry_run_prints_the_chain_and_writes_nothing(tmp_path):
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 5 and all(line.startswith("sbatch --parsable ") for line in lines)
     data, warm, train, ev, merge = lines
-    assert "--dependency" not in data and f"{SLURM}/curate.sbatch --synthetic {out}/configs/data.yaml {out}/data" in data
+    assert (
+        "--dependency" not in data and f"{SLURM}/curate.sbatch --synthetic {out}/configs/data.yaml {out}/data" in data
+    )
     assert "'--dependency=afterok:<data>' --kill-on-invalid-dep=yes" in warm and "train.sbatch --warmup" in warm
     assert "afterok:<warmup>" in train and "train.sbatch --engine local" in train and "--nodes=1" in train
     # 2 benchmarks x 2 shards, one log per task; the merge waits for the whole array
@@ -74,20 +77,54 @@ def test_dry_run_prints_the_chain_and_writes_nothing(tmp_path):
 
 
 def test_plan_resolves_placeholders_dependencies_and_configs(tmp_path):
-    p = write_pipeline(tmp_path, [
-        {"name": "data", "kind": "synthetic", "config": "demo/task.yaml"},
-        {"name": "warmup", "kind": "warmup", "config": "demo/warmup.yaml",
-         "overrides": {"data.train_files": ["${data}/train.parquet"]}},
-        {"name": "big", "kind": "train", "config": "demo/train.yaml", "nodes": 4, "engine": "verl",
-         "sbatch": ["--gres=gpu:8", "-c 32"], "overrides": {
-             "model": {"path": "${warmup}/model"}, "data.train_files": ["${data}/train.parquet"], "rollout.n": 2}},
-        {"name": "side", "kind": "train", "config": "demo/train.yaml", "after": ["warmup"],
-         "overrides": {"model.path": "${warmup}/model", "data.train_files": ["${out}/data/train.parquet"]}},
-        {"name": "eval", "kind": "evaluate", "config": "demo/eval.yaml", "after": ["big", "side"], "max_parallel": 2,
-         "merge_sbatch": ["--time=5"], "overrides": {"model.path": "${big}/model", "benchmarks": ["gsm8k", "math500"]}},
-        {"name": "report", "kind": "evaluate", "config": "demo/eval.yaml",
-         "overrides": {"model.path": "${side}/model", "benchmarks": ["gsm8k"]}},
-    ], sbatch=["--account=proj"])
+    p = write_pipeline(
+        tmp_path,
+        [
+            {"name": "data", "kind": "synthetic", "config": "demo/task.yaml"},
+            {
+                "name": "warmup",
+                "kind": "warmup",
+                "config": "demo/warmup.yaml",
+                "overrides": {"data.train_files": ["${data}/train.parquet"]},
+            },
+            {
+                "name": "big",
+                "kind": "train",
+                "config": "demo/train.yaml",
+                "nodes": 4,
+                "engine": "verl",
+                "sbatch": ["--gres=gpu:8", "-c 32"],
+                "overrides": {
+                    "model": {"path": "${warmup}/model"},
+                    "data.train_files": ["${data}/train.parquet"],
+                    "rollout.n": 2,
+                },
+            },
+            {
+                "name": "side",
+                "kind": "train",
+                "config": "demo/train.yaml",
+                "after": ["warmup"],
+                "overrides": {"model.path": "${warmup}/model", "data.train_files": ["${out}/data/train.parquet"]},
+            },
+            {
+                "name": "eval",
+                "kind": "evaluate",
+                "config": "demo/eval.yaml",
+                "after": ["big", "side"],
+                "max_parallel": 2,
+                "merge_sbatch": ["--time=5"],
+                "overrides": {"model.path": "${big}/model", "benchmarks": ["gsm8k", "math500"]},
+            },
+            {
+                "name": "report",
+                "kind": "evaluate",
+                "config": "demo/eval.yaml",
+                "overrides": {"model.path": "${side}/model", "benchmarks": ["gsm8k"]},
+            },
+        ],
+        sbatch=["--account=proj"],
+    )
     pl = plan(load_pipeline(p))
     out = tmp_path / "out"
     jobs = {j.key: j for j in pl.jobs}
@@ -100,7 +137,13 @@ def test_plan_resolves_placeholders_dependencies_and_configs(tmp_path):
     assert "--dependency=afterok:102:103" in eval_cmd and "--array=0-1%2" in eval_cmd
     big = jobs["big"].command(ids)
     assert big.index("--nodes=4") < big.index("--gres=gpu:8") and big[big.index("-c") + 1] == "32"
-    assert big[-5:] == [str(SLURM / "train.sbatch"), "--engine", "verl", str(out / "configs" / "big.yaml"), str(out / "big")]
+    assert big[-5:] == [
+        str(SLURM / "train.sbatch"),
+        "--engine",
+        "verl",
+        str(out / "configs" / "big.yaml"),
+        str(out / "big"),
+    ]
     assert "--time=5" in jobs["eval-merge"].argv and "--time=5" not in jobs["eval"].argv
     assert all("--account=proj" in j.argv for j in pl.jobs)
     # the resolved configs: placeholders are paths, overrides applied, round-trip through load_config
@@ -113,33 +156,96 @@ def test_plan_resolves_placeholders_dependencies_and_configs(tmp_path):
     assert ev.benchmarks == ["gsm8k", "math500"] and ev.model.path == str(out / "big" / "model") and ev.limit == 16
 
 
-@pytest.mark.parametrize("stages, message", [
-    ([{"name": "a", "kind": "trian", "config": "demo/task.yaml"}], "kind must be one of curate, synthetic"),
-    ([{"name": "a b", "kind": "train", "config": "demo/train.yaml"}], "needs a name of letters"),
-    ([{"name": "logs", "kind": "synthetic", "config": "demo/task.yaml"}], "reserved"),
-    ([{"name": "a", "kind": "synthetic", "config": "demo/task.yaml"},
-      {"name": "a", "kind": "synthetic", "config": "demo/task.yaml"}], "duplicate names ['a']"),
-    ([{"name": "a", "kind": "synthetic", "config": "nope.yaml"}], "config file not found"),
-    ([{"name": "a", "kind": "synthetic", "config": "demo/task.yaml", "after": ["b"]},
-      {"name": "b", "kind": "synthetic", "config": "demo/task.yaml"}], "after: ['b'] name no stage before it"),
-    ([{"name": "t", "kind": "train", "config": "demo/train.yaml", "nodes": 2, "engine": "local"}], "local engine is one process"),
-    ([{"name": "t", "kind": "train", "config": "demo/train.yaml", "overrides": {"data.train_files": ["x.parquet"]}}],
-     "stage 't' (" + str(REPO / "configs/pipeline/demo/train.yaml") + "): model.path is empty"),
-    ([{"name": "t", "kind": "train", "config": "demo/train.yaml", "overrides": {"rollout.nn": 3}}],
-     "rollout: unknown key(s) ['nn']"),
-    ([{"name": "t", "kind": "train", "config": "demo/train.yaml", "overrides": {"model.path": "${warmup}/model"}}],
-     "unknown placeholder ${warmup}; known: ${out}, ${t}"),
-    ([{"name": "a", "kind": "synthetic", "config": "demo/task.yaml"},
-      {"name": "b", "kind": "synthetic", "config": "demo/task.yaml"},
-      {"name": "c", "kind": "train", "config": "demo/train.yaml", "after": ["a"],
-       "overrides": {"model.path": "${a}/m", "data.train_files": ["${b}/train.parquet"]}}],
-     "${b} is the output of a stage this one does not wait for"),
-    ([{"name": "e", "kind": "evaluate", "config": "demo/eval.yaml",
-       "overrides": {"model.path": "m", "benchmarks": ["x/held.jsonl", "y/held.parquet"]}}], "share the name ['held']"),
-    ([{"name": "e", "kind": "evaluate", "config": "demo/eval.yaml", "overrides": {"model.path": "m", "shards": 2}}],
-     "unknown key(s) ['shards']"),
-    ([], "at least one stage"),
-])
+@pytest.mark.parametrize(
+    "stages, message",
+    [
+        ([{"name": "a", "kind": "trian", "config": "demo/task.yaml"}], "kind must be one of curate, synthetic"),
+        ([{"name": "a b", "kind": "train", "config": "demo/train.yaml"}], "needs a name of letters"),
+        ([{"name": "logs", "kind": "synthetic", "config": "demo/task.yaml"}], "reserved"),
+        (
+            [
+                {"name": "a", "kind": "synthetic", "config": "demo/task.yaml"},
+                {"name": "a", "kind": "synthetic", "config": "demo/task.yaml"},
+            ],
+            "duplicate names ['a']",
+        ),
+        ([{"name": "a", "kind": "synthetic", "config": "nope.yaml"}], "config file not found"),
+        (
+            [
+                {"name": "a", "kind": "synthetic", "config": "demo/task.yaml", "after": ["b"]},
+                {"name": "b", "kind": "synthetic", "config": "demo/task.yaml"},
+            ],
+            "after: ['b'] name no stage before it",
+        ),
+        (
+            [{"name": "t", "kind": "train", "config": "demo/train.yaml", "nodes": 2, "engine": "local"}],
+            "local engine is one process",
+        ),
+        (
+            [
+                {
+                    "name": "t",
+                    "kind": "train",
+                    "config": "demo/train.yaml",
+                    "overrides": {"data.train_files": ["x.parquet"]},
+                }
+            ],
+            "stage 't' (" + str(REPO / "configs/pipeline/demo/train.yaml") + "): model.path is empty",
+        ),
+        (
+            [{"name": "t", "kind": "train", "config": "demo/train.yaml", "overrides": {"rollout.nn": 3}}],
+            "rollout: unknown key(s) ['nn']",
+        ),
+        (
+            [
+                {
+                    "name": "t",
+                    "kind": "train",
+                    "config": "demo/train.yaml",
+                    "overrides": {"model.path": "${warmup}/model"},
+                }
+            ],
+            "unknown placeholder ${warmup}; known: ${out}, ${t}",
+        ),
+        (
+            [
+                {"name": "a", "kind": "synthetic", "config": "demo/task.yaml"},
+                {"name": "b", "kind": "synthetic", "config": "demo/task.yaml"},
+                {
+                    "name": "c",
+                    "kind": "train",
+                    "config": "demo/train.yaml",
+                    "after": ["a"],
+                    "overrides": {"model.path": "${a}/m", "data.train_files": ["${b}/train.parquet"]},
+                },
+            ],
+            "${b} is the output of a stage this one does not wait for",
+        ),
+        (
+            [
+                {
+                    "name": "e",
+                    "kind": "evaluate",
+                    "config": "demo/eval.yaml",
+                    "overrides": {"model.path": "m", "benchmarks": ["x/held.jsonl", "y/held.parquet"]},
+                }
+            ],
+            "share the name ['held']",
+        ),
+        (
+            [
+                {
+                    "name": "e",
+                    "kind": "evaluate",
+                    "config": "demo/eval.yaml",
+                    "overrides": {"model.path": "m", "shards": 2},
+                }
+            ],
+            "unknown key(s) ['shards']",
+        ),
+        ([], "at least one stage"),
+    ],
+)
 def test_config_mistakes_are_one_clear_error(tmp_path, stages, message):
     p = write_pipeline(tmp_path, stages)
     with pytest.raises(ConfigError) as e:
@@ -152,7 +258,9 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
     r = cli("submit", "--config", str(p), "--dry-run")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "error: stage 't': engine must be one of auto, local, verl, got 'fast'"
-    r = cli("train", "--config", str(REPO / "configs/train/tiny.yaml"), "--out", str(tmp_path / "t"), "--engine", "verl")
+    r = cli(
+        "train", "--config", str(REPO / "configs/train/tiny.yaml"), "--out", str(tmp_path / "t"), "--engine", "verl"
+    )
     assert r.returncode == 2 and r.stderr.startswith("error: the verl engine needs CUDA GPUs")
     assert len(r.stderr.strip().splitlines()) == 1
 
@@ -163,8 +271,9 @@ def test_readme_reference_tables_match_the_dataclasses(name):
     from pipeline.config import reference_markdown
 
     table = reference_markdown(getattr(slurm, name))
-    assert table in (REPO / "README.md").read_text(), \
+    assert table in (REPO / "README.md").read_text(), (
         f"README's {name} table is stale: regenerate with `python -m pipeline.slurm {name}`"
+    )
     assert not any(row.endswith("|  |") for row in table.splitlines()[2:]), f"{name}: a key has no comment"
 
 
@@ -176,8 +285,11 @@ def test_parse_job_id():
 
 
 def test_array_task_range_and_incomplete_merge_are_clear_errors(tmp_path):
-    cfg = load_config(EvalConfig, REPO / "configs/pipeline/demo/eval.yaml",
-                      {"model": {"path": "m"}, "benchmarks": ["a.jsonl", "b.jsonl", "c.jsonl"]})
+    cfg = load_config(
+        EvalConfig,
+        REPO / "configs/pipeline/demo/eval.yaml",
+        {"model": {"path": "m"}, "benchmarks": ["a.jsonl", "b.jsonl", "c.jsonl"]},
+    )
     with pytest.raises(ConfigError, match=r"3 benchmark\(s\) x 2 shard\(s\) = 6 task\(s\): submit with --array=0-5"):
         eval_task(cfg, tmp_path, 6, 2)
     from data.io import InputError, write_json
@@ -190,6 +302,7 @@ def test_array_task_range_and_incomplete_merge_are_clear_errors(tmp_path):
 
 
 # --------------------------------------------------------------------------- a real one-node cluster
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -297,12 +410,28 @@ def test_demo_pipeline_runs_through_the_cluster(demo_chain, cluster):
 @pytest.mark.slow
 def test_failed_stage_cancels_its_dependents(demo_chain, cluster, job_env, tmp_path):
     prev = demo_chain["out"]
-    p = write_pipeline(tmp_path, [
-        {"name": "train", "kind": "train", "config": "demo/train.yaml", "engine": "local",
-         "overrides": {"model.path": str(tmp_path / "no-such-model"), "data.train_files": [str(prev / "data/train.parquet")]}},
-        {"name": "eval", "kind": "evaluate", "config": "demo/eval.yaml",
-         "overrides": {"model.path": "${train}/model", "benchmarks": [str(prev / "data/heldout.parquet")]}},
-    ], sbatch=["--gres=none", "-c 1", "--mem=1G"])
+    p = write_pipeline(
+        tmp_path,
+        [
+            {
+                "name": "train",
+                "kind": "train",
+                "config": "demo/train.yaml",
+                "engine": "local",
+                "overrides": {
+                    "model.path": str(tmp_path / "no-such-model"),
+                    "data.train_files": [str(prev / "data/train.parquet")],
+                },
+            },
+            {
+                "name": "eval",
+                "kind": "evaluate",
+                "config": "demo/eval.yaml",
+                "overrides": {"model.path": "${train}/model", "benchmarks": [str(prev / "data/heldout.parquet")]},
+            },
+        ],
+        sbatch=["--gres=none", "-c 1", "--mem=1G"],
+    )
     r = cli("submit", "--config", str(p), env=job_env)
     assert r.returncode == 0, r.stderr
     ids = dict(line.split() for line in r.stdout.strip().splitlines())
@@ -315,16 +444,27 @@ def test_failed_stage_cancels_its_dependents(demo_chain, cluster, job_env, tmp_p
 
 @pytest.mark.slow
 def test_refused_submission_cancels_the_jobs_already_queued(cluster, job_env, tmp_path):
-    p = write_pipeline(tmp_path, [
-        {"name": "data", "kind": "synthetic", "config": "demo/task.yaml"},
-        {"name": "warmup", "kind": "warmup", "config": "demo/warmup.yaml", "sbatch": ["--gres=gpu:1"],
-         "overrides": {"data.train_files": ["${data}/train.parquet"]}},
-    ], sbatch=["--gres=none", "-c 1", "--begin=now+3600"])  # the first job must still be queued when cancelled
+    p = write_pipeline(
+        tmp_path,
+        [
+            {"name": "data", "kind": "synthetic", "config": "demo/task.yaml"},
+            {
+                "name": "warmup",
+                "kind": "warmup",
+                "config": "demo/warmup.yaml",
+                "sbatch": ["--gres=gpu:1"],
+                "overrides": {"data.train_files": ["${data}/train.parquet"]},
+            },
+        ],
+        sbatch=["--gres=none", "-c 1", "--begin=now+3600"],
+    )  # the first job must still be queued when cancelled
     r = cli("submit", "--config", str(p), env=job_env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     first = r.stdout.split()[1]  # "data <id>": queued before the refusal
-    assert r.stderr.strip() == ("error: sbatch refused job 'warmup': sbatch: error: Invalid generic resource (gres) "
-                                f"specification; cancelled the jobs already queued ({first})")
+    assert r.stderr.strip() == (
+        "error: sbatch refused job 'warmup': sbatch: error: Invalid generic resource (gres) "
+        f"specification; cancelled the jobs already queued ({first})"
+    )
     assert cluster.wait(first, timeout=30)[first]["JobState"] == "CANCELLED"
 
 
@@ -351,8 +491,20 @@ def test_train_job_requeued_resumes_from_its_checkpoints(demo_chain, cluster, jo
     as if preempted (scontrol requeue): each restart continues from the last checkpoint."""
     config = _train_config(tmp_path, demo_chain["out"], steps=120, save_every=10, eval_every=0)
     out, log = tmp_path / "run", tmp_path / "train.log"
-    jid = sbatch(cluster, job_env, "--gres=none", "-c", "1", "--mem=2G", f"--output={log}",
-                 SLURM / "train.sbatch", "--engine", "local", config, out)
+    jid = sbatch(
+        cluster,
+        job_env,
+        "--gres=none",
+        "-c",
+        "1",
+        "--mem=2G",
+        f"--output={log}",
+        SLURM / "train.sbatch",
+        "--engine",
+        "local",
+        config,
+        out,
+    )
 
     def state():
         return cluster.job_states(jid)[jid]
@@ -422,8 +574,20 @@ def test_verl_engine_starts_ray_over_the_job_nodes_with_srun(cluster, job_env, t
     config = REPO / "configs" / "pipeline" / "demo" / "train.yaml"
     out, log = tmp_path / "run", tmp_path / "ray.log"
     env = {**job_env, "PIPELINE_TRAIN_CMD": f"python {probe}", "PIPELINE_RAY_TIMEOUT": "150"}
-    jid = sbatch(cluster, env, f"--partition={cluster.multi}", "--nodes=2", "--gres=none", "-c", "1", "--mem=4G",
-                 f"--output={log}", SLURM / "train.sbatch", config, out)
+    jid = sbatch(
+        cluster,
+        env,
+        f"--partition={cluster.multi}",
+        "--nodes=2",
+        "--gres=none",
+        "-c",
+        "1",
+        "--mem=4G",
+        f"--output={log}",
+        SLURM / "train.sbatch",
+        config,
+        out,
+    )
     final = cluster.wait(jid, timeout=300)[jid]
     text = log.read_text()
     assert final["JobState"] == "COMPLETED", text[-3000:]

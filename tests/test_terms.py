@@ -8,8 +8,13 @@ from rewards.terms import TERMS, RolloutScores, compose, register_term, validate
 
 def scores(correct, lengths=None, K=2):
     n = len(correct)
-    return RolloutScores(correct=correct, response_length=lengths or [10] * n,
-                         group=np.repeat(np.arange(n // K), K), group_size=K, max_response_length=64)
+    return RolloutScores(
+        correct=correct,
+        response_length=lengths or [10] * n,
+        group=np.repeat(np.arange(n // K), K),
+        group_size=K,
+        max_response_length=64,
+    )
 
 
 def test_outcome_and_weights():
@@ -26,13 +31,16 @@ def test_group_mean():
     assert s.group_mean(s.correct.astype(float)).tolist() == [0.5, 0.5, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({}, "non-empty"),
-    ({"nope": {}}, "unknown reward term 'nope'"),
-    ({"outcome": {"weight": "x"}}, "weight must be a number"),
-    ({"outcome": {"bogus": 1}}, "unknown parameter(s) ['bogus']"),
-    ({"outcome": 3}, "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({}, "non-empty"),
+        ({"nope": {}}, "unknown reward term 'nope'"),
+        ({"outcome": {"weight": "x"}}, "weight must be a number"),
+        ({"outcome": {"bogus": 1}}, "unknown parameter(s) ['bogus']"),
+        ({"outcome": 3}, "expected a mapping"),
+    ],
+)
 def test_validation_names_the_problem(spec, message):
     with pytest.raises(ValueError) as e:
         validate_terms(spec)
@@ -67,8 +75,9 @@ def alp_batch():
     # group 0: all wrong (p = 0); group 1: all right (p = 1); group 2: half right (p = 0.5); K = 4, N = 100
     correct = [False] * 4 + [True] * 4 + [True, True, False, False]
     lengths = [10, 20, 30, 40, 10, 20, 30, 40, 50, 50, 50, 50]
-    return RolloutScores(correct=correct, response_length=lengths, group=np.repeat([0, 1, 2], 4), group_size=4,
-                         max_response_length=100)
+    return RolloutScores(
+        correct=correct, response_length=lengths, group=np.repeat([0, 1, 2], 4), group_size=4, max_response_length=100
+    )
 
 
 def test_alp_scales_the_per_token_price_by_the_solve_rate_with_a_1_over_k_floor():
@@ -115,19 +124,28 @@ def test_alp_under_grpo_std_norm_makes_an_all_correct_group_a_pure_length_rankin
 
 
 def test_fixed_budget_baselines():
-    b = RolloutScores(correct=[True, True, False, True], response_length=[50, 80, 90, 100], group=[0, 0, 1, 1],
-                      group_size=2, max_response_length=100, truncated=[False, False, False, True])
+    b = RolloutScores(
+        correct=[True, True, False, True],
+        response_length=[50, 80, 90, 100],
+        group=[0, 0, 1, 1],
+        group_size=2,
+        max_response_length=100,
+        truncated=[False, False, False, True],
+    )
     assert np.allclose(TERMS["overlong"](b, cache=40), [0.0, -0.5, -0.75, -1.0])
     assert np.allclose(TERMS["length"](b, alpha=0.5), [-0.25, -0.4, -0.45, -0.5])
     assert np.allclose(TERMS["length"](b, alpha=0.5, correct_only=True), [-0.25, -0.4, 0.0, -0.5])
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"alp": {"beta": -1}}, "beta must be a number >= 0"),
-    ({"alp": {"beta": "big"}}, "beta must be a number"),
-    ({"overlong": {"cache": 0}}, "cache must be a number >= 1"),
-    ({"length": {"alpha": None}}, "alpha must be a number"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"alp": {"beta": -1}}, "beta must be a number >= 0"),
+        ({"alp": {"beta": "big"}}, "beta must be a number"),
+        ({"overlong": {"cache": 0}}, "cache must be a number >= 1"),
+        ({"length": {"alpha": None}}, "alpha must be a number"),
+    ],
+)
 def test_bad_length_penalty_parameters_fail_at_validation(spec, message):
     with pytest.raises(ValueError, match=message):
         validate_terms(spec)

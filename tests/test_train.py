@@ -25,7 +25,11 @@ def write_train_config(path: Path, task_files: dict, **over) -> Path:
         "algorithm": {"entropy_coeff": 0.01, "kl_coef": 0.05, "mini_batches": 2, "micro_batch_size": 5},
         "optim": {"lr": 1.0e-3},
         "reward": {"verifier": {"workers": 1}},
-        "steps": 8, "prompts_per_step": 3, "save_every": 2, "eval_every": 4, "heldout_samples": 2,
+        "steps": 8,
+        "prompts_per_step": 3,
+        "save_every": 2,
+        "eval_every": 4,
+        "heldout_samples": 2,
         "threads": 1,
     }
     for k, v in over.items():
@@ -35,8 +39,9 @@ def write_train_config(path: Path, task_files: dict, **over) -> Path:
 
 
 def run(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=600, **kw
+    )
 
 
 def strip(rows):
@@ -46,11 +51,19 @@ def strip(rows):
 def test_warmup_learns_the_format(task_files, tmp_path):
     from pipeline.train.sft import run_warmup
 
-    cfg = load_config(WarmupConfig, None, {
-        "tiny_size": "micro", "steps": 60, "batch_size": 16, "threads": 1, "heldout_samples": 1,
-        "data": {"train_files": [str(task_files["train"])], "heldout_files": [str(task_files["heldout"])]},
-        "optim": {"lr": 1.0e-2, "schedule": "cosine"},
-    })
+    cfg = load_config(
+        WarmupConfig,
+        None,
+        {
+            "tiny_size": "micro",
+            "steps": 60,
+            "batch_size": 16,
+            "threads": 1,
+            "heldout_samples": 1,
+            "data": {"train_files": [str(task_files["train"])], "heldout_files": [str(task_files["heldout"])]},
+            "optim": {"lr": 1.0e-2, "schedule": "cosine"},
+        },
+    )
     s = run_warmup(cfg, tmp_path / "w", progress=False, log=lambda m: None)
     rows = [json.loads(x) for x in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 60 and rows[-1]["loss"] < rows[0]["loss"] / 2
@@ -68,8 +81,20 @@ def test_grpo_run_writes_metrics_checkpoints_and_model(task_files, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(9))
     assert "heldout_acc" in rows[0] and "heldout_acc" in rows[4] and "heldout_acc" in rows[8]
-    for key in ("reward", "acc", "reward/outcome", "response_length", "kl", "entropy", "pg_clipfrac", "grad_norm",
-                "lr", "step_time", "tokens_per_s", "groups_mixed"):
+    for key in (
+        "reward",
+        "acc",
+        "reward/outcome",
+        "response_length",
+        "kl",
+        "entropy",
+        "pg_clipfrac",
+        "grad_norm",
+        "lr",
+        "step_time",
+        "tokens_per_s",
+        "groups_mixed",
+    ):
         assert key in rows[1], key
     assert rows[1]["grad_norm"] > 0 and rows[1]["response_length"] > 0
     assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step_000008"
@@ -98,8 +123,13 @@ def test_interrupted_run_resumes_to_identical_metrics(reference_run, tmp_path, s
     status is 143, and the resumed run redoes nothing."""
     cfg, ref_dir = reference_run
     killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(cfg), "--out", str(killed_dir),
-                             "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "train", "--config", str(cfg), "--out", str(killed_dir), "--no-progress"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = killed_dir / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -135,16 +165,19 @@ def test_interrupted_run_resumes_to_identical_metrics(reference_run, tmp_path, s
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-@pytest.mark.parametrize("over, message", [
-    ({"model": {"path": ""}}, "model.path is required"),
-    ({"model": {"path": "/nonexistent/model"}}, "cannot load tokenizer"),
-    ({"data": {"train_files": ["/nonexistent/train.parquet"]}}, "no such file"),
-    ({"algorithm": {"loss_mode": "ppo2"}}, "verl has"),
-    ({"reward": {"terms": {"brevity": {}}}}, "unknown reward term 'brevity'"),
-    ({"optim": {"lr": "fast"}}, "optim.lr: expected float"),
-    ({"rollout": {"backend": "sglang"}}, "rollout.backend"),
-    ({"stepz": 3}, "unknown key(s) ['stepz']"),
-])
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"model": {"path": ""}}, "model.path is required"),
+        ({"model": {"path": "/nonexistent/model"}}, "cannot load tokenizer"),
+        ({"data": {"train_files": ["/nonexistent/train.parquet"]}}, "no such file"),
+        ({"algorithm": {"loss_mode": "ppo2"}}, "verl has"),
+        ({"reward": {"terms": {"brevity": {}}}}, "unknown reward term 'brevity'"),
+        ({"optim": {"lr": "fast"}}, "optim.lr: expected float"),
+        ({"rollout": {"backend": "sglang"}}, "rollout.backend"),
+        ({"stepz": 3}, "unknown key(s) ['stepz']"),
+    ],
+)
 def test_user_errors_are_one_line(task_files, tmp_path, over, message):
     cfg = write_train_config(tmp_path / "t.yaml", task_files, **over)
     r = run("train", "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress")

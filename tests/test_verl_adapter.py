@@ -124,11 +124,17 @@ def test_compute_score_from_plain_thread(verl_fn, solution, gold, want):
 def test_compute_score_extra_info_question_and_options(verl_fn):
     q = "Which is 12? (A) 10 (B) 11 (C) 12"
     r = verl_fn(
-        data_source="mcq", solution_str=q, ground_truth="C", extra_info={"question": q, "options": {"A": "10", "B": "11", "C": "12"}}
+        data_source="mcq",
+        solution_str=q,
+        ground_truth="C",
+        extra_info={"question": q, "options": {"A": "10", "B": "11", "C": "12"}},
     )
     assert r["score"] == 0.0 and r["reason"] == "repeats_question"
     r = verl_fn(
-        data_source="mcq", solution_str="\\boxed{12}", ground_truth="C", extra_info={"options": {"A": "10", "B": "11", "C": "12"}}
+        data_source="mcq",
+        solution_str="\\boxed{12}",
+        ground_truth="C",
+        extra_info={"options": {"A": "10", "B": "11", "C": "12"}},
     )
     assert r["score"] == 1.0
     r = verl_fn(data_source="mcq", solution_str="\\boxed{12}", ground_truth="C", extra_info=None)
@@ -178,9 +184,14 @@ def test_compute_score_remote_from_ray_actors_through_the_service(monkeypatch):
     # which later `ray start` clusters on this machine then pick up
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     with Verifier(workers=2, timeout=3) as v, _Server(create_app(v)) as url:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+        )
         try:
+
             @ray.remote
             class RewardWorker:
                 async def score(self, solution, gold):

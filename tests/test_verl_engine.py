@@ -36,8 +36,12 @@ from pipeline.train.verl_engine import Cluster, build_launch
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "verl"
-CONFIGS = {"tiny": REPO / "configs" / "train" / "tiny.yaml", "alp": DATA / "alp.yaml",
-           "self_correction": DATA / "self_correction.yaml", "progress": DATA / "progress.yaml"}
+CONFIGS = {
+    "tiny": REPO / "configs" / "train" / "tiny.yaml",
+    "alp": DATA / "alp.yaml",
+    "self_correction": DATA / "self_correction.yaml",
+    "progress": DATA / "progress.yaml",
+}
 CLUSTER = Cluster(nnodes=2, gpus_per_node=8)
 
 
@@ -122,22 +126,32 @@ def test_a_wrong_key_or_value_is_rejected_by_verl():
         verl_engine.validate(launch)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"progress": {"enabled": True, "pav_model": "runs/pav/model"}}, "progress.pav_model is not supported"),
-    ({"progress": {"enabled": True, "prover_model": "runs/prover"}}, "progress.prover_model is not supported"),
-    ({"progress": {"enabled": True}, "self_correction": {"enabled": True}},
-     "progress with self_correction is not supported"),
-    ({"progress": {"enabled": True, "baseline": "termination"}}, "progress.baseline termination is not supported"),
-    ({"self_correction": {"enabled": True, "stage": 1}}, "self_correction.stage 1 is not supported"),
-    ({"self_correction": {"enabled": True}, "reward": {"terms": {"outcome": {}, "alp": {}}},
-      "algorithm": {"norm_adv_by_std": False}},
-     "self_correction with reward terms ['alp']"),
-    ({"optim": {"schedule": "linear"}}, "constant and cosine schedules only"),
-    ({"model": {"device": "cpu"}}, "model.device 'cpu'"),
-    ({"model": {"gguf_file": "m.gguf"}}, "model.gguf_file"),
-    ({"algorithm": {"mini_batches": 3}}, "divisible by algorithm.mini_batches"),
-    ({"prompts_per_step": 3, "rollout": {"n": 5}}, "15 responses per step must be divisible by the 16 GPU(s)"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"progress": {"enabled": True, "pav_model": "runs/pav/model"}}, "progress.pav_model is not supported"),
+        ({"progress": {"enabled": True, "prover_model": "runs/prover"}}, "progress.prover_model is not supported"),
+        (
+            {"progress": {"enabled": True}, "self_correction": {"enabled": True}},
+            "progress with self_correction is not supported",
+        ),
+        ({"progress": {"enabled": True, "baseline": "termination"}}, "progress.baseline termination is not supported"),
+        ({"self_correction": {"enabled": True, "stage": 1}}, "self_correction.stage 1 is not supported"),
+        (
+            {
+                "self_correction": {"enabled": True},
+                "reward": {"terms": {"outcome": {}, "alp": {}}},
+                "algorithm": {"norm_adv_by_std": False},
+            },
+            "self_correction with reward terms ['alp']",
+        ),
+        ({"optim": {"schedule": "linear"}}, "constant and cosine schedules only"),
+        ({"model": {"device": "cpu"}}, "model.device 'cpu'"),
+        ({"model": {"gguf_file": "m.gguf"}}, "model.gguf_file"),
+        ({"algorithm": {"mini_batches": 3}}, "divisible by algorithm.mini_batches"),
+        ({"prompts_per_step": 3, "rollout": {"n": 5}}, "15 responses per step must be divisible by the 16 GPU(s)"),
+    ],
+)
 def test_settings_verl_cannot_express_are_errors(overrides, message):
     with pytest.raises(ConfigError) as e:
         launch_for("tiny", **overrides)
@@ -160,41 +174,64 @@ def test_cluster_size_from_flags_then_slurm():
 
 def _cli(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+    )
 
 
 def test_cli_dry_run_prints_the_golden_command(tmp_path):
-    r = _cli("train", "--engine", "verl", "--config", str(CONFIGS["tiny"]), "--out", str(REPO / "runs" / "verl-tiny"),
-             "--resume", "--dry-run", "--nnodes", "2", "--gpus-per-node", "8")
+    r = _cli(
+        "train",
+        "--engine",
+        "verl",
+        "--config",
+        str(CONFIGS["tiny"]),
+        "--out",
+        str(REPO / "runs" / "verl-tiny"),
+        "--resume",
+        "--dry-run",
+        "--nnodes",
+        "2",
+        "--gpus-per-node",
+        "8",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.replace(str(REPO), "<REPO>") == (DATA / "tiny.txt").read_text()
     assert "note: rollout.backend hf" in r.stderr
     assert not (REPO / "runs" / "verl-tiny").exists()  # a dry run writes nothing
     r = _cli("train", "--config", str(CONFIGS["tiny"]), "--out", str(tmp_path / "o"), "--dry-run")
-    assert r.returncode == 2 and r.stderr.strip() == \
-        "error: --dry-run, --nnodes, --gpus-per-node and --override are for --engine verl"
+    assert (
+        r.returncode == 2
+        and r.stderr.strip() == "error: --dry-run, --nnodes, --gpus-per-node and --override are for --engine verl"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
 def test_cli_without_a_gpu_fails_at_once_with_one_line(tmp_path):
     r = _cli("train", "--engine", "verl", "--config", str(CONFIGS["alp"]), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines() == ["error: the verl engine needs CUDA GPUs (verl 0.9.1's Ray trainer "
-                                             "cannot run on CPU); this machine has none. Use --engine local here, "
-                                             "or --dry-run to see the verl command"]
+    assert r.stderr.strip().splitlines() == [
+        "error: the verl engine needs CUDA GPUs (verl 0.9.1's Ray trainer "
+        "cannot run on CPU); this machine has none. Use --engine local here, "
+        "or --dry-run to see the verl command"
+    ]
 
 
 # ----------------------------------------------------------------------------- the advantage estimator
 
 
 def test_plugin_registers_through_verl_use_external_modules():
-    code = ("import verl\nfrom verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
-            "print(ADV_ESTIMATOR_REGISTRY['pipeline_terms'].__module__)")
-    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": verl_engine.PLUGIN_MODULE, "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
-                       cwd="/")
+    code = (
+        "import verl\nfrom verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "print(ADV_ESTIMATOR_REGISTRY['pipeline_terms'].__module__)"
+    )
+    env = {
+        **os.environ,
+        "VERL_USE_EXTERNAL_MODULES": verl_engine.PLUGIN_MODULE,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+    }
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd="/")
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "pipeline.train.verl_plugin"
 
@@ -209,8 +246,10 @@ def _rollout_batch(correct, lengths, uids, width):
     for i, (c, n) in enumerate(zip(correct, lengths)):
         mask[i, :n] = 1
         scores[i, n - 1] = float(c)
-    return DataProto.from_dict(tensors={"token_level_rewards": scores, "response_mask": mask},
-                               non_tensors={"uid": np.array(uids, dtype=object)})
+    return DataProto.from_dict(
+        tensors={"token_level_rewards": scores, "response_mask": mask},
+        non_tensors={"uid": np.array(uids, dtype=object)},
+    )
 
 
 def compute_advantage(data, adv_estimator, norm_adv_by_std_in_grpo, config):
@@ -220,8 +259,9 @@ def compute_advantage(data, adv_estimator, norm_adv_by_std_in_grpo, config):
     response mask, the uids as ``index`` and ``config.algorithm``."""
     from verl.trainer.ppo.ray_trainer import compute_advantage as verl_compute_advantage
 
-    return verl_compute_advantage(data, adv_estimator=adv_estimator, norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo,
-                                  config=config)
+    return verl_compute_advantage(
+        data, adv_estimator=adv_estimator, norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo, config=config
+    )
 
 
 def test_terms_estimator_through_verls_dispatch_matches_the_local_engine(composed):
@@ -236,24 +276,36 @@ def test_terms_estimator_through_verls_dispatch_matches_the_local_engine(compose
     correct = [1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0]
     lengths = [20, 60, 100, 256, 30, 80, 256, 256, 10, 40, 90, 200, 50, 120, 256, 5]
     uids = ["a"] * 8 + ["b"] * 8
-    data = compute_advantage(_rollout_batch(correct, lengths, uids, 256), adv_estimator=algo.adv_estimator,
-                             norm_adv_by_std_in_grpo=algo.norm_adv_by_std_in_grpo, config=algo)
+    data = compute_advantage(
+        _rollout_batch(correct, lengths, uids, 256),
+        adv_estimator=algo.adv_estimator,
+        norm_adv_by_std_in_grpo=algo.norm_adv_by_std_in_grpo,
+        config=algo,
+    )
     adv = data.batch["advantages"]
 
     terms = {"outcome": {"weight": 1.0}, "alp": {"weight": 1.0, "beta": 0.5}, "overlong": {"weight": 1.0, "cache": 64}}
-    batch = RolloutScores(correct=np.array(correct, bool), response_length=lengths, group=np.array(uids),
-                          group_size=8, max_response_length=256, truncated=np.array(lengths) >= 256)
+    batch = RolloutScores(
+        correct=np.array(correct, bool),
+        response_length=lengths,
+        group=np.array(uids),
+        group_size=8,
+        max_response_length=256,
+        truncated=np.array(lengths) >= 256,
+    )
     total, parts = compose(batch, terms)
-    expected = algorithms.compute_advantages(load_config(TrainConfig, CONFIGS["alp"]).algorithm, total,
-                                             data.batch["response_mask"], np.array(uids))
+    expected = algorithms.compute_advantages(
+        load_config(TrainConfig, CONFIGS["alp"]).algorithm, total, data.batch["response_mask"], np.array(uids)
+    )
     torch.testing.assert_close(adv, expected)
     assert (parts["alp"] < 0).all() and parts["overlong"][3] == -1.0
     # the terms change the ranking: in group a, the all-correct half is ordered by length
     seq = (adv * data.batch["response_mask"]).sum(-1) / data.batch["response_mask"].sum(-1)
     assert seq[0] > seq[1] > seq[2] > seq[3]
     # without the group terms, verl's plain GRPO gives the four correct answers one advantage
-    plain = compute_advantage(_rollout_batch(correct, lengths, uids, 256), adv_estimator="grpo",
-                              norm_adv_by_std_in_grpo=False, config=algo).batch["advantages"]
+    plain = compute_advantage(
+        _rollout_batch(correct, lengths, uids, 256), adv_estimator="grpo", norm_adv_by_std_in_grpo=False, config=algo
+    ).batch["advantages"]
     assert torch.allclose(plain[:4, 0], plain[0, 0]) and not torch.allclose(adv[:4, 0], adv[0, 0])
 
 
@@ -277,17 +329,33 @@ def test_a_term_registered_outside_the_project_is_routed_to_verl_with_its_module
         cfg = verl_engine.validate(launch)
         assert cfg.algorithm.adv_estimator == "pipeline_terms"
         env = cfg.ray_kwargs.ray_init.runtime_env.env_vars
-        assert env.VERL_USE_EXTERNAL_MODULES.split(",") == [verl_engine.PLUGIN_MODULE, verl_engine.AGENT_LOOP_MODULE,
-                                                            "tests.test_verl_engine"]
+        assert env.VERL_USE_EXTERNAL_MODULES.split(",") == [
+            verl_engine.PLUGIN_MODULE,
+            verl_engine.AGENT_LOOP_MODULE,
+            "tests.test_verl_engine",
+        ]
         assert env.PYTHONPATH == str(REPO)  # the module lives in the repository
         # tiny.yaml's budget is 40 tokens (rollout.max_new_tokens)
         correct, lengths, uids = [1, 1, 0, 0, 1, 0, 1, 0], [10, 30, 15, 40, 5, 20, 25, 35], ["a"] * 4 + ["b"] * 4
-        data = compute_advantage(_rollout_batch(correct, lengths, uids, 40), adv_estimator=cfg.algorithm.adv_estimator,
-                                 norm_adv_by_std_in_grpo=cfg.algorithm.norm_adv_by_std_in_grpo, config=cfg.algorithm)
-        total, parts = compose(RolloutScores(correct=np.array(correct, bool), response_length=lengths,
-                                             group=np.array(uids), group_size=8, max_response_length=40), terms)
-        expected = algorithms.compute_advantages(load_config(TrainConfig, CONFIGS["tiny"]).algorithm, total,
-                                                 data.batch["response_mask"], np.array(uids))
+        data = compute_advantage(
+            _rollout_batch(correct, lengths, uids, 40),
+            adv_estimator=cfg.algorithm.adv_estimator,
+            norm_adv_by_std_in_grpo=cfg.algorithm.norm_adv_by_std_in_grpo,
+            config=cfg.algorithm,
+        )
+        total, parts = compose(
+            RolloutScores(
+                correct=np.array(correct, bool),
+                response_length=lengths,
+                group=np.array(uids),
+                group_size=8,
+                max_response_length=40,
+            ),
+            terms,
+        )
+        expected = algorithms.compute_advantages(
+            load_config(TrainConfig, CONFIGS["tiny"]).algorithm, total, data.batch["response_mask"], np.array(uids)
+        )
         torch.testing.assert_close(data.batch["advantages"], expected)
         assert parts["_test_user_term"][1] == pytest.approx(-2 * 30 / 40)
         seq = data.batch["advantages"][:, 0]
@@ -298,8 +366,9 @@ def test_a_term_registered_outside_the_project_is_routed_to_verl_with_its_module
 
         in_a_script.__module__ = "__main__"
         TERMS["_test_script_term"] = in_a_script
-        with pytest.raises(ConfigError, match="'_test_script_term' is defined in '__main__', which verl's Ray "
-                                              "workers cannot import"):
+        with pytest.raises(
+            ConfigError, match="'_test_script_term' is defined in '__main__', which verl's Ray workers cannot import"
+        ):
             launch_for("tiny", reward={"terms": {"outcome": {}, "_test_script_term": {}}})
     finally:
         TERMS.pop("_test_user_term", None)
@@ -309,8 +378,9 @@ def test_a_term_registered_outside_the_project_is_routed_to_verl_with_its_module
 
     b = _rollout_batch(correct, lengths, uids, 40)
     with pytest.raises(ValueError, match="not registered in this process"):
-        terms_advantage(b.batch["token_level_rewards"], b.batch["response_mask"], np.array(uids, dtype=object),
-                        cfg.algorithm)
+        terms_advantage(
+            b.batch["token_level_rewards"], b.batch["response_mask"], np.array(uids, dtype=object), cfg.algorithm
+        )
 
 
 def test_a_term_module_outside_the_repository_travels_with_its_import_root(tmp_path, monkeypatch):
@@ -321,7 +391,8 @@ def test_a_term_module_outside_the_repository_travels_with_its_import_root(tmp_p
         "from rewards.terms import register_term\n\n\n"
         "@register_term('_test_lab_brevity')\n"
         "def brevity(batch, *, weight_per_token: float = 0.0):\n"
-        "    return -weight_per_token * batch.response_length\n")
+        "    return -weight_per_token * batch.response_length\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     from rewards.terms import TERMS
 
@@ -397,8 +468,9 @@ class ScriptedServer:
         self.calls: list[tuple[list[int], dict]] = []
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, **_):
-        from pipeline.train.rollout import Sampling
         from verl.workers.rollout.replica import TokenOutput
+
+        from pipeline.train.rollout import Sampling
 
         self.calls.append((list(prompt_ids), dict(sampling_params)))
         if self.script:
@@ -421,14 +493,26 @@ def run_agent_loop(config, name, tokenizer, server, row):
 
     importlib.import_module(verl_engine.AGENT_LOOP_MODULE)
     rollout = config.actor_rollout_ref.rollout
-    sampling = dict(temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
-                    repetition_penalty=1.0, logprobs=rollout.calculate_log_probs)  # AgentLoopWorker's
+    sampling = dict(
+        temperature=rollout.temperature,
+        top_p=rollout.top_p,
+        top_k=rollout.top_k,
+        repetition_penalty=1.0,
+        logprobs=rollout.calculate_log_probs,
+    )  # AgentLoopWorker's
 
     async def go():
-        loop = hydra.utils.instantiate(config=_agent_loop_registry[name], trainer_config=DictConfigWrap(config=config),
-                                       server_manager=server, tokenizer=tokenizer, processor=None, hf_model_type=None,
-                                       dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data),
-                                       tools=ToolListWrap([]))
+        loop = hydra.utils.instantiate(
+            config=_agent_loop_registry[name],
+            trainer_config=DictConfigWrap(config=config),
+            server_manager=server,
+            tokenizer=tokenizer,
+            processor=None,
+            hf_model_type=None,
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(config.data),
+            tools=ToolListWrap([]),
+        )
         return loop, await loop.run(dict(sampling), **row)
 
     return asyncio.run(go())
@@ -436,9 +520,15 @@ def run_agent_loop(config, name, tokenizer, server, row):
 
 def _row(question, answer):
     """A dataset row as the agent loop receives it (RLHFDataset's fields plus the uid)."""
-    return {"raw_prompt": [{"role": "user", "content": question}], "data_source": "synthetic",
-            "reward_model": {"style": "rule", "ground_truth": answer}, "extra_info": {"question": question},
-            "uid": "u0", "session_id": 0, "index": 0}
+    return {
+        "raw_prompt": [{"role": "user", "content": question}],
+        "data_source": "synthetic",
+        "reward_model": {"style": "rule", "ground_truth": answer},
+        "extra_info": {"question": question},
+        "uid": "u0",
+        "session_id": 0,
+        "index": 0,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -452,8 +542,9 @@ def test_agent_loops_register_in_verls_registry():
     from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
 
     importlib.import_module(verl_engine.AGENT_LOOP_MODULE)
-    assert _agent_loop_registry["self_correction"]["_target_"] == \
-        "pipeline.train.verl_agent_loop.SelfCorrectionAgentLoop"
+    assert (
+        _agent_loop_registry["self_correction"]["_target_"] == "pipeline.train.verl_agent_loop.SelfCorrectionAgentLoop"
+    )
     assert _agent_loop_registry["progress"]["_target_"] == "pipeline.train.verl_agent_loop.ProgressAgentLoop"
 
 
@@ -486,8 +577,11 @@ def test_self_correction_agent_loop_run_as_verl_runs_it(composed, tok):
     assert (one.num_turns, two.num_turns) == (2, 4)
     # stage 2 with outcome 1/-1 and bonus 5: each output its own target, its attempt number packed on its first
     # token: y1 (wrong) -1, y2 (right) r(y2) + 5 c2 = 6; the logged score is SCoRe's r(y2) + 5 (c2 - c1) = 6
-    assert one.extra_fields["reward_extra_info"] == two.extra_fields["reward_extra_info"] == \
-        {"score": 6.0, "acc": 1.0, "acc_t1": 0.0}
+    assert (
+        one.extra_fields["reward_extra_info"]
+        == two.extra_fields["reward_extra_info"]
+        == {"score": 6.0, "acc": 1.0, "acc_t1": 0.0}
+    )
     n1, n2 = len(enc(wrong)), len(enc(right))
     assert one.as_dict()["rm_scores"].tolist() == [1.0] + [0.0] * (n1 - 2) + [-2.0]
     assert two.as_dict()["rm_scores"].tolist() == [2.0] + [0.0] * (n2 - 2) + [4.0]
@@ -525,8 +619,10 @@ def _two_attempt_batch(c1, c2, sessions, alpha, stage=2):
             rows.append(pack_attempt_rewards(target, attempt, width))
             keys.append(f"{uid}_{session}_{i}")
             uids.append(uid)
-    data = DataProto.from_dict(tensors={"token_level_rewards": torch.tensor(rows), "response_mask": torch.ones(len(rows), width)},
-                               non_tensors={"uid": np.array(uids, dtype=object)})
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": torch.tensor(rows), "response_mask": torch.ones(len(rows), width)},
+        non_tensors={"uid": np.array(uids, dtype=object)},
+    )
     return data, keys
 
 
@@ -551,9 +647,14 @@ def test_self_correction_credit_per_attempt_through_verls_multi_output_dispatch(
     c1 = [1, 1, 0, 0, 1, 0, 0, 0]
     c2 = [1, 0, 1, 0, 1, 1, 0, 0]
     data, keys = _two_attempt_batch(c1, c2, sessions, alpha=10.0)
-    out = compute_advantage_for_multi_trajectories(copy.deepcopy(data), batch_keys=keys,
-                                                   adv_estimator=algo.adv_estimator, num_repeat=4,
-                                                   norm_adv_by_std_in_grpo=algo.norm_adv_by_std_in_grpo, config=algo)
+    out = compute_advantage_for_multi_trajectories(
+        copy.deepcopy(data),
+        batch_keys=keys,
+        adv_estimator=algo.adv_estimator,
+        num_repeat=4,
+        norm_adv_by_std_in_grpo=algo.norm_adv_by_std_in_grpo,
+        config=algo,
+    )
     adv = out.batch["advantages"][:, 0].view(8, 2)  # (rollout, attempt)
     first, second = adv[:, 0], adv[:, 1]
     assert (first[[0, 1, 4]] > 0).all() and (first[[2, 3, 5, 6, 7]] < 0).all()  # each first attempt by its own verdict
@@ -562,16 +663,22 @@ def test_self_correction_credit_per_attempt_through_verls_multi_output_dispatch(
     # the local engine's function on the same targets and groups
     sc = SelfCorrectionConfig(enabled=True, stage=2, bonus=10.0)
     t = np.array([attempt_targets(sc, bool(a), bool(b), {"correct": 1.0, "incorrect": 0.0}) for a, b in zip(c1, c2)])
-    local = attempt_advantages(sc, AlgorithmConfig(adv_estimator="grpo"), np.r_[t[:, 0], t[:, 1]], np.repeat([1, 2], 8),
-                               [u for u, _ in sessions] * 2,
-                               torch.ones(16, 6))[:, 0]
+    local = attempt_advantages(
+        sc,
+        AlgorithmConfig(adv_estimator="grpo"),
+        np.r_[t[:, 0], t[:, 1]],
+        np.repeat([1, 2], 8),
+        [u for u, _ in sessions] * 2,
+        torch.ones(16, 6),
+    )[:, 0]
     torch.testing.assert_close(adv.T.reshape(-1), local)
     # before: one reward per rollout, r(y2) + 10 (c2 - c1), on verl's GRPO over final outputs, broadcast to both
     shaped = [b + 10.0 * (b - a) for a, b in zip(c1, c2)]
     old = _rollout_batch([0] * 16, [6] * 16, [u for u, _ in sessions for _ in (1, 2)], 6)
     old.batch["token_level_rewards"][:, -1] = torch.tensor([r for r in shaped for _ in (1, 2)])
-    before = compute_advantage_for_multi_trajectories(old, batch_keys=keys, adv_estimator="grpo", num_repeat=4,
-                                                      norm_adv_by_std_in_grpo=True, config=algo)
+    before = compute_advantage_for_multi_trajectories(
+        old, batch_keys=keys, adv_estimator="grpo", num_repeat=4, norm_adv_by_std_in_grpo=True, config=algo
+    )
     assert before.batch["advantages"][2, 0] < 0  # rollout 1's right first attempt, trained to be wrong
     assert before.batch["advantages"][4, 0] > 0  # rollout 2's wrong first attempt, trained to be right
 
@@ -581,16 +688,24 @@ def test_self_correction_estimator_refuses_unmarked_rewards(composed):
 
     b = _rollout_batch([1, 0], [3, 4], ["a", "a"], 8)  # plain verdicts: no attempt markers
     with pytest.raises(ValueError, match="self_correction agent loop"):
-        self_correction_advantage(b.batch["token_level_rewards"], b.batch["response_mask"], np.array(["a", "a"]),
-                                  composed["self_correction"].algorithm)
+        self_correction_advantage(
+            b.batch["token_level_rewards"],
+            b.batch["response_mask"],
+            np.array(["a", "a"]),
+            composed["self_correction"].algorithm,
+        )
 
 
 # ----------------------------------------------------------------------------- process rewards on verl
 
 
 def _progress_config(**progress):
-    cfg = launch_for("progress", rollout={"max_new_tokens": 96}, reward={"terms": {"outcome": {"weight": 1.0}}},
-                     progress={"split": "lines", "mode": "continue", "alpha": 1.0, "temperature": 1.0, **progress})
+    cfg = launch_for(
+        "progress",
+        rollout={"max_new_tokens": 96},
+        reward={"terms": {"outcome": {"weight": 1.0}}},
+        progress={"split": "lines", "mode": "continue", "alpha": 1.0, "temperature": 1.0, **progress},
+    )
     return verl_engine.validate(cfg)
 
 
@@ -605,8 +720,7 @@ def test_progress_agent_loop_prover_through_the_server_manager(tok):
     config = _progress_config(mc_rollouts=64, prover_k=1)
     p, prompt, good, flawed = slip_traces(tok)
     row = _row(p.question, p.answer)
-    steps = StepSegmenter(load_config(TrainConfig, CONFIGS["progress"], {"progress": {"split": "lines"}}).progress,
-                          tok)
+    steps = StepSegmenter(load_config(TrainConfig, CONFIGS["progress"], {"progress": {"split": "lines"}}).progress, tok)
     results = {}
     for name, response in (("good", good), ("flawed", flawed)):
         server = ScriptedServer([response], ArithmeticProver(tok, slip=0.25, seed=0))
@@ -632,8 +746,11 @@ def test_progress_agent_loop_prover_through_the_server_manager(tok):
         results[name] = (float(rm.sum()), [float(b[0]) for b in per_step])
     # the right trace: each right step raises the prover's chance ((1 - slip) ** remaining)
     total, prog = results["good"]
-    assert total == pytest.approx(1.0) and all(x > 0 for x in prog[:3]) and sum(prog) == pytest.approx(
-        1 - 0.75 ** 3, abs=0.17)
+    assert (
+        total == pytest.approx(1.0)
+        and all(x > 0 for x in prog[:3])
+        and sum(prog) == pytest.approx(1 - 0.75**3, abs=0.17)
+    )
     # the flawed trace: step 1 fine, step 2 slips (about -(1 - slip)), the verdict is 0
     total, prog = results["flawed"]
     assert total == pytest.approx(0.0, abs=1e-6)
@@ -646,8 +763,9 @@ def test_progress_agent_loop_answer_now_mode(tok):
     from pipeline.train.verl_plugin import unpack_token_bonus
     from tests.arithmetic_prover import ArithmeticProver, slip_traces
 
-    config = _progress_config(mode="answer_now", mc_rollouts=2, prover_k=1, answer_now_text="\nThe answer is \\boxed{",
-                              answer_tokens=16)
+    config = _progress_config(
+        mode="answer_now", mc_rollouts=2, prover_k=1, answer_now_text="\nThe answer is \\boxed{", answer_tokens=16
+    )
     p, prompt, good, _ = slip_traces(tok)
     row = _row(p.question, p.answer)
     server = ScriptedServer([good], ArithmeticProver(tok, slip=0.0))
@@ -655,7 +773,7 @@ def test_progress_agent_loop_answer_now_mode(tok):
     forced = tok("\nThe answer is \\boxed{", add_special_tokens=False)["input_ids"]
     assert len(server.calls) == 1 + 4 * 2
     for ids, params in server.calls[1:]:
-        assert ids[:len(prompt)] == prompt and ids[-len(forced):] == forced and params["max_tokens"] == 16
+        assert ids[: len(prompt)] == prompt and ids[-len(forced) :] == forced and params["max_tokens"] == 16
     bonus = unpack_token_bonus(out.as_dict()["rm_scores"][None], torch.ones(1, len(good)))[0]
     # values 0, 0, 0, 1, 1: only the step that computes the answer has progress (alpha 1)
     ends = sorted({i for i in range(1, len(good)) if bonus[i] != bonus[i - 1]})
@@ -672,10 +790,12 @@ def _packed_batch(verdicts, bonuses, uids, width):
     rewards = torch.zeros(len(verdicts), width)
     mask = torch.zeros(len(verdicts), width)
     for i, (v, b) in enumerate(zip(verdicts, bonuses)):
-        rewards[i, :len(b)] = pack_token_rewards(v, b)
-        mask[i, :len(b)] = 1
-    return DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask},
-                               non_tensors={"uid": np.array(uids, dtype=object)})
+        rewards[i, : len(b)] = pack_token_rewards(v, b)
+        mask[i, : len(b)] = 1
+    return DataProto.from_dict(
+        tensors={"token_level_rewards": rewards, "response_mask": mask},
+        non_tensors={"uid": np.array(uids, dtype=object)},
+    )
 
 
 def test_progress_estimator_matches_the_local_engine(composed):
@@ -697,17 +817,27 @@ def test_progress_estimator_matches_the_local_engine(composed):
     for n in lengths:  # steps of 3 tokens or more, progress in [-1, 1], alpha 0.5
         ends = sorted(set(rng.choice(np.arange(3, n - 3), size=3, replace=False).tolist())) + [n]
         bonuses.append(progress_bonus(ends, rng.uniform(-1, 1, len(ends)), n, alpha=0.5))
-    data = compute_advantage(_packed_batch(verdicts, bonuses, uids, 128), adv_estimator=algo.adv_estimator,
-                             norm_adv_by_std_in_grpo=algo.norm_adv_by_std_in_grpo, config=algo)
+    data = compute_advantage(
+        _packed_batch(verdicts, bonuses, uids, 128),
+        adv_estimator=algo.adv_estimator,
+        norm_adv_by_std_in_grpo=algo.norm_adv_by_std_in_grpo,
+        config=algo,
+    )
 
     cfg = load_config(TrainConfig, CONFIGS["progress"])
-    batch = RolloutScores(correct=np.array(verdicts, bool), response_length=lengths, group=np.array(uids),
-                          group_size=4, max_response_length=128, truncated=np.array(lengths) >= 128)
+    batch = RolloutScores(
+        correct=np.array(verdicts, bool),
+        response_length=lengths,
+        group=np.array(uids),
+        group_size=4,
+        max_response_length=128,
+        truncated=np.array(lengths) >= 128,
+    )
     total, parts = compose(batch, cfg.reward.terms)
     assert (parts["length"] < 0).all()
     bonus = torch.zeros(8, 128)
     for i, b in enumerate(bonuses):
-        bonus[i, :len(b)] = torch.as_tensor(b)
+        bonus[i, : len(b)] = torch.as_tensor(b)
     mask = data.batch["response_mask"]
     expected = algorithms.compute_advantages(cfg.algorithm, total, mask, np.array(uids), token_bonus=bonus)
     torch.testing.assert_close(data.batch["advantages"], expected)
@@ -725,14 +855,16 @@ def test_packed_token_rewards_convention():
     assert packed.tolist() == [0.25, 0.25, -0.5, 1.0] and float(packed.sum()) == 1.0
     data = _packed_batch([1, 0, 1], [[0.25, 0.25, -0.5, -0.5], [0.3, 0.3, 0.7], [0.9]], ["a", "a", "a"], 5)
     bonus = unpack_token_bonus(data.batch["token_level_rewards"], data.batch["response_mask"])
-    torch.testing.assert_close(bonus, torch.tensor([[0.25, 0.25, -0.5, -0.5, 0.0], [0.3, 0.3, 0.3, 0.0, 0.0],
-                                                    [0.0, 0.0, 0.0, 0.0, 0.0]]))  # row 2: a 1-token last step
+    torch.testing.assert_close(
+        bonus, torch.tensor([[0.25, 0.25, -0.5, -0.5, 0.0], [0.3, 0.3, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    )  # row 2: a 1-token last step
     from omegaconf import OmegaConf
 
     algo = OmegaConf.create({"use_kl_in_reward": True, "pipeline": {}})
     with pytest.raises(ValueError, match="use_kl_in_reward"):
-        progress_advantage(data.batch["token_level_rewards"], data.batch["response_mask"], data.non_tensor_batch["uid"],
-                           algo)
+        progress_advantage(
+            data.batch["token_level_rewards"], data.batch["response_mask"], data.non_tensor_batch["uid"], algo
+        )
 
 
 def test_progress_translation(composed):

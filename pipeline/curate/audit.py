@@ -67,8 +67,12 @@ def label_scores(outcome: dict[str, str], labels: dict[str, str]) -> dict:
         hits = sum(f in names(u) for u in decided)
         # labelled f, and not rightly decided by another filter it also names
         owed = [u for u in labels if f in names(u) and not (right[u] and outcome[u] != f)]
-        per[f] = {"decided": len(decided), "labelled": len(owed), "precision": _ratio(hits, len(decided)),
-                  "recall": _ratio(sum(outcome[u] == f for u in owed), len(owed))}
+        per[f] = {
+            "decided": len(decided),
+            "labelled": len(owed),
+            "precision": _ratio(hits, len(decided)),
+            "recall": _ratio(sum(outcome[u] == f for u in owed), len(owed)),
+        }
     keeps = [u for u in labels if outcome[u] == KEEP]
     should_keep = [u for u in labels if labels[u] == KEEP]
     return {
@@ -76,8 +80,9 @@ def label_scores(outcome: dict[str, str], labels: dict[str, str]) -> dict:
         "accuracy": _ratio(sum(right.values()), len(labels)),
         "keep_precision": _ratio(sum(labels[u] == KEEP for u in keeps), len(keeps)),
         "keep_recall": _ratio(sum(outcome[u] == KEEP for u in should_keep), len(should_keep)),
-        "drop_precision": _ratio(sum(labels[u] != KEEP for u in labels if outcome[u] != KEEP),
-                                 sum(outcome[u] != KEEP for u in labels)),
+        "drop_precision": _ratio(
+            sum(labels[u] != KEEP for u in labels if outcome[u] != KEEP), sum(outcome[u] != KEEP for u in labels)
+        ),
         "per_filter": per,
         "wrong": {u: (outcome[u], labels[u]) for u in labels if not right[u]},
     }

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -124,8 +124,9 @@ def _hash(grams: Iterable[str]) -> np.ndarray:
     """64-bit hashes of n-grams (stable across runs, unlike ``hash``)."""
     import hashlib
 
-    return np.array([int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams],
-                    dtype=np.uint64)
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams], dtype=np.uint64
+    )
 
 
 @register("decontaminate")

@@ -14,10 +14,21 @@ from pipeline.curate.filters import register
 
 
 @register("solve_rate")
-def solve_rate(records, ctx, model: str = "", n: int = 8, temperature: float = 1.0, max_new_tokens: int = 1024,
-               instruction: str = "Please reason step by step, and put your final answer within \\boxed{}.",
-               backend: str = "hf", device: str = "auto", min_rate: float = 0.0, max_rate: float = 1.0,
-               drop_unsolved: bool = True, drop_always_solved: bool = True):
+def solve_rate(
+    records,
+    ctx,
+    model: str = "",
+    n: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 1024,
+    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}.",
+    backend: str = "hf",
+    device: str = "auto",
+    min_rate: float = 0.0,
+    max_rate: float = 1.0,
+    drop_unsolved: bool = True,
+    drop_always_solved: bool = True,
+):
     """Sample ``n`` responses per problem from ``model`` (hub name or path), store the
     verifier's solve rate as the problem's difficulty, and drop problems solved by
     none (``drop_unsolved``) or all (``drop_always_solved``) of the samples, or
@@ -28,9 +39,12 @@ def solve_rate(records, ctx, model: str = "", n: int = 8, temperature: float = 1
 
     if not model:
         raise ConfigError("filter solve_rate: `model` is required (the policy whose solve rates define difficulty)")
-    cfg = EvalConfig(model=ModelConfig(path=model, device=device), instruction=instruction, seed=ctx.seed,
-                     generation=RolloutConfig(backend=backend, n=n, temperature=temperature,
-                                              max_new_tokens=max_new_tokens))
+    cfg = EvalConfig(
+        model=ModelConfig(path=model, device=device),
+        instruction=instruction,
+        seed=ctx.seed,
+        generation=RolloutConfig(backend=backend, n=n, temperature=temperature, max_new_tokens=max_new_tokens),
+    )
     work = ctx.out / "solve_rate"
     work.mkdir(parents=True, exist_ok=True)
     check_resumable(cfg, work)

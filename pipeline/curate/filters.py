@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from pipeline.curate.sources import Record, split_lettered
 
@@ -23,8 +23,22 @@ FilterFn = Callable[..., list]
 FILTERS: dict[str, FilterFn] = {}
 
 DEFAULT_ORDER = [
-    "normalize", "language", "hyperlink", "subject", "multiple_choice", "standalone", "yes_no", "multi_part", "proof",
-    "closed_form", "multi_answer", "answer_key", "self_verify", "exact_dedup", "near_dedup", "decontaminate",
+    "normalize",
+    "language",
+    "hyperlink",
+    "subject",
+    "multiple_choice",
+    "standalone",
+    "yes_no",
+    "multi_part",
+    "proof",
+    "closed_form",
+    "multi_answer",
+    "answer_key",
+    "self_verify",
+    "exact_dedup",
+    "near_dedup",
+    "decontaminate",
 ]
 
 
@@ -76,7 +90,8 @@ def clean_question(text: str) -> str:
 # "\neq" as newline + "eq". Form feed and backspace never belong in a problem; tab, carriage return
 # and newline only before the command names listed.
 _MANGLED = [
-    (re.compile("\x0c(?=[a-z])"), "\\f"), (re.compile("\x08(?=[a-z])"), "\\b"),
+    (re.compile("\x0c(?=[a-z])"), "\\f"),
+    (re.compile("\x08(?=[a-z])"), "\\b"),
     (re.compile("\t(?=(?:imes|heta|ext\\{|an\\b|au\\b|frac|riangle|op\\b|ilde))"), "\\t"),
     (re.compile("\r(?=(?:ight|ho\\b|angle|m\\{|ceil|floor))"), "\\r"),
     (re.compile("\n(?=(?:eq\\b|abla\\b|eg\\b|u\\b|ot\\b|ewline))"), "\\n"),
@@ -115,8 +130,12 @@ def normalize(records, ctx, min_question_chars: int = 10, max_question_chars: in
 
 
 _SCRIPTS = [  # (language label, unicode ranges) for scripts langid needs no help with; not Greek: alpha, beta are math
-    ("zh", r"\u4e00-\u9fff\u3400-\u4dbf"), ("ja", r"\u3040-\u30ff"), ("ko", r"\uac00-\ud7af"),
-    ("ru", r"\u0400-\u04ff"), ("ar", r"\u0600-\u06ff"), ("hi", r"\u0900-\u097f"),
+    ("zh", r"\u4e00-\u9fff\u3400-\u4dbf"),
+    ("ja", r"\u3040-\u30ff"),
+    ("ko", r"\uac00-\ud7af"),
+    ("ru", r"\u0400-\u04ff"),
+    ("ar", r"\u0600-\u06ff"),
+    ("hi", r"\u0900-\u097f"),
 ]
 _identifier = None
 
@@ -204,8 +223,11 @@ _NEEDS_OPTIONS = re.compile(
 )
 
 
-_ASKS = re.compile(r"\?|[:=_]\s*$|\(\s*\)\s*$|\b(?:what|how|find|which|calculate|compute|determine|add|subtract|multiply|divide"
-                   r"|evaluate|solve|simplify|give|express|write|state)\b", re.I)
+_ASKS = re.compile(
+    r"\?|[:=_]\s*$|\(\s*\)\s*$|\b(?:what|how|find|which|calculate|compute|determine|add|subtract|multiply|divide"
+    r"|evaluate|solve|simplify|give|express|write|state)\b",
+    re.I,
+)
 
 
 def _inline_options(question: str) -> tuple[str, dict[str, str]] | None:
@@ -226,7 +248,8 @@ def multiple_choice(records, ctx):
     and the option's text the answer; otherwise the row is dropped. Options come
     from the source's options field or are found inline (``A) ... B) ...``)."""
     from rewards.check import looks_like_prose
-    from rewards.normalize import clean, normalize as normalize_answer
+    from rewards.normalize import clean
+    from rewards.normalize import normalize as normalize_answer
 
     def one(r: Record) -> str | None:
         stem, opts = r.question, r.options
@@ -262,7 +285,9 @@ def multiple_choice(records, ctx):
 _PREVIOUS = re.compile(
     r"\bcontinu(?:e|ed|ing)\s+(?:from|with)\b|\b(?:previous|preceding|last|above|prior)\s+(?:question|problem|exercise|part)s?\b"
     r"|\b(?:your|the) (?:answer|result)s? (?:to|from|of|in) (?:the )?(?:previous|preceding|last|above|part|question|problem)"
-    r"|\bpart\s*\(?[a-h]\)\s*(?:above|before)", re.I)
+    r"|\bpart\s*\(?[a-h]\)\s*(?:above|before)",
+    re.I,
+)
 _DET = r"(?:the|this|these|following|given|above|below|accompanying|adjacent|attached)"
 # a visual the text must carry: "the figure", "the diagram below", "in the table", "the graph shown", "... shown?".
 # Not: a map, a picture or an image as a thing in a word problem ("on this map", "24 pictures", "the image of f"),
@@ -277,14 +302,20 @@ _VISUAL = re.compile(
     r"(?:below|above|shown|shows|gives|lists|summari[sz]es|displays|represents|records|contains|at)\b"
     r"|\b(?:shown|pictured|illustrated|depicted)\s*(?:[?.,;:)]|$)"
     r"|\b(?:shown|pictured|illustrated|depicted|drawn|graphed)\s*(?:below|above|here|at (?:the )?(?:right|left)"
-    r"|in (?:the )?(?:figure|diagram|graph|table|picture|chart))", re.I)
+    r"|in (?:the )?(?:figure|diagram|graph|table|picture|chart))",
+    re.I,
+)
 # what carries a table or a drawing in text: LaTeX tables and arrays, TikZ/Asymptote, markdown rows
-_VISUAL_IN_TEXT = re.compile(r"\\begin\{(?:tabular|array|table|tikzpicture)\}|\[asy\]|\\includegraphics|^\s*\|.*\|\s*$", re.M)
+_VISUAL_IN_TEXT = re.compile(
+    r"\\begin\{(?:tabular|array|table|tikzpicture)\}|\[asy\]|\\includegraphics|^\s*\|.*\|\s*$", re.M
+)
 # options named but not in the row ("Which of the following ..." with no options)
 _OPTIONS_NAMED = re.compile(
     r"\bwhich (?:one )?of the following\b|\bthe following (?:options|choices|answers|answer choices|statements)\b"
     r"|\b(?:none|all) of the above\b|\b(?:the|these) (?:options|choices|answer choices)\b"
-    r"|\b(?:select|choose|pick) (?:the correct|one|all that)\b", re.I)
+    r"|\b(?:select|choose|pick) (?:the correct|one|all that)\b",
+    re.I,
+)
 # the items themselves follow in the text ("Which of the following matrices are symmetric? $$A=...$$")
 _ITEMS_IN_TEXT = re.compile(r"\$\$|\\\[|\\begin\{(?:array|[bpv]?matrix)\}|(?:\$[^$]+\$[^$]*){2,}", re.S)
 _LETTERED = re.compile(r"\(\s*[A-K]\s*\)")
@@ -306,7 +337,7 @@ def standalone(records, ctx):
         if m and not _VISUAL_IN_TEXT.search(q):
             return f"refers to a visual that is not in the text ({m.group(0).strip()[:40]!r})"
         named = None if r.meta.get("multiple_choice") else _OPTIONS_NAMED.search(q)
-        if named and (_LETTERED.search(q) or not _ITEMS_IN_TEXT.search(q[named.end():])):
+        if named and (_LETTERED.search(q) or not _ITEMS_IN_TEXT.search(q[named.end() :])):
             return "names options that are not in the row"
         return None
 
@@ -332,8 +363,10 @@ def yes_no(records, ctx):
 
 
 _PARTS = [
-    re.compile(r"\(a\)[\s\S]*?\(b\)"), re.compile(r"\(i\)[\s\S]*?\(ii\)"),
-    re.compile(r"(?m)^\s*\(?a[.)]\s[\s\S]*^\s*\(?b[.)]\s"), re.compile(r"\bpart \(?[ab1]\)?[:.,\s]", re.I),
+    re.compile(r"\(a\)[\s\S]*?\(b\)"),
+    re.compile(r"\(i\)[\s\S]*?\(ii\)"),
+    re.compile(r"(?m)^\s*\(?a[.)]\s[\s\S]*^\s*\(?b[.)]\s"),
+    re.compile(r"\bpart \(?[ab1]\)?[:.,\s]", re.I),
 ]
 # "(a) 3 (b) 4", "part", "x=1; y=2", or several formulas on separate lines
 _ANSWER_PARTS = re.compile(r"\(a\)|\(b\)|\(i\)|\(ii\)|\bpart\b|;|\$\s*\n\s*\$", re.I)
@@ -364,8 +397,11 @@ def multi_part(records, ctx, max_questions: int = 1):
 
 # "prove/show/verify that", "prove", "a proof"; "explain why" opening a sentence (not "if the limit
 # does not exist, explain why", whose answer is still the limit); "on show that day" is no proof
-_PROOF = re.compile(r"(?<!\bon )(?<!\bthe )(?<!\ba )\b(?:prove|show|demonstrate|verify|justify)\s+(?:that|why)\b"
-                    r"|(?:^|[.?!:]\s+)explain (?:why|how)\b|\bprove\b|\bproof\b", re.I)
+_PROOF = re.compile(
+    r"(?<!\bon )(?<!\bthe )(?<!\ba )\b(?:prove|show|demonstrate|verify|justify)\s+(?:that|why)\b"
+    r"|(?:^|[.?!:]\s+)explain (?:why|how)\b|\bprove\b|\bproof\b",
+    re.I,
+)
 
 
 @register("proof")
@@ -387,8 +423,10 @@ def _thousands_meant(r: Record) -> bool:
     """A comma in the answer is a thousands separator for sure: ``,000`` (no list
     has a 000 item), or the question writes its own numbers so (``143,000 km``)
     and asks for one value (not "the cost of each")."""
-    return bool(_THOUSANDS_ZEROS.search(r.answer.replace(" ", ""))
-                or (_ONE_COMMA.search(r.question) and not _SEVERAL_ASKED.search(r.question)))
+    return bool(
+        _THOUSANDS_ZEROS.search(r.answer.replace(" ", ""))
+        or (_ONE_COMMA.search(r.question) and not _SEVERAL_ASKED.search(r.question))
+    )
 
 
 _CLOCK = re.compile(r"\d{1,2}:\d{2}\s*(?:[ap]\.?\s?m\b|o'?clock)", re.I)
@@ -429,7 +467,9 @@ _BRACKETED = re.compile(r"^\s*(?:\(.*\)|\[.*\]|\\\{.*\\\}|\\begin\{.*\\end\{\w+\
 _COLLECTIVE = re.compile(
     r"\b(?:solve|solutions?|roots?|zeros?|all\b|every|values of|intercepts?|factors?|critical (?:points?|numbers?)"
     r"|eigenvalues?|points?|coordinates?|vertex|vertices|ordered|pairs?|triples?|sets?|intervals?|list|vectors?|components?"
-    r"|sequence|terms?|digits?|possible|excluded|domain|centroid|cent(?:er|re) of (?:mass|gravity))\b", re.I)
+    r"|sequence|terms?|digits?|possible|excluded|domain|centroid|cent(?:er|re) of (?:mass|gravity))\b",
+    re.I,
+)
 
 
 @register("multi_answer")
@@ -454,8 +494,11 @@ def multi_answer(records, ctx):
 
 
 # "round to", "rounded", "rounding" (not a game's "each round"), "to the nearest", "approximately"
-_ROUNDING_ASKED = re.compile(r"\bround(?:ed|ing)?\s+(?:\w+\s+){0,3}?(?:to|off|up|down)\b|\brounded\b|\brounding\b|\bnearest\b|\bapproximat|\bestimate|decimal places?|significant (?:figures|digits)"
-                             r"|\bto (?:one|two|three|\d+) decimal|\bcorrect to\b", re.I)
+_ROUNDING_ASKED = re.compile(
+    r"\bround(?:ed|ing)?\s+(?:\w+\s+){0,3}?(?:to|off|up|down)\b|\brounded\b|\brounding\b|\bnearest\b|\bapproximat|\bestimate|decimal places?|significant (?:figures|digits)"
+    r"|\bto (?:one|two|three|\d+) decimal|\bcorrect to\b",
+    re.I,
+)
 
 
 def formula_value(text: str):
@@ -530,7 +573,7 @@ def key_contradiction(r: Record, rel_tol: float = 1e-9) -> str | None:
             return None
     shown = str(value) if value.denominator != 1 else str(value.numerator)
     decimals = len(r.answer.strip().split(".")[1]) if "." in r.answer else 0
-    if abs(value - key) <= Fraction(1, 2 * 10 ** decimals):
+    if abs(value - key) <= Fraction(1, 2 * 10**decimals):
         if _ROUNDING_ASKED.search(r.question):
             return None
         return f"answer is rounded: the source's solution gives {shown}"
@@ -564,6 +607,7 @@ def answer_key(records, ctx, rel_tol: float = 1e-9):
 def self_verify(records, ctx):
     """Drop answers that do not verify against themselves: ``\\boxed{answer}`` must
     earn the reward with the answer as reference (otherwise no response can)."""
-    verdicts = ctx.verifier.verify_batch([f"\\boxed{{{r.answer}}}" for r in records], [r.answer for r in records],
-                                         on_result=lambda i, v: ctx.tick(1))
+    verdicts = ctx.verifier.verify_batch(
+        [f"\\boxed{{{r.answer}}}" for r in records], [r.answer for r in records], on_result=lambda i, v: ctx.tick(1)
+    )
     return [None if v.correct else f"self-check failed ({v.reason})" for v in verdicts]

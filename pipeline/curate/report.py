@@ -12,25 +12,41 @@ def _cell(x) -> str:
 
 
 def write_markdown(rep: dict, path: Path) -> None:
-    lines = ["# Curation report", "",
-             f"{rep['rows_in']} rows in, **{rep['kept']} kept** ({rep['train']} train, {rep['val']} val), "
-             f"{rep['dropped']} dropped, in {rep['seconds']:.0f} s. "
-             f"{rep['reformulated_multiple_choice']} kept rows were multiple choice, reformulated as open-ended.", "",
-             "## Filters, in the order they ran", "", "| filter | rows in | dropped | seconds |", "|---|---:|---:|---:|"]
+    lines = [
+        "# Curation report",
+        "",
+        f"{rep['rows_in']} rows in, **{rep['kept']} kept** ({rep['train']} train, {rep['val']} val), "
+        f"{rep['dropped']} dropped, in {rep['seconds']:.0f} s. "
+        f"{rep['reformulated_multiple_choice']} kept rows were multiple choice, reformulated as open-ended.",
+        "",
+        "## Filters, in the order they ran",
+        "",
+        "| filter | rows in | dropped | seconds |",
+        "|---|---:|---:|---:|",
+    ]
     lines += [f"| {f['filter']} | {f['in']} | {f['dropped']} | {f['seconds']} |" for f in rep["filters"]]
     names = [f["filter"] for f in rep["filters"]]
-    lines += ["", "## Per source", "", "| source | in | kept | " + " | ".join(names) + " |",
-              "|---|---:|---:|" + "---:|" * len(names)]
+    lines += [
+        "",
+        "## Per source",
+        "",
+        "| source | in | kept | " + " | ".join(names) + " |",
+        "|---|---:|---:|" + "---:|" * len(names),
+    ]
     for s, c in rep["by_source"].items():
-        lines.append(f"| {s} | {c.get('in', 0)} | {c.get('kept', 0)} | " + " | ".join(str(c.get(n, 0)) for n in names) + " |")
+        lines.append(
+            f"| {s} | {c.get('in', 0)} | {c.get('kept', 0)} | " + " | ".join(str(c.get(n, 0)) for n in names) + " |"
+        )
     if rep["contaminated_by_eval_set"] or rep["eval_sets"]:
         lines += ["", "## Contamination per evaluation set", "", "| evaluation set | rows dropped |", "|---|---:|"]
         lines += [f"| {e} | {rep['contaminated_by_eval_set'].get(e, 0)} |" for e in rep["eval_sets"]]
     lines += ["", "## Examples of each drop reason", ""]
     for f, exs in rep["examples"].items():
         lines += [f"### {f}", "", "| row | reason | question | answer |", "|---|---|---|---|"]
-        lines += [f"| {_cell(e['uid'])} | {_cell(e['reason'])} | {_cell(e['question'][:160])} | {_cell(e['answer'])} |"
-                  for e in exs]
+        lines += [
+            f"| {_cell(e['uid'])} | {_cell(e['reason'])} | {_cell(e['question'][:160])} | {_cell(e['answer'])} |"
+            for e in exs
+        ]
         lines.append("")
     lines += ["![drop reasons](drop_reasons.png)", ""]
     with atomic_writer(path) as f:

@@ -16,8 +16,8 @@ import hashlib
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from data.io import InputError, atomic_writer, write_json
 from pipeline.config import ConfigError, CurateConfig, to_dict
@@ -58,8 +58,14 @@ def filter_plan(spec: list) -> list[tuple[str, dict]]:
     return plan
 
 
-def run_filters(records: list[Record], plan: list[tuple[str, dict]], ctx: Context, *, progress: bool = False,
-                log: Callable[[str], None] = lambda m: None):
+def run_filters(
+    records: list[Record],
+    plan: list[tuple[str, dict]],
+    ctx: Context,
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda m: None,
+):
     """Apply the filters in order, each to the survivors of the ones before.
     Returns (kept records, [(record, filter, reason)], per-filter counts and seconds)."""
     from tqdm import tqdm
@@ -69,8 +75,9 @@ def run_filters(records: list[Record], plan: list[tuple[str, dict]], ctx: Contex
     alive = records
     for name, params in plan:
         t = time.perf_counter()
-        with tqdm(total=len(alive), desc=f"{name:15s}", unit="row", disable=not progress, leave=False,
-                  dynamic_ncols=True) as bar:
+        with tqdm(
+            total=len(alive), desc=f"{name:15s}", unit="row", disable=not progress, leave=False, dynamic_ncols=True
+        ) as bar:
             ctx.tick = bar.update
             reasons = FILTERS[name](alive, ctx, **params)
         if len(reasons) != len(alive):
@@ -81,8 +88,14 @@ def run_filters(records: list[Record], plan: list[tuple[str, dict]], ctx: Contex
                 keep.append(r)
             else:
                 dropped.append((r, name, str(why)))
-        per_filter.append({"filter": name, "in": len(alive), "dropped": len(alive) - len(keep),
-                           "seconds": round(time.perf_counter() - t, 2)})
+        per_filter.append(
+            {
+                "filter": name,
+                "in": len(alive),
+                "dropped": len(alive) - len(keep),
+                "seconds": round(time.perf_counter() - t, 2),
+            }
+        )
         log(f"{name}: dropped {len(alive) - len(keep)} of {len(alive)}")
         alive = keep
     return alive, dropped, per_filter
@@ -126,8 +139,12 @@ def _fingerprint(cfg: CurateConfig) -> str:
         st = p.stat() if p.exists() else None
         h.update(f"{p}:{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}".encode())
     root = Path(__file__).resolve().parents[2]  # the code that decides: a changed filter re-runs
-    code = [*root.glob("pipeline/curate/*.py"), *root.glob("rewards/*.py"), *root.glob("data/*.py"),
-            root / "pipeline" / "config.py"]
+    code = [
+        *root.glob("pipeline/curate/*.py"),
+        *root.glob("rewards/*.py"),
+        *root.glob("data/*.py"),
+        root / "pipeline" / "config.py",
+    ]
     for src in sorted(code):
         h.update(src.read_bytes())
     from importlib.metadata import version
@@ -177,7 +194,11 @@ def curate(cfg: CurateConfig, out: str | Path, *, progress: bool = True, log: Ca
         log(f"{src.name}: {len(rows)} rows from {src.file or src.hub}")
         records += rows
     n_in = len(records)
-    evals = [p for name in cfg.eval_sets for p in load_benchmark(name, cfg.eval_dir)] if "decontaminate" in dict(plan) else []
+    evals = (
+        [p for name in cfg.eval_sets for p in load_benchmark(name, cfg.eval_dir)]
+        if "decontaminate" in dict(plan)
+        else []
+    )
     if evals:
         log(f"decontaminating against {len(evals)} problems of {', '.join(cfg.eval_sets)}")
     elif "decontaminate" in dict(plan):
@@ -203,8 +224,11 @@ def curate(cfg: CurateConfig, out: str | Path, *, progress: bool = True, log: Ca
     report = _report(cfg, records, train, val, dropped, per_filter, time.perf_counter() - t0)
     if not train:
         write_report(report, out)
-        why = (f"no rows survived the filters (all {n_in} dropped)" if not alive
-               else f"val_size {cfg.val_size:g} takes all {len(alive)} kept rows")
+        why = (
+            f"no rows survived the filters (all {n_in} dropped)"
+            if not alive
+            else f"val_size {cfg.val_size:g} takes all {len(alive)} kept rows"
+        )
         raise InputError(f"{why}; nothing written to train.parquet (see {out / 'report.md'})")
     _write_rl(train, out / "train.parquet", "train", cfg)
     outputs = ["train.parquet", "dropped.parquet", "report.json", "report.md", "drop_reasons.png"]
@@ -222,24 +246,51 @@ def curate(cfg: CurateConfig, out: str | Path, *, progress: bool = True, log: Ca
 def _write_rl(rows: list[Record], path: Path, split: str, cfg: CurateConfig) -> None:
     from data.formats import verl_row, write_parquet
 
-    write_parquet([
-        verl_row(r.question, r.answer, data_source=f"curated/{r.source}", index=i, split=split,
-                 instruction=cfg.instruction or None,
-                 extra={"source": r.source, "source_id": r.source_id, "uid": r.uid,
-                        "original_question": r.original_question, "original_answer": r.original_answer,
-                        "difficulty": r.meta.get("solve_rate"), "answer_kind": r.meta.get("answer_kind"),
-                        "reformulated": r.meta.get("reformulated")})
-        for i, r in enumerate(rows)
-    ], path)
+    write_parquet(
+        [
+            verl_row(
+                r.question,
+                r.answer,
+                data_source=f"curated/{r.source}",
+                index=i,
+                split=split,
+                instruction=cfg.instruction or None,
+                extra={
+                    "source": r.source,
+                    "source_id": r.source_id,
+                    "uid": r.uid,
+                    "original_question": r.original_question,
+                    "original_answer": r.original_answer,
+                    "difficulty": r.meta.get("solve_rate"),
+                    "answer_kind": r.meta.get("answer_kind"),
+                    "reformulated": r.meta.get("reformulated"),
+                },
+            )
+            for i, r in enumerate(rows)
+        ],
+        path,
+    )
 
 
 def _write_dropped(dropped: list[tuple[Record, str, str]], path: Path) -> None:
     import pandas as pd
 
-    df = pd.DataFrame([{"uid": r.uid, "source": r.source, "source_id": r.source_id, "line": r.line, "filter": f,
-                        "reason": why, "question": r.original_question, "answer": r.original_answer}
-                       for r, f, why in dropped],
-                      columns=["uid", "source", "source_id", "line", "filter", "reason", "question", "answer"])
+    df = pd.DataFrame(
+        [
+            {
+                "uid": r.uid,
+                "source": r.source,
+                "source_id": r.source_id,
+                "line": r.line,
+                "filter": f,
+                "reason": why,
+                "question": r.original_question,
+                "answer": r.original_answer,
+            }
+            for r, f, why in dropped
+        ],
+        columns=["uid", "source", "source_id", "line", "filter", "reason", "question", "answer"],
+    )
     with atomic_writer(path, "wb") as f:
         df.to_parquet(f, index=False)
 
@@ -259,8 +310,9 @@ def _report(cfg, records, train, val, dropped, per_filter, seconds: float) -> di
     examples: dict[str, list] = defaultdict(list)
     for r, f, why in dropped:
         if len(examples[f]) < cfg.examples_per_reason:
-            examples[f].append({"uid": r.uid, "reason": why, "question": r.original_question[:300],
-                                "answer": r.original_answer[:100]})
+            examples[f].append(
+                {"uid": r.uid, "reason": why, "question": r.original_question[:300], "answer": r.original_answer[:100]}
+            )
     return {
         "rows_in": len(records),
         "kept": len(train) + len(val),

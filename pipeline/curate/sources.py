@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from data.io import InputError, read_jsonl
 
@@ -124,8 +124,10 @@ def _rows(src) -> Iterator[tuple[int, dict]]:
 
             ds = datasets.load_dataset(src.hub, src.hub_config, split=src.split)
         except Exception as e:
-            raise InputError(f"source {src.name}: loading {src.hub} ({src.split}) from the Hugging Face Hub failed: "
-                             f"{type(e).__name__}: {str(e)[:200]}") from None
+            raise InputError(
+                f"source {src.name}: loading {src.hub} ({src.split}) from the Hugging Face Hub failed: "
+                f"{type(e).__name__}: {str(e)[:200]}"
+            ) from None
         yield from enumerate((dict(r) for r in ds), 1)
         return
     path = Path(src.file)
@@ -187,10 +189,17 @@ def read_source(src) -> list[Record]:
         subject = _get(row, src.subject)
         solution = _get(row, src.solution)
         rec = Record(
-            uid=f"{src.name}:{sid}", source=src.name, source_id=sid, line=line,
-            question="" if q is None else str(q), answer=a,
-            options=options, correct_option=letter, correct_option_given=given is not None,
-            subject=None if subject is None else str(subject), solution="" if solution is None else str(solution),
+            uid=f"{src.name}:{sid}",
+            source=src.name,
+            source_id=sid,
+            line=line,
+            question="" if q is None else str(q),
+            answer=a,
+            options=options,
+            correct_option=letter,
+            correct_option_given=given is not None,
+            subject=None if subject is None else str(subject),
+            solution="" if solution is None else str(solution),
         )
         rec.original_question, rec.original_answer = rec.question, rec.answer
         if problem:
@@ -201,6 +210,8 @@ def read_source(src) -> list[Record]:
     mapped = {f: key for key in ("question", "answer") for f in _fields(getattr(src, key))}  # the ones every row needs
     missing = sorted(f for f in mapped if f not in present)
     if out and missing:
-        raise InputError(f"source {src.name}: no row has the field(s) {missing} (mapped as "
-                         f"{', '.join(sorted({mapped[f] for f in missing}))}); fields present: {', '.join(sorted(present))}")
+        raise InputError(
+            f"source {src.name}: no row has the field(s) {missing} (mapped as "
+            f"{', '.join(sorted({mapped[f] for f in missing}))}); fields present: {', '.join(sorted(present))}"
+        )
     return out

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from data.benchmarks import EvalProblem
 from data.io import read_jsonl, write_json, write_jsonl
@@ -28,14 +28,25 @@ from pipeline.config import ConfigError
 def prompt_messages(question: str, instruction: str, system_prompt: str | None) -> list[dict]:
     """The chat for one problem: optional system prompt, question + instruction."""
     user = f"{question}\n{instruction}".strip() if instruction else question
-    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": user}
+    ]
 
 
 def _settings(cfg) -> dict:
     g = cfg.generation
-    return {"model": cfg.model.path, "gguf_file": cfg.model.gguf_file, "instruction": cfg.instruction,
-            "system_prompt": cfg.system_prompt, "n": g.n, "temperature": g.temperature, "top_p": g.top_p,
-            "max_new_tokens": g.max_new_tokens, "seed": cfg.seed, "second_attempt": second_instruction(cfg)}
+    return {
+        "model": cfg.model.path,
+        "gguf_file": cfg.model.gguf_file,
+        "instruction": cfg.instruction,
+        "system_prompt": cfg.system_prompt,
+        "n": g.n,
+        "temperature": g.temperature,
+        "top_p": g.top_p,
+        "max_new_tokens": g.max_new_tokens,
+        "seed": cfg.seed,
+        "second_attempt": second_instruction(cfg),
+    }
 
 
 def second_instruction(cfg) -> str | None:
@@ -58,8 +69,10 @@ def check_resumable(cfg, gen_dir: Path) -> None:
             raise ConfigError(f"{path} is corrupt; delete {gen_dir} to start the generations over") from None
         diff = sorted(k for k in now if before.get(k) != now[k])
         if diff:
-            raise ConfigError(f"{gen_dir} holds generations made with other settings ({', '.join(diff)} differ); "
-                              "choose another --out, or delete that directory to start over")
+            raise ConfigError(
+                f"{gen_dir} holds generations made with other settings ({', '.join(diff)} differ); "
+                "choose another --out, or delete that directory to start over"
+            )
     else:
         write_json(path, now)
 
@@ -98,8 +111,9 @@ class Generator:
             self.tokenizer = load_tokenizer(cfg.model.path, cfg.model.gguf_file)
             self.rollout = VLLMRollout(cfg.model.path, gpu_memory_utilization=g.gpu_memory_utilization, seed=cfg.seed)
         else:
-            model, self.tokenizer = load_policy(cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device,
-                                                dtype=cfg.model.dtype)
+            model, self.tokenizer = load_policy(
+                cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device, dtype=cfg.model.dtype
+            )
             self.rollout = HFRollout(model, self.tokenizer, g.max_batch)
 
     def generate(self, problems: Sequence[EvalProblem]) -> list[dict]:
@@ -112,21 +126,29 @@ class Generator:
         groups = self.rollout.generate([encode_prompt(tok, c) for c in chats], g.n, sampling)
         eos = getattr(self.rollout, "eos_ids", {tok.eos_token_id})
         rows = [
-            {"benchmark": p.benchmark, "id": p.id, "question": p.question, "answer": p.answer,
-             "responses": [tok.decode(t, skip_special_tokens=True) for t in grp],
-             "tokens": [len(t) for t in grp],
-             "truncated": [not t or t[-1] not in eos for t in grp]}
+            {
+                "benchmark": p.benchmark,
+                "id": p.id,
+                "question": p.question,
+                "answer": p.answer,
+                "responses": [tok.decode(t, skip_special_tokens=True) for t in grp],
+                "tokens": [len(t) for t in grp],
+                "truncated": [not t or t[-1] not in eos for t in grp],
+            }
             for p, grp in zip(problems, groups)
         ]
         instruction = second_instruction(cfg)
         if instruction:  # self-correction: one second attempt per response, after the instruction
             from pipeline.train.self_correction import second_attempt_prompt
 
-            second = [second_attempt_prompt(tok, chat, text, instruction)
-                      for chat, row in zip(chats, rows) for text in row["responses"]]
+            second = [
+                second_attempt_prompt(tok, chat, text, instruction)
+                for chat, row in zip(chats, rows)
+                for text in row["responses"]
+            ]
             flat = [grp[0] for grp in self.rollout.generate(second, 1, sampling)]
             for i, row in enumerate(rows):
-                mine = flat[i * g.n:(i + 1) * g.n]
+                mine = flat[i * g.n : (i + 1) * g.n]
                 row["responses_t2"] = [tok.decode(t, skip_special_tokens=True) for t in mine]
                 row["tokens_t2"] = [len(t) for t in mine]
         return rows
@@ -145,8 +167,10 @@ def generate_benchmark(
     for p in problems:
         r = done.get((p.benchmark, p.id))
         if r is not None and (r.get("question") != p.question or str(r.get("answer")) != str(p.answer)):
-            raise ConfigError(f"{path} holds a different problem under {p.benchmark}/{p.id}; the benchmark file "
-                              "changed since these generations were made: choose another --out")
+            raise ConfigError(
+                f"{path} holds a different problem under {p.benchmark}/{p.id}; the benchmark file "
+                "changed since these generations were made: choose another --out"
+            )
     todo = [p for p in problems if (p.benchmark, p.id) not in done]
     if progress:
         progress(len(problems) - len(todo))

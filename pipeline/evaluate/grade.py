@@ -15,9 +15,9 @@ disagree is listed in the report.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from data.io import InputError, read_jsonl
 from pipeline.evaluate.metrics import ProblemResult, aggregate_score
@@ -44,8 +44,14 @@ class GradedProblem:
     extra: dict = field(default_factory=dict)
 
     def result(self) -> ProblemResult:
-        return ProblemResult(self.correct, self.labels, self.scores, lengths=self.tokens, correct_t2=self.correct_t2,
-                             key=f"{self.benchmark}/{self.id}")
+        return ProblemResult(
+            self.correct,
+            self.labels,
+            self.scores,
+            lengths=self.tokens,
+            correct_t2=self.correct_t2,
+            key=f"{self.benchmark}/{self.id}",
+        )
 
 
 def _as_list(v, where: str, key: str) -> list:
@@ -95,13 +101,15 @@ def load_generations(path: str | Path, keys, aggregate: str = "last", limit: int
     for line, row in read_jsonl(path):
         where = f"{path}:{line}"
         if keys.response not in row:
-            raise InputError(f"{where}: no response field {keys.response!r} (fields: {', '.join(row)}); "
-                             "set --response-key")
+            raise InputError(
+                f"{where}: no response field {keys.response!r} (fields: {', '.join(row)}); set --response-key"
+            )
         answer_key = keys.answer or next((k for k in _DEFAULT_ANSWER_KEYS if k in row), None)
         if answer_key not in row:
             wanted = repr(keys.answer) if keys.answer else " or ".join(map(repr, _DEFAULT_ANSWER_KEYS))
-            raise InputError(f"{where}: no reference answer field {wanted} (fields: {', '.join(row)}); "
-                             "set --answer-key")
+            raise InputError(
+                f"{where}: no reference answer field {wanted} (fields: {', '.join(row)}); set --answer-key"
+            )
         if row[keys.response] is None or row[keys.response] == []:
             raise InputError(f"{where}: {keys.response!r} holds no responses")
         if row[answer_key] is None or str(row[answer_key]).strip() == "":
@@ -173,23 +181,31 @@ def grade(
             flat_resp.append(resp), flat_gold.append(r["answer"]), slots.append((i, j, "t2"))
     tick = (lambda *_: progress(1)) if progress else None
     verdicts = verifier.verify_batch(flat_resp, flat_gold, questions=None, on_result=tick) if flat_resp else []
-    groups = verifier.group_answers([r["responses"] for r in rows],
-                                    on_result=(lambda *_: progress(1)) if progress else None)
+    groups = verifier.group_answers(
+        [r["responses"] for r in rows], on_result=(lambda *_: progress(1)) if progress else None
+    )
     graded = []
-    for i, (r, g) in enumerate(zip(rows, groups)):
+    for r, g in zip(rows, groups):
         n = len(r["responses"])
-        graded.append(GradedProblem(
-            benchmark=r["benchmark"], id=r["id"], question=r["question"], answer=str(r["answer"]),
-            responses=r["responses"], correct=list(r.get("correct") or [False] * n),
-            answers=list(g.answers), labels=list(g.labels),
-            reasons=None if "correct" in r else [""] * n,
-            scores=r.get("scores"),
-            tokens=r.get("tokens") or ([count_tokens(x) for x in r["responses"]] if count_tokens else None),
-            responses_t2=r.get("responses_t2"),
-            correct_t2=[False] * n if r.get("responses_t2") else None,
-            file_correct=r.get("file_correct"),
-            extra={"file_correct_key": r.get("file_correct_key"), "grouping": g.reason},
-        ))
+        graded.append(
+            GradedProblem(
+                benchmark=r["benchmark"],
+                id=r["id"],
+                question=r["question"],
+                answer=str(r["answer"]),
+                responses=r["responses"],
+                correct=list(r.get("correct") or [False] * n),
+                answers=list(g.answers),
+                labels=list(g.labels),
+                reasons=None if "correct" in r else [""] * n,
+                scores=r.get("scores"),
+                tokens=r.get("tokens") or ([count_tokens(x) for x in r["responses"]] if count_tokens else None),
+                responses_t2=r.get("responses_t2"),
+                correct_t2=[False] * n if r.get("responses_t2") else None,
+                file_correct=r.get("file_correct"),
+                extra={"file_correct_key": r.get("file_correct_key"), "grouping": g.reason},
+            )
+        )
     for (i, j, turn), v in zip(slots, verdicts):
         if turn == "t1":
             graded[i].correct[j] = v.correct
@@ -211,9 +227,24 @@ def disagreements(graded: Sequence[GradedProblem], limit: int = 50) -> dict:
             if ours != theirs:
                 total += 1
                 if len(items) < limit:
-                    items.append({"benchmark": g.benchmark, "id": g.id, "response": j, "verifier": ours, "file": theirs,
-                                  "extracted": g.answers[j], "reference": g.answer, "reason": g.reasons[j]})
+                    items.append(
+                        {
+                            "benchmark": g.benchmark,
+                            "id": g.id,
+                            "response": j,
+                            "verifier": ours,
+                            "file": theirs,
+                            "extracted": g.answers[j],
+                            "reference": g.answer,
+                            "reason": g.reasons[j],
+                        }
+                    )
     if not compared:
         return {}
-    return {"file_key": key, "compared": compared, "disagree": total,
-            "agreement": round(1 - total / compared, 6), "examples": items}
+    return {
+        "file_key": key,
+        "compared": compared,
+        "disagree": total,
+        "agreement": round(1 - total / compared, 6),
+        "examples": items,
+    }

@@ -26,8 +26,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -85,8 +85,13 @@ def _tied_top(totals: dict[int, float]) -> list[int]:
     return [g for g, t in totals.items() if math.isclose(t, best, rel_tol=1e-9, abs_tol=1e-12)]
 
 
-def vote_credit(labels: Sequence[int], correct: Sequence[bool], weights: Sequence[float] | None,
-                idx: Sequence[int], share_ties: bool = False) -> float:
+def vote_credit(
+    labels: Sequence[int],
+    correct: Sequence[bool],
+    weights: Sequence[float] | None,
+    idx: Sequence[int],
+    share_ties: bool = False,
+) -> float:
     """Credit of a (weighted) majority vote among responses ``idx``: 1 if the
     winning answer group is correct, 0 if not. A tie between groups goes to the
     group seen first (as ``Counter.most_common`` in the usual evaluation
@@ -109,7 +114,9 @@ def vote_credit(labels: Sequence[int], correct: Sequence[bool], weights: Sequenc
     return sum(bool(correct[first[g]]) for g in tied) / len(tied)
 
 
-def argmax_credit(scores: Sequence[float], correct: Sequence[bool], idx: Sequence[int], share_ties: bool = False) -> float:
+def argmax_credit(
+    scores: Sequence[float], correct: Sequence[bool], idx: Sequence[int], share_ties: bool = False
+) -> float:
     """Credit of picking the top-scored response among ``idx``; a tie goes to the
     earlier response, or with ``share_ties`` is shared."""
     tied = _tied_top({i: scores[i] for i in idx})
@@ -136,7 +143,9 @@ class ProblemResult:
         return len(self.correct)
 
 
-def problem_metrics(p: ProblemResult, max_subsets: int = 256, seed: int = 0, share_ties: bool = False) -> dict[str, float]:
+def problem_metrics(
+    p: ProblemResult, max_subsets: int = 256, seed: int = 0, share_ties: bool = False
+) -> dict[str, float]:
     """Every metric for one problem, as fractions in [0, 1] (None-free)."""
     n, c = p.n, int(sum(p.correct))
     out: dict[str, float] = {}
@@ -192,8 +201,9 @@ def bootstrap_ci(values: np.ndarray, resamples: int = 1000, confidence: float = 
     return np.quantile(means, [lo, hi], axis=0).T
 
 
-def problem_table(problems: Sequence[ProblemResult], *, max_subsets: int = 256, seed: int = 0,
-                  share_ties: bool = False) -> list[dict]:
+def problem_table(
+    problems: Sequence[ProblemResult], *, max_subsets: int = 256, seed: int = 0, share_ties: bool = False
+) -> list[dict]:
     """:func:`problem_metrics` of each problem, its subset sample seeded by its key."""
     return [problem_metrics(p, max_subsets, _seed(seed, p.key or str(i)), share_ties) for i, p in enumerate(problems)]
 
@@ -227,8 +237,11 @@ def summarize(
         "confidence": confidence,
     }
     if dropped:  # e.g. problems with different n, or negative scores for the weighted vote
-        out["not_reported"] = {"metrics": dropped, "why": "not defined for every problem (different n per "
-                               "problem, missing second attempts, or negative scores for the weighted vote)"}
+        out["not_reported"] = {
+            "metrics": dropped,
+            "why": "not defined for every problem (different n per "
+            "problem, missing second attempts, or negative scores for the weighted vote)",
+        }
     out.update(length_stats(problems))
     return out
 
@@ -282,8 +295,14 @@ def length_stats(problems: Sequence[ProblemResult], bins: int = 5) -> dict:
         lo, hi = (edges[i], edges[i + 1]) if len(edges) > 1 else (edges[0], edges[0])
         sel = (lengths >= lo) & ((lengths <= hi) if i == len(edges) - 2 or len(edges) == 1 else (lengths < hi))
         if sel.any():
-            by_bin.append({"min_tokens": float(lo), "max_tokens": float(hi), "responses": int(sel.sum()),
-                           "acc": round(float(correct[sel].mean() * 100), 4)})
+            by_bin.append(
+                {
+                    "min_tokens": float(lo),
+                    "max_tokens": float(hi),
+                    "responses": int(sel.sum()),
+                    "acc": round(float(correct[sel].mean() * 100), 4),
+                }
+            )
     return {
         "mean_tokens": round(float(lengths.mean()), 2),
         "correct_per_1k_tokens": round(float(correct.sum() / lengths.sum() * 1000), 4) if lengths.sum() else None,

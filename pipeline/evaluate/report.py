@@ -50,8 +50,9 @@ def _table(summary: dict, ks: list[int] | None) -> list[str]:
         if summary.get("correct_per_1k_tokens") is not None:
             lines.append(f"| correct answers / 1k tokens | {summary['correct_per_1k_tokens']:.3f} | |")
     if summary.get("not_reported"):
-        lines.append(f"\nNot reported: {', '.join(summary['not_reported']['metrics'])} "
-                     f"({summary['not_reported']['why']}).")
+        lines.append(
+            f"\nNot reported: {', '.join(summary['not_reported']['metrics'])} ({summary['not_reported']['why']})."
+        )
     return lines
 
 
@@ -59,12 +60,16 @@ def write_markdown(report: dict, path: Path, ks: list[int] | None = None) -> Non
     lines = ["# Evaluation report", ""]
     s = report.get("settings", {})
     if s.get("model"):
-        lines.append(f"Model: `{s['model']}`; n = {s.get('n')} samples per problem, temperature {s.get('temperature')}, "
-                     f"at most {s.get('max_new_tokens')} new tokens.")
+        lines.append(
+            f"Model: `{s['model']}`; n = {s.get('n')} samples per problem, temperature {s.get('temperature')}, "
+            f"at most {s.get('max_new_tokens')} new tokens."
+        )
     if s.get("generations"):
         lines.append(f"Scored from `{s['generations']}`.")
-    lines.append(f"Correctness: {report.get('graded_by', '?')}. Figures in percent; intervals are bootstrap "
-                 "percentile intervals over problems.")
+    lines.append(
+        f"Correctness: {report.get('graded_by', '?')}. Figures in percent; intervals are bootstrap "
+        "percentile intervals over problems."
+    )
     lines.append("")
     lines += [f"## Overall ({report['overall']['problems']} problems, {report['overall']['responses']} responses)", ""]
     lines += _table(report["overall"], ks) + [""]
@@ -73,15 +78,29 @@ def write_markdown(report: dict, path: Path, ks: list[int] | None = None) -> Non
             lines += [f"## {name} ({b['problems']} problems)", ""] + _table(b, ks) + [""]
     d = report.get("disagreements")
     if d:
-        lines += ["## Verifier vs the file's own grades", "",
-                  f"The project's verifier and the file's `{d['file_key']}` agree on {d['compared'] - d['disagree']} of "
-                  f"{d['compared']} responses ({d['agreement'] * 100:.2f}%).", ""]
+        lines += [
+            "## Verifier vs the file's own grades",
+            "",
+            f"The project's verifier and the file's `{d['file_key']}` agree on {d['compared'] - d['disagree']} of "
+            f"{d['compared']} responses ({d['agreement'] * 100:.2f}%).",
+            "",
+        ]
         if d["examples"]:
-            lines += ["| benchmark | id | response | verifier | file | extracted | reference | reason |",
-                      "|---|---|---:|---|---|---|---|---|"]
+            lines += [
+                "| benchmark | id | response | verifier | file | extracted | reference | reason |",
+                "|---|---|---:|---|---|---|---|---|",
+            ]
             for e in d["examples"]:
-                cells = [e["benchmark"], e["id"], e["response"], e["verifier"], e["file"], f"`{e['extracted']}`",
-                         f"`{e['reference']}`", e["reason"]]
+                cells = [
+                    e["benchmark"],
+                    e["id"],
+                    e["response"],
+                    e["verifier"],
+                    e["file"],
+                    f"`{e['extracted']}`",
+                    f"`{e['reference']}`",
+                    e["reason"],
+                ]
                 lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
             lines.append("")
     if report.get("plots"):
@@ -109,18 +128,33 @@ def write_plots(report: dict, out: Path) -> list[str]:
         ks, vs = series(s, "pass")
         if ks:
             ax.plot(ks, vs, marker="o", label=name)
-    made.append(_finish(fig, ax, series(report["overall"], "pass")[0], "k", "pass@k (%)", "pass@k", out / "pass_at_k.png"))
+    made.append(
+        _finish(fig, ax, series(report["overall"], "pass")[0], "k", "pass@k (%)", "pass@k", out / "pass_at_k.png")
+    )
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for kind, label in (("pass", "pass@N (oracle)"), ("maj", "majority vote"), ("bon", "best-of-N (verifier)"),
-                        ("wbon", "weighted best-of-N")):
+    for kind, label in (
+        ("pass", "pass@N (oracle)"),
+        ("maj", "majority vote"),
+        ("bon", "best-of-N (verifier)"),
+        ("wbon", "weighted best-of-N"),
+    ):
         ks, vs = series(report["overall"], kind)
         if kind == "pass":
             ks, vs = zip(*[(k, v) for k, v in zip(ks, vs) if k & (k - 1) == 0 or k == max(ks)]) if ks else ([], [])
         if ks:
             ax.plot(ks, vs, marker="o", label=label)
-    made.append(_finish(fig, ax, series(report["overall"], "pass")[0], "N", "accuracy (%)", "accuracy vs N (overall)",
-                        out / "bon_vs_n.png"))
+    made.append(
+        _finish(
+            fig,
+            ax,
+            series(report["overall"], "pass")[0],
+            "N",
+            "accuracy (%)",
+            "accuracy vs N (overall)",
+            out / "bon_vs_n.png",
+        )
+    )
 
     bins = report["overall"].get("acc_by_length")
     if bins:
@@ -174,7 +208,11 @@ def load_report(path: str | Path) -> dict:
         rep = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{p}: not valid JSON ({e})") from None
-    if not isinstance(rep, dict) or not isinstance(rep.get("overall"), dict) or not isinstance(rep.get("benchmarks"), dict):
+    if (
+        not isinstance(rep, dict)
+        or not isinstance(rep.get("overall"), dict)
+        or not isinstance(rep.get("benchmarks"), dict)
+    ):
         raise InputError(f"{p}: not an evaluation report (no overall / benchmarks sections)")
     return rep
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from data.io import write_jsonl
 from pipeline.config import ConfigError, EvalConfig, to_dict
@@ -37,8 +37,10 @@ def generate_all(cfg: EvalConfig, out: Path, progress: bool, log: Callable[[str]
         raise ConfigError("benchmarks: name at least one (e.g. --benchmarks math500,gsm8k)")
     stems = [Path(b).stem for b in cfg.benchmarks]
     if len(set(stems)) != len(stems):
-        raise ConfigError(f"benchmarks: two share a name ({', '.join(sorted({s for s in stems if stems.count(s) > 1}))}); "
-                          "their generations would share a file: rename one")
+        raise ConfigError(
+            f"benchmarks: two share a name ({', '.join(sorted({s for s in stems if stems.count(s) > 1}))}); "
+            "their generations would share a file: rename one"
+        )
     problems = {b: load_benchmark(b, cfg.data_dir, cfg.limit) for b in cfg.benchmarks}
     gen_dir = out / "generations"
     gen_dir.mkdir(parents=True, exist_ok=True)
@@ -58,11 +60,12 @@ def _token_counter(cfg: EvalConfig):
     if not cfg.model.path:
         return None
     from pipeline.train.policy import load_tokenizer
-
     from rewards.check import MAX_RESPONSE_CHARS
 
     tok = load_tokenizer(cfg.model.path, cfg.model.gguf_file)
-    return lambda text: len(tok(text[-MAX_RESPONSE_CHARS:], add_special_tokens=False, split_special_tokens=True)["input_ids"])
+    return lambda text: len(
+        tok(text[-MAX_RESPONSE_CHARS:], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    )
 
 
 def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Callable[[str], None] = print) -> dict:
@@ -74,8 +77,10 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if cfg.generations and cfg.second_attempt:
-        raise ConfigError("second_attempt generates second attempts with a model; a --generations file brings its own "
-                          "(name them with --second-response-key)")
+        raise ConfigError(
+            "second_attempt generates second attempts with a model; a --generations file brings its own "
+            "(name them with --second-response-key)"
+        )
     if cfg.generations:
         rows = load_generations(cfg.generations, cfg.keys, cfg.aggregate, cfg.limit)
         count = _token_counter(cfg)
@@ -96,16 +101,28 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
 
         if cfg.reward_model or any("scores" in r for r in rows):
             log(f"--process-verifier: its {cfg.aggregate} step scores replace the other verifier scores")
-        steps_per_row = process_scores(cfg.process_verifier, rows, base=cfg.process_base_verifier,
-                                       alpha=cfg.process_alpha, instruction=cfg.instruction,
-                                       system_prompt=cfg.system_prompt, device=cfg.model.device, log=log)
+        steps_per_row = process_scores(
+            cfg.process_verifier,
+            rows,
+            base=cfg.process_base_verifier,
+            alpha=cfg.process_alpha,
+            instruction=cfg.instruction,
+            system_prompt=cfg.system_prompt,
+            device=cfg.model.device,
+            log=log,
+        )
         for r, steps in zip(rows, steps_per_row):
             r["scores"] = [aggregate_score(x, cfg.aggregate) if x else 0.0 for x in steps]
     t_gen = time.perf_counter() - t0
 
     v = cfg.verifier
-    n_checks = sum(len(r["responses"]) * ("correct" not in r) + len(r.get("responses_t2") or []) for r in rows) + len(rows)
-    with Verifier(workers=v.workers, timeout=v.timeout, mode=v.mode) as verifier, _bar(n_checks, "grade", progress) as bar:
+    n_checks = sum(len(r["responses"]) * ("correct" not in r) + len(r.get("responses_t2") or []) for r in rows) + len(
+        rows
+    )
+    with (
+        Verifier(workers=v.workers, timeout=v.timeout, mode=v.mode) as verifier,
+        _bar(n_checks, "grade", progress) as bar,
+    ):
         graded = grade(rows, verifier, count_tokens=count, progress=bar.update)
     t_grade = time.perf_counter() - t0 - t_gen
     _write_graded(graded, out / "graded.jsonl")
@@ -122,11 +139,15 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
         **overall["metrics"],
         "ci": overall["ci"],
         "overall": overall,
-        "benchmarks": {b: summarize([results[i] for i in ix], per=[table[i] for i in ix], **opts)
-                       for b, ix in by_bench.items()},
+        "benchmarks": {
+            b: summarize([results[i] for i in ix], per=[table[i] for i in ix], **opts) for b, ix in by_bench.items()
+        },
         "weighted_vote_weights": weights if any(g.scores for g in graded) else None,
-        "graded_by": (f"the file's `{cfg.keys.correct}`" if cfg.keys.correct and cfg.generations
-                      else f"the project's verifier ({v.mode} mode)"),
+        "graded_by": (
+            f"the file's `{cfg.keys.correct}`"
+            if cfg.keys.correct and cfg.generations
+            else f"the project's verifier ({v.mode} mode)"
+        ),
         "disagreements": disagreements(graded),
         "grouping_fallbacks": sum(g.extra.get("grouping") != "ok" for g in graded),
         "settings": _settings(cfg),
@@ -147,30 +168,62 @@ def _headline(metrics: dict) -> list[str]:
 def _settings(cfg: EvalConfig) -> dict:
     d = to_dict(cfg)
     if cfg.generations:
-        return {"generations": cfg.generations, "keys": d["keys"], "aggregate": cfg.aggregate,
-                "reward_model": cfg.reward_model, **_process_settings(cfg), "verifier": d["verifier"], "bootstrap": cfg.bootstrap,
-                "instruction": cfg.instruction, "system_prompt": cfg.system_prompt}
+        return {
+            "generations": cfg.generations,
+            "keys": d["keys"],
+            "aggregate": cfg.aggregate,
+            "reward_model": cfg.reward_model,
+            **_process_settings(cfg),
+            "verifier": d["verifier"],
+            "bootstrap": cfg.bootstrap,
+            "instruction": cfg.instruction,
+            "system_prompt": cfg.system_prompt,
+        }
     g = d.pop("generation")
-    return {"model": cfg.model.path, "benchmarks": cfg.benchmarks, "n": g["n"], "temperature": g["temperature"],
-            "top_p": g["top_p"], "max_new_tokens": g["max_new_tokens"], "backend": g["backend"],
-            "instruction": cfg.instruction, "system_prompt": cfg.system_prompt, "limit": cfg.limit,
-            "reward_model": cfg.reward_model, **_process_settings(cfg), "verifier": d["verifier"], "bootstrap": cfg.bootstrap, "seed": cfg.seed}
+    return {
+        "model": cfg.model.path,
+        "benchmarks": cfg.benchmarks,
+        "n": g["n"],
+        "temperature": g["temperature"],
+        "top_p": g["top_p"],
+        "max_new_tokens": g["max_new_tokens"],
+        "backend": g["backend"],
+        "instruction": cfg.instruction,
+        "system_prompt": cfg.system_prompt,
+        "limit": cfg.limit,
+        "reward_model": cfg.reward_model,
+        **_process_settings(cfg),
+        "verifier": d["verifier"],
+        "bootstrap": cfg.bootstrap,
+        "seed": cfg.seed,
+    }
 
 
 def _process_settings(cfg: EvalConfig) -> dict:
     if not cfg.process_verifier:
         return {"process_verifier": None}
-    return {"process_verifier": cfg.process_verifier, "process_base_verifier": cfg.process_base_verifier,
-            "process_alpha": cfg.process_alpha, "process_score": "Q^pi + alpha * A^mu" if cfg.process_base_verifier
-            else "Q^mu + alpha * A^mu (no process_base_verifier: the prover's values stand in for Q^pi)"}
+    return {
+        "process_verifier": cfg.process_verifier,
+        "process_base_verifier": cfg.process_base_verifier,
+        "process_alpha": cfg.process_alpha,
+        "process_score": "Q^pi + alpha * A^mu"
+        if cfg.process_base_verifier
+        else "Q^mu + alpha * A^mu (no process_base_verifier: the prover's values stand in for Q^pi)",
+    }
 
 
 def _write_graded(graded: list[GradedProblem], path: Path) -> None:
     """Per-response grades, answers and groups: what every figure was computed from."""
 
     def row(g: GradedProblem) -> dict:
-        out = {"benchmark": g.benchmark, "id": g.id, "answer": g.answer, "correct": g.correct,
-               "extracted": g.answers, "group": g.labels}
+        out = {
+            "benchmark": g.benchmark,
+            "id": g.id,
+            "answer": g.answer,
+            "correct": g.correct,
+            "extracted": g.answers,
+            "group": g.labels,
+        }
         for k in ("reasons", "scores", "tokens", "correct_t2", "file_correct"):
             if getattr(g, k) is not None:
                 out[k] = getattr(g, k)

@@ -10,7 +10,7 @@ last/min/product) plug in beside it.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -40,8 +40,9 @@ def encode(tok, question: str, response: str, max_tokens: int) -> tuple[list[int
     strings kept as text (a response cannot close its turn by writing
     ``<|im_end|>``), and cut from the front when too long: its end holds the answer."""
     if getattr(tok, "chat_template", None):
-        text = tok.apply_chat_template([{"role": "user", "content": question}, {"role": "assistant", "content": _SLOT}],
-                                       tokenize=False)
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": question}, {"role": "assistant", "content": _SLOT}], tokenize=False
+        )
         head, _, tail = text.partition(_SLOT)
     else:
         head, tail = f"{question}\n\n", ""
@@ -53,8 +54,15 @@ def encode(tok, question: str, response: str, max_tokens: int) -> tuple[list[int
 
 
 @torch.no_grad()
-def reward_model_scores(name_or_path: str, rows: Sequence[dict], *, device: str = "auto", batch_size: int = 16,
-                        max_tokens: int = 4096, log=None) -> list[list[float]]:
+def reward_model_scores(
+    name_or_path: str,
+    rows: Sequence[dict],
+    *,
+    device: str = "auto",
+    batch_size: int = 16,
+    max_tokens: int = 4096,
+    log=None,
+) -> list[list[float]]:
     """For each row, one score per response (``rows`` as :func:`grade.load_generations` returns)."""
     model, tok = _load(name_or_path, device)
     dev = next(model.parameters()).device

@@ -20,8 +20,15 @@ from pipeline.config import GROUP_STD_ESTIMATORS, AlgorithmConfig, ConfigError
 
 # estimators that need only scores + group ids (the others want values or baselines)
 OUTCOME_ESTIMATORS = (
-    "grpo", "grpo_vectorized", "rloo", "rloo_vectorized", "reinforce_plus_plus",
-    "reinforce_plus_plus_baseline", "opo", "gpg", "grpo_passk",
+    "grpo",
+    "grpo_vectorized",
+    "rloo",
+    "rloo_vectorized",
+    "reinforce_plus_plus",
+    "reinforce_plus_plus_baseline",
+    "opo",
+    "gpg",
+    "grpo_passk",
 )
 
 
@@ -35,18 +42,27 @@ def validate(cfg: AlgorithmConfig) -> None:
     """Check names against verl's registries; a ConfigError lists the valid ones."""
     ca = _core()
     if cfg.adv_estimator not in OUTCOME_ESTIMATORS:
-        raise ConfigError(f"algorithm.adv_estimator {cfg.adv_estimator!r} is not supported by the single-process "
-                          f"engine; choose one of {list(OUTCOME_ESTIMATORS)}")
+        raise ConfigError(
+            f"algorithm.adv_estimator {cfg.adv_estimator!r} is not supported by the single-process "
+            f"engine; choose one of {list(OUTCOME_ESTIMATORS)}"
+        )
     if cfg.loss_mode not in ca.POLICY_LOSS_REGISTRY:
         raise ConfigError(f"algorithm.loss_mode {cfg.loss_mode!r}; verl has {sorted(ca.POLICY_LOSS_REGISTRY)}")
-    if cfg.loss_agg_mode not in ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean",
-                                 "seq-mean-token-sum-norm"):
+    if cfg.loss_agg_mode not in (
+        "token-mean",
+        "token-sum",
+        "seq-mean-token-sum",
+        "seq-mean-token-mean",
+        "seq-mean-token-sum-norm",
+    ):
         raise ConfigError(f"algorithm.loss_agg_mode {cfg.loss_agg_mode!r} is not one of verl's agg_loss modes")
     try:
         ca.kl_penalty(torch.zeros(1, 1), torch.zeros(1, 1), cfg.kl_type)
     except (NotImplementedError, ValueError, KeyError):
-        raise ConfigError(f"algorithm.kl_type {cfg.kl_type!r} is not a verl kl_penalty type "
-                          "(kl, abs, mse, low_var_kl, k1, k2, k3, k3+, low_var_kl+)") from None
+        raise ConfigError(
+            f"algorithm.kl_type {cfg.kl_type!r} is not a verl kl_penalty type "
+            "(kl, abs, mse, low_var_kl, k1, k2, k3, k3+, low_var_kl+)"
+        ) from None
 
 
 def algo_config(cfg: AlgorithmConfig):
@@ -119,8 +135,9 @@ def _estimate(cfg: AlgorithmConfig, scores, response_mask: torch.Tensor, group) 
     return adv
 
 
-def bonus_scale(cfg: AlgorithmConfig, scores, response_mask: torch.Tensor, group,
-                normalised: torch.Tensor | None = None) -> np.ndarray:
+def bonus_scale(
+    cfg: AlgorithmConfig, scores, response_mask: torch.Tensor, group, normalised: torch.Tensor | None = None
+) -> np.ndarray:
     """(B,) factor for a token bonus: 1 without per-group std normalisation, else
     the ``1 / (std + eps)`` verl's estimator divided the response's group by (read
     off the estimator itself: normalised over centred advantages). A group whose
@@ -179,8 +196,13 @@ def actor_loss(
     gbi = ac.global_batch_info
     mask = response_mask.bool()
     pg_loss, pg_metrics = ca.get_policy_loss_fn(ac.policy_loss.loss_mode)(
-        old_log_prob=old_log_prob, log_prob=log_prob, advantages=advantages, response_mask=mask,
-        loss_agg_mode=mode, config=ac, rollout_is_weights=None,
+        old_log_prob=old_log_prob,
+        log_prob=log_prob,
+        advantages=advantages,
+        response_mask=mask,
+        loss_agg_mode=mode,
+        config=ac,
+        rollout_is_weights=None,
     )
     metrics = {k.split("/")[-1]: float(v) for k, v in pg_metrics.items()}
     metrics["pg_loss"] = float(pg_loss.detach())
@@ -204,9 +226,11 @@ def set_batch_info(ac, response_mask: torch.Tensor, max_new_tokens: int | None =
     """Tell verl's ``agg_loss`` the mini-batch totals, so micro-batch losses add up
     to the mini-batch loss exactly (gradient accumulation)."""
     ac.global_batch_info.clear()  # a frozen field holding a mutable dict, as verl's own ppo_loss uses it
-    ac.global_batch_info.update({
-        "dp_size": 1,
-        "batch_num_tokens": int(response_mask.sum()),
-        "global_batch_size": int((response_mask.sum(-1) > 0).sum()),
-        "loss_scale_factor": max_new_tokens,  # Dr.GRPO: a constant normaliser, not the padded width
-    })
+    ac.global_batch_info.update(
+        {
+            "dp_size": 1,
+            "batch_num_tokens": int(response_mask.sum()),
+            "global_batch_size": int((response_mask.sum(-1) > 0).sum()),
+            "loss_scale_factor": max_new_tokens,  # Dr.GRPO: a constant normaliser, not the padded width
+        }
+    )

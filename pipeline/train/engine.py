@@ -24,9 +24,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -39,11 +39,19 @@ from pipeline.train.checkpoint import latest_checkpoint, load_checkpoint, rng_st
 from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
 from pipeline.train.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
-from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
-from pipeline.train.self_correction import (FIRST, SECOND, attempt_advantages, attempt_metrics, kl_weights,
-                                            second_attempt_prompt, shaped_reward, turn_scores)
-from pipeline.train.sft import lr_factor
 from pipeline.train.progress import TerminationBaseline, leave_one_out, termination_advantages
+from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
+from pipeline.train.self_correction import (
+    FIRST,
+    SECOND,
+    attempt_advantages,
+    attempt_metrics,
+    kl_weights,
+    second_attempt_prompt,
+    shaped_reward,
+    turn_scores,
+)
+from pipeline.train.sft import lr_factor
 from rewards.terms import RolloutScores, compose, outcome_scores
 
 
@@ -51,8 +59,10 @@ class TrainingStopped(Exception):
     """Training was stopped by a signal after checkpointing ``step``."""
 
     def __init__(self, step: int, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; checkpoint written, "
-                         "--resume continues from it")
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} after step {step}; checkpoint written, "
+            "--resume continues from it"
+        )
         self.step, self.signum = step, signum
 
 
@@ -163,8 +173,10 @@ def rl_step(e: Engine) -> dict:
     if cfg.self_correction.enabled:
         sc = cfg.self_correction
         t1 = time.perf_counter()
-        second = [second_attempt_prompt(tok, e.rows[i].messages, t, sc.instruction)
-                  for i, t in zip(np.repeat(np.asarray(idx), K), texts)]
+        second = [
+            second_attempt_prompt(tok, e.rows[i].messages, t, sc.instruction)
+            for i, t in zip(np.repeat(np.asarray(idx), K), texts)
+        ]
         responses2 = [g[0] for g in e.rollout.generate(second, 1, sampling)]
         t_gen += time.perf_counter() - t1
         scored2 = _score(e, responses2, tok.batch_decode(responses2, skip_special_tokens=True), gold, scored.group)
@@ -187,21 +199,32 @@ def rl_step(e: Engine) -> dict:
         known_start = leave_one_out(scored.correct, scored.group) if e.progress_from_policy else None
         pr = e.progress.estimate(flat_prompts, responses, gold, outcomes=scored.correct, start_success=known_start)
         bonus = torch.zeros_like(batch.response_mask)
-        bonus[: len(responses)] = torch.as_tensor(pr.bonus(batch.response_mask.shape[1], cfg.progress.alpha)).to(e.device)
+        bonus[: len(responses)] = torch.as_tensor(pr.bonus(batch.response_mask.shape[1], cfg.progress.alpha)).to(
+            e.device
+        )
         extra.update(pr.summary())
 
     # 3. advantages (verl's estimator), per token
     if attempts is not None:
-        adv = attempt_advantages(cfg.self_correction, cfg.algorithm, reward, attempts, seq_groups, batch.response_mask,
-                                 token_bonus=bonus)
+        adv = attempt_advantages(
+            cfg.self_correction, cfg.algorithm, reward, attempts, seq_groups, batch.response_mask, token_bonus=bonus
+        )
     elif e.termination is not None:  # MRT: continue vs terminate at a random step prefix, then the bonus
         tb = e.termination.estimate(flat_prompts, responses, gold)
         right, wrong = outcome_scores(cfg.reward.terms.get("outcome"))
         scale = algorithms.bonus_scale(cfg.algorithm, reward, batch.response_mask, seq_groups)
-        adv = termination_advantages(algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups),
-                                     reward, wrong + (right - wrong) * tb.success, tb.cuts, scale, batch.response_mask)
+        adv = termination_advantages(
+            algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups),
+            reward,
+            wrong + (right - wrong) * tb.success,
+            tb.cuts,
+            scale,
+            batch.response_mask,
+        )
         if bonus is not None:
-            adv = adv + torch.as_tensor(scale, dtype=adv.dtype, device=adv.device)[:, None] * bonus * batch.response_mask
+            adv = (
+                adv + torch.as_tensor(scale, dtype=adv.dtype, device=adv.device)[:, None] * bonus * batch.response_mask
+            )
         extra.update(tb.summary())
     else:
         adv = algorithms.compute_advantages(cfg.algorithm, reward, batch.response_mask, seq_groups, token_bonus=bonus)
@@ -273,12 +296,20 @@ def update_policy(e: Engine, batch, adv: torch.Tensor, kl_weight: torch.Tensor |
             e.optimizer.zero_grad(set_to_none=True)
             for micro in mb.split(cfg.micro_batch_size):
                 sub = batch.select(micro)
-                logp, ent = response_logprobs(e.model, sub, with_entropy=True, entropy_grad=cfg.entropy_coeff != 0,
-                                              temperature=e.cfg.rollout.temperature)
+                logp, ent = response_logprobs(
+                    e.model,
+                    sub,
+                    with_entropy=True,
+                    entropy_grad=cfg.entropy_coeff != 0,
+                    temperature=e.cfg.rollout.temperature,
+                )
                 loss, m = algorithms.actor_loss(
-                    ac, log_prob=logp,
+                    ac,
+                    log_prob=logp,
                     old_log_prob=old_logp[micro] if old_logp is not None else logp.detach(),
-                    advantages=adv[micro], response_mask=sub.response_mask, entropy=ent,
+                    advantages=adv[micro],
+                    response_mask=sub.response_mask,
+                    entropy=ent,
                     ref_log_prob=ref_logp[micro] if ref_logp is not None else None,
                     kl_weight=kl_weight[micro] if kl_weight is not None else None,
                 )
@@ -301,18 +332,28 @@ def update_policy(e: Engine, batch, adv: torch.Tensor, kl_weight: torch.Tensor |
 
 @torch.no_grad()
 def _chunked_logprobs(model, batch, size: int, temperature: float = 1.0) -> torch.Tensor:
-    parts = [response_logprobs(model, batch.select(ix), temperature=temperature)[0]
-             for ix in torch.arange(len(batch)).split(size)]
+    parts = [
+        response_logprobs(model, batch.select(ix), temperature=temperature)[0]
+        for ix in torch.arange(len(batch)).split(size)
+    ]
     return torch.cat(parts)
 
 
 def _evaluate(e: Engine, heldout: list[RLRow], step: int) -> dict:
     cfg = e.cfg
     # a private RNG stream: evaluating never changes what training samples next
-    r = heldout_accuracy(e.model, e.tokenizer, heldout, e.verifier, samples=cfg.heldout_samples,
-                         temperature=cfg.heldout_temperature, max_new_tokens=cfg.rollout.max_new_tokens,
-                         rollout=HFRollout(e.model, e.tokenizer, cfg.rollout.max_batch), seed=eval_seed(cfg.seed, step),
-                         second_instruction=cfg.self_correction.instruction if cfg.self_correction.enabled else None)
+    r = heldout_accuracy(
+        e.model,
+        e.tokenizer,
+        heldout,
+        e.verifier,
+        samples=cfg.heldout_samples,
+        temperature=cfg.heldout_temperature,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+        rollout=HFRollout(e.model, e.tokenizer, cfg.rollout.max_batch),
+        seed=eval_seed(cfg.seed, step),
+        second_instruction=cfg.self_correction.instruction if cfg.self_correction.enabled else None,
+    )
     out = {"heldout_acc": r["acc"], "heldout_length": r["mean_tokens"]}
     out.update({f"heldout_{k}": v for k, v in r.items() if k.startswith(("acc_t", "delta"))})
     return out
@@ -331,9 +372,13 @@ def _progress_source(cfg: TrainConfig, tok, rollout, verifier, device):
         return PAVPredictor.load(pc.pav_model, cfg.progress, tokenizer=tok, device=str(device)), False
     prover, from_policy = rollout, True
     if pc.prover_model:
-        prover = load_prover(pc.prover_model, tok, device=str(device), dtype=cfg.model.dtype, max_batch=cfg.rollout.max_batch)
+        prover = load_prover(
+            pc.prover_model, tok, device=str(device), dtype=cfg.model.dtype, max_batch=cfg.rollout.max_batch
+        )
         from_policy = False
-    est = ProgressEstimator(pc, tok, prover, verifier, max_new_tokens=cfg.rollout.max_new_tokens, top_p=cfg.rollout.top_p)
+    est = ProgressEstimator(
+        pc, tok, prover, verifier, max_new_tokens=cfg.rollout.max_new_tokens, top_p=cfg.rollout.top_p
+    )
     return est, from_policy
 
 
@@ -342,8 +387,15 @@ def _check(cfg: TrainConfig) -> None:
     algorithms.validate(cfg.algorithm)
 
 
-def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] | None = None, stop_after: int | None = None) -> dict:
+def train(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    stop_after: int | None = None,
+) -> dict:
     """Run (or resume) GRPO; returns the summary also written to ``out/summary.json``.
 
     ``stop_after``: return after this many steps of this invocation (tests).
@@ -363,7 +415,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    model, tok = load_policy(cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device, dtype=cfg.model.dtype)
+    model, tok = load_policy(
+        cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device, dtype=cfg.model.dtype
+    )
     device = next(model.parameters()).device
     ref = None
     sc = cfg.self_correction
@@ -371,8 +425,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         if sc.enabled and sc.reference_model:  # SCoRe's reference: the base model, whatever this run starts from
             ref, ref_tok = load_policy(sc.reference_model, device=cfg.model.device, dtype=cfg.model.dtype)
             if ref_tok.get_vocab() != tok.get_vocab():
-                raise ConfigError(f"self_correction.reference_model {sc.reference_model!r} has another tokenizer "
-                                  f"than model.path {cfg.model.path!r}: the KL compares their token log-probs")
+                raise ConfigError(
+                    f"self_correction.reference_model {sc.reference_model!r} has another tokenizer "
+                    f"than model.path {cfg.model.path!r}: the KL compares their token log-probs"
+                )
             ref = ref.to(device).eval().requires_grad_(False)
         else:
             ref = copy.deepcopy(model).eval().requires_grad_(False)
@@ -388,7 +444,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
 
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.steps, o.warmup_steps, o.schedule))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.steps, o.warmup_steps, o.schedule)
+    )
     if cfg.rollout.backend == "vllm":
         rollout = VLLMRollout(cfg.model.path, gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, seed=cfg.seed)
     else:
@@ -416,17 +474,33 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     t_start = time.perf_counter()
     vcfg = cfg.reward.verifier
     with _stop_requests() as stop, Verifier(workers=vcfg.workers, timeout=vcfg.timeout, mode=vcfg.mode) as verifier:
-        e = Engine(cfg, model, tok, ref, optimizer, scheduler, rollout, verifier, rows, prompts, sampler,
-                   algorithms.actor_config(cfg.algorithm, cfg.rollout.n), device)
+        e = Engine(
+            cfg,
+            model,
+            tok,
+            ref,
+            optimizer,
+            scheduler,
+            rollout,
+            verifier,
+            rows,
+            prompts,
+            sampler,
+            algorithms.actor_config(cfg.algorithm, cfg.rollout.n),
+            device,
+        )
         if cfg.progress.enabled:
             e.progress, e.progress_from_policy = _progress_source(cfg, tok, rollout, verifier, device)
             if cfg.progress.baseline == "termination":
-                e.termination = TerminationBaseline(cfg.progress, tok, rollout, verifier, top_p=cfg.rollout.top_p,
-                                                    seed=cfg.seed + start)
+                e.termination = TerminationBaseline(
+                    cfg.progress, tok, rollout, verifier, top_p=cfg.rollout.top_p, seed=cfg.seed + start
+                )
         if start == 0 and heldout:
             m0 = _evaluate(e, heldout, 0)
             metrics.log(0, m0)
-            log(f"held-out accuracy before training: {m0['heldout_acc']:.3f} ({len(heldout)} prompts x {cfg.heldout_samples})")
+            log(
+                f"held-out accuracy before training: {m0['heldout_acc']:.3f} ({len(heldout)} prompts x {cfg.heldout_samples})"
+            )
         bar = _progress(range(start + 1, cfg.steps + 1), progress, cfg.steps, start)
         done_here = 0
         for step in bar:
@@ -438,11 +512,21 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(acc=f"{m['acc']:.2f}", len=f"{m['response_length']:.0f}")
             if step % cfg.save_every == 0 or last or stop:
-                save_checkpoint(ckpt_root, step, {
-                    "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "rng": rng_state(),
-                    "rollout_calls": getattr(rollout, "_calls", 0),
-                }, meta={"model_path": cfg.model.path}, keep=cfg.keep_checkpoints)
+                save_checkpoint(
+                    ckpt_root,
+                    step,
+                    {
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "sampler": sampler.state_dict(),
+                        "rng": rng_state(),
+                        "rollout_calls": getattr(rollout, "_calls", 0),
+                    },
+                    meta={"model_path": cfg.model.path},
+                    keep=cfg.keep_checkpoints,
+                )
             if stop and not last:
                 metrics.close()
                 raise TrainingStopped(step, stop[0])
@@ -473,5 +557,6 @@ def _progress(it, enabled: bool, total: int, start: int):
         return it
     from tqdm import tqdm
 
-    return tqdm(it, total=total, initial=start, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True,
-                mininterval=1.0)
+    return tqdm(
+        it, total=total, initial=start, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=1.0
+    )

@@ -8,7 +8,7 @@ draws; temperature 0 is greedy).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -51,9 +51,18 @@ def heldout_accuracy(
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return heldout_accuracy(model, tokenizer, rows, verifier, samples=samples, temperature=temperature,
-                                    max_new_tokens=max_new_tokens, rollout=rollout,
-                                    second_instruction=second_instruction, keep_texts=keep_texts)
+            return heldout_accuracy(
+                model,
+                tokenizer,
+                rows,
+                verifier,
+                samples=samples,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                rollout=rollout,
+                second_instruction=second_instruction,
+                keep_texts=keep_texts,
+            )
     if not rows:
         return {"acc": None, "n": 0, "mean_tokens": None}
     n = 1 if temperature == 0 else samples
@@ -71,9 +80,13 @@ def heldout_accuracy(
     if second_instruction:
         from pipeline.train.self_correction import attempt_metrics, second_attempt_prompt
 
-        second = [second_attempt_prompt(tokenizer, r.messages, t, second_instruction)
-                  for r, t in zip((r for r in rows for _ in range(n)), texts)]
-        seconds = [g[0] for g in rollout.generate(second, 1, Sampling(temperature=temperature, max_new_tokens=max_new_tokens))]
+        second = [
+            second_attempt_prompt(tokenizer, r.messages, t, second_instruction)
+            for r, t in zip((r for r in rows for _ in range(n)), texts)
+        ]
+        seconds = [
+            g[0] for g in rollout.generate(second, 1, Sampling(temperature=temperature, max_new_tokens=max_new_tokens))
+        ]
         v2 = verifier.verify_batch(tokenizer.batch_decode(seconds, skip_special_tokens=True), gold)
         out.update(attempt_metrics([v.correct for v in verdicts], [v.correct for v in v2]))
     return out

@@ -40,12 +40,17 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+                self.tb = SummaryWriter(
+                    str(Path(out_dir) / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
+                )
             except ImportError:  # tensorboard not installed: JSONL only
                 self.tb = None
 
     def log(self, step: int, metrics: dict) -> None:
-        row = {"step": step, **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}}
+        row = {
+            "step": step,
+            **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()},
+        }
         self._f.write(json.dumps(row) + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())

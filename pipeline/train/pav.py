@@ -23,8 +23,8 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -51,8 +51,11 @@ class ValueModel(torch.nn.Module):
         torch.nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids, attention_mask) -> torch.Tensor:
-        out = self.lm.model(input_ids=input_ids, attention_mask=attention_mask) if hasattr(self.lm, "model") \
+        out = (
+            self.lm.model(input_ids=input_ids, attention_mask=attention_mask)
+            if hasattr(self.lm, "model")
             else self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        )
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out.hidden_states[-1]
         return self.head(hidden).squeeze(-1)  # (B, T) logits
 
@@ -80,7 +83,7 @@ def predict_values(model: ValueModel, pad: int, prompts, responses, ends, batch_
     dev = next(model.parameters()).device
     out: list[np.ndarray] = []
     for s in range(0, len(prompts), batch_size):
-        P, R, E = prompts[s:s + batch_size], responses[s:s + batch_size], ends[s:s + batch_size]
+        P, R, E = prompts[s : s + batch_size], responses[s : s + batch_size], ends[s : s + batch_size]
         ids, mask = _right_padded([list(p) + list(r) for p, r in zip(P, R)], pad)
         probs = torch.sigmoid(model(ids.to(dev), mask.to(dev)).float()).cpu()
         for i, (p, e) in enumerate(zip(P, E)):
@@ -96,13 +99,15 @@ class PAVPredictor:
         self.segment = StepSegmenter(cfg, tokenizer)
 
     @classmethod
-    def load(cls, path: str | Path, cfg: ProgressConfig, *, tokenizer=None, device="auto") -> "PAVPredictor":
+    def load(cls, path: str | Path, cfg: ProgressConfig, *, tokenizer=None, device="auto") -> PAVPredictor:
         model, tok, meta = load_value_model(path, device=device)
         if tokenizer is not None and tokenizer.get_vocab() != tok.get_vocab():
             raise ConfigError(f"PAV model {str(path)!r} has another tokenizer than the policy")
         if meta.get("split") != cfg.split:
-            print(f"[pav] note: {path} was labelled with split={meta.get('split')!r}, using {cfg.split!r}",
-                  file=sys.stderr)
+            print(
+                f"[pav] note: {path} was labelled with split={meta.get('split')!r}, using {cfg.split!r}",
+                file=sys.stderr,
+            )
         return cls(model, tok, cfg)
 
     def estimate(self, prompts, responses, gold=None, *, outcomes=None, start_success=None) -> ProgressResult:
@@ -110,8 +115,13 @@ class PAVPredictor:
         ends = [self.segment(r) for r in responses]
         keep = [i for i, e in enumerate(ends) if e]
         values = [np.zeros(1) for _ in ends]
-        pred = predict_values(self.model, self.tok.pad_token_id, [prompts[i] for i in keep],
-                              [responses[i] for i in keep], [ends[i] for i in keep])
+        pred = predict_values(
+            self.model,
+            self.tok.pad_token_id,
+            [prompts[i] for i in keep],
+            [responses[i] for i in keep],
+            [ends[i] for i in keep],
+        )
         for i, v in zip(keep, pred):
             values[i] = v
         return ProgressResult(ends, values, seconds=time.perf_counter() - t0)
@@ -120,8 +130,10 @@ class PAVPredictor:
 def load_value_model(path: str | Path, device: str = "auto"):
     path = Path(path)
     if not (path / HEAD_FILE).is_file() or not (path / META_FILE).is_file():
-        raise PolicyLoadError(f"{path} is not a PAV model directory (no {HEAD_FILE} / {META_FILE}); "
-                              "train one with `python -m pipeline pav`")
+        raise PolicyLoadError(
+            f"{path} is not a PAV model directory (no {HEAD_FILE} / {META_FILE}); "
+            "train one with `python -m pipeline pav`"
+        )
     lm, tok = load_policy(str(path), device=device)
     model = ValueModel(lm)
     model.head.load_state_dict(torch.load(path / HEAD_FILE, map_location="cpu", weights_only=True))
@@ -136,8 +148,16 @@ def save_value_model(model: ValueModel, tok, path: str | Path, meta: dict) -> No
     write_json(path / META_FILE, meta)
 
 
-def process_values(path: str, rows: Sequence[dict], *, instruction: str = "", system_prompt: str | None = None,
-                   split: str = "lines", device: str = "auto", log=None) -> list[list[np.ndarray]]:
+def process_values(
+    path: str,
+    rows: Sequence[dict],
+    *,
+    instruction: str = "",
+    system_prompt: str | None = None,
+    split: str = "lines",
+    device: str = "auto",
+    log=None,
+) -> list[list[np.ndarray]]:
     """For each row, each response's predicted success at every step boundary (H+1
     values: before the first step, then after each). The question is put to the
     model as generation put it to the policy: ``instruction`` appended, the
@@ -158,10 +178,12 @@ def process_values(path: str, rows: Sequence[dict], *, instruction: str = "", sy
     values = predict_values(model, tok.pad_token_id, prompts, responses, ends)
     out, i = [], 0
     for r in rows:
-        out.append(values[i:i + len(r["responses"])])
+        out.append(values[i : i + len(r["responses"])])
         i += len(r["responses"])
     if log:
-        log(f"process verifier {path}: scored {len(values)} responses, {np.mean([len(e) for e in ends]):.1f} steps each")
+        log(
+            f"process verifier {path}: scored {len(values)} responses, {np.mean([len(e) for e in ends]):.1f} steps each"
+        )
     return out
 
 
@@ -174,14 +196,24 @@ def step_scores(q_mu: np.ndarray, q_pi: np.ndarray | None = None, alpha: float =
     q_mu = np.asarray(q_mu, dtype=float)
     q_pi = q_mu if q_pi is None else np.asarray(q_pi, dtype=float)
     if q_pi.shape != q_mu.shape:
-        raise ValueError(f"Q^pi has {q_pi.shape[0]} values and Q^mu {q_mu.shape[0]}: the two models split the "
-                         "response into different steps (train both with the same progress.split)")
+        raise ValueError(
+            f"Q^pi has {q_pi.shape[0]} values and Q^mu {q_mu.shape[0]}: the two models split the "
+            "response into different steps (train both with the same progress.split)"
+        )
     return (q_pi[1:] + alpha * np.diff(q_mu)).tolist()
 
 
-def process_scores(path: str, rows: Sequence[dict], *, base: str | None = None, alpha: float = 1.0,
-                   instruction: str = "", system_prompt: str | None = None, device: str = "auto",
-                   log=None) -> list[list[list[float]]]:
+def process_scores(
+    path: str,
+    rows: Sequence[dict],
+    *,
+    base: str | None = None,
+    alpha: float = 1.0,
+    instruction: str = "",
+    system_prompt: str | None = None,
+    device: str = "auto",
+    log=None,
+) -> list[list[list[float]]]:
     """Best-of-N with a process verifier: for each row, each response's step scores
     (:func:`step_scores`; aggregate them with last / min / product). ``path``: the
     PAV model (prover mu); ``base``: one labelled with the policy as prover (Q^pi)."""
@@ -214,10 +246,19 @@ def collect_labels(cfg: PAVConfig, policy, tok, verifier, log) -> list[dict]:
         mc += res.mc_rollouts
         for j, (p, r, e, v) in enumerate(zip(flat_p, flat_r, res.ends, res.values)):
             if e:
-                labels.append({"prompt_ids": list(p), "response_ids": list(r), "ends": e, "values": v.tolist(),
-                               "group": chunk[j // K]})
-        log(f"labelled {min(len(rows), s + cfg.chunk)}/{len(rows)} prompts ({mc} prover rollouts, "
-            f"{time.perf_counter() - t0:.0f}s)")
+                labels.append(
+                    {
+                        "prompt_ids": list(p),
+                        "response_ids": list(r),
+                        "ends": e,
+                        "values": v.tolist(),
+                        "group": chunk[j // K],
+                    }
+                )
+        log(
+            f"labelled {min(len(rows), s + cfg.chunk)}/{len(rows)} prompts ({mc} prover rollouts, "
+            f"{time.perf_counter() - t0:.0f}s)"
+        )
     return labels
 
 
@@ -225,7 +266,9 @@ def fit(model: ValueModel, labels: Sequence[dict], cfg: PAVConfig, pad: int, log
     """Cross-entropy of the predicted success against the soft labels at every boundary."""
     dev = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, cfg.optim.warmup_steps, cfg.optim.schedule))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.steps, cfg.optim.warmup_steps, cfg.optim.schedule)
+    )
     rng = random.Random(cfg.seed)
     losses = []
     model.train()
@@ -248,7 +291,7 @@ def fit(model: ValueModel, labels: Sequence[dict], cfg: PAVConfig, pad: int, log
         sched.step()
         losses.append(float(loss.detach()))
         if (step + 1) % max(1, cfg.steps // 10) == 0:
-            log(f"step {step + 1}/{cfg.steps}: loss {np.mean(losses[-max(1, cfg.steps // 10):]):.4f}")
+            log(f"step {step + 1}/{cfg.steps}: loss {np.mean(losses[-max(1, cfg.steps // 10) :]):.4f}")
     return losses
 
 
@@ -256,16 +299,22 @@ def check(model: ValueModel, labels: Sequence[dict], pad: int) -> dict:
     """Predicted vs Monte Carlo values and progress on labelled responses."""
     if not labels:
         return {}
-    pred = predict_values(model, pad, [b["prompt_ids"] for b in labels], [b["response_ids"] for b in labels],
-                          [b["ends"] for b in labels])
+    pred = predict_values(
+        model, pad, [b["prompt_ids"] for b in labels], [b["response_ids"] for b in labels], [b["ends"] for b in labels]
+    )
     v_true = np.concatenate([b["values"] for b in labels])
     v_pred = np.concatenate(pred)
     p_true = np.concatenate([np.diff(b["values"]) for b in labels])
     p_pred = np.concatenate([np.diff(v) for v in pred])
     corr = lambda a, b: float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None  # noqa: E731
-    return {"responses": len(labels), "value_mae": float(np.abs(v_true - v_pred).mean()), "value_corr": corr(v_true, v_pred),
-            "progress_mae": float(np.abs(p_true - p_pred).mean()), "progress_corr": corr(p_true, p_pred),
-            "progress_sign_agreement": float((np.sign(p_true) == np.sign(np.round(p_pred, 1))).mean())}
+    return {
+        "responses": len(labels),
+        "value_mae": float(np.abs(v_true - v_pred).mean()),
+        "value_corr": corr(v_true, v_pred),
+        "progress_mae": float(np.abs(p_true - p_pred).mean()),
+        "progress_corr": corr(p_true, p_pred),
+        "progress_sign_agreement": float((np.sign(p_true) == np.sign(np.round(p_pred, 1))).mean()),
+    }
 
 
 def run_pav(cfg: PAVConfig, out: str | Path, *, log: Callable[[str], None] | None = None) -> dict:
@@ -288,8 +337,10 @@ def run_pav(cfg: PAVConfig, out: str | Path, *, log: Callable[[str], None] | Non
     labels_path = out / "labels.jsonl"
     t0 = time.perf_counter()
     made_with = to_dict(cfg)
-    made_with = {k: made_with[k] for k in ("model", "data", "progress", "prompts", "seeds_per_prompt",
-                                            "max_new_tokens", "temperature", "seed")}
+    made_with = {
+        k: made_with[k]
+        for k in ("model", "data", "progress", "prompts", "seeds_per_prompt", "max_new_tokens", "temperature", "seed")
+    }
     meta_path = out / "labels.settings.json"
     if labels_path.is_file():
         old = json.loads(meta_path.read_text()) if meta_path.is_file() else None
@@ -323,9 +374,19 @@ def run_pav(cfg: PAVConfig, out: str | Path, *, log: Callable[[str], None] | Non
         "heldout": check(model, test_l, tok.pad_token_id),
         "mean_label_value": float(np.mean(np.concatenate([b["values"] for b in labels]))),
     }
-    save_value_model(model, tok, out / "model", {"split": cfg.progress.split, "max_steps": cfg.progress.max_steps,
-                                                  "prover_k": cfg.progress.prover_k, "mode": cfg.progress.mode,
-                                                  "policy": cfg.model.path, "config": to_dict(cfg)})
+    save_value_model(
+        model,
+        tok,
+        out / "model",
+        {
+            "split": cfg.progress.split,
+            "max_steps": cfg.progress.max_steps,
+            "prover_k": cfg.progress.prover_k,
+            "mode": cfg.progress.mode,
+            "policy": cfg.model.path,
+            "config": to_dict(cfg),
+        },
+    )
     write_json(out / "summary.json", result)
     log(f"held-out: {result['heldout']}")
     return result

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -37,7 +37,11 @@ def load_tokenizer(name_or_path: str, gguf_file: str | None = None):
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(name_or_path, gguf_file=gguf_file) if gguf_file else AutoTokenizer.from_pretrained(name_or_path)
+        tok = (
+            AutoTokenizer.from_pretrained(name_or_path, gguf_file=gguf_file)
+            if gguf_file
+            else AutoTokenizer.from_pretrained(name_or_path)
+        )
     except Exception as e:  # OSError, ValueError, HF hub errors...
         raise PolicyLoadError(f"cannot load tokenizer {name_or_path!r}: {type(e).__name__}: {e}") from None
     if tok.pad_token_id is None:
@@ -92,11 +96,20 @@ class Batch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def select(self, idx) -> "Batch":
-        return Batch(self.input_ids[idx], self.attention_mask[idx], self.position_ids[idx], self.response_mask[idx], self.prompt_len)
+    def select(self, idx) -> Batch:
+        return Batch(
+            self.input_ids[idx],
+            self.attention_mask[idx],
+            self.position_ids[idx],
+            self.response_mask[idx],
+            self.prompt_len,
+        )
 
-    def to(self, device) -> "Batch":
-        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids, self.response_mask)), self.prompt_len)
+    def to(self, device) -> Batch:
+        return Batch(
+            *(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids, self.response_mask)),
+            self.prompt_len,
+        )
 
 
 def make_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int) -> Batch:
@@ -122,8 +135,13 @@ def response_logits(model, batch: Batch) -> torch.Tensor:
     """Logits predicting each response token: (B, R, V)."""
     R = batch.input_ids.shape[1] - batch.prompt_len
     kwargs = {"logits_to_keep": R + 1} if _takes_logits_to_keep(model) else {}  # skip the LM head on the prompt
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                use_cache=False, **kwargs)
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=False,
+        **kwargs,
+    )
     return out.logits[:, -(R + 1) : -1, :].float()
 
 
@@ -131,7 +149,7 @@ def _takes_logits_to_keep(model) -> bool:
     return _forward_takes(type(model), "logits_to_keep")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _forward_takes(cls: type, name: str) -> bool:
     import inspect
 

@@ -28,8 +28,8 @@ pieces: :class:`StepSegmenter`, :func:`prefix_cuts`, :func:`prover_input`,
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -56,8 +56,11 @@ class ProgressResult:
 
     def bonus(self, width: int, alpha: float) -> np.ndarray:
         """(B, width) per-token bonus: ``alpha * progress_h`` on step h's tokens."""
-        return np.stack([progress_bonus(e, p, width, alpha) for e, p in zip(self.ends, self.progress)]) \
-            if self.ends else np.zeros((0, width), dtype=np.float32)
+        return (
+            np.stack([progress_bonus(e, p, width, alpha) for e, p in zip(self.ends, self.progress)])
+            if self.ends
+            else np.zeros((0, width), dtype=np.float32)
+        )
 
     def summary(self) -> dict:
         flat = np.concatenate(self.progress) if self.progress else np.zeros(0)
@@ -96,7 +99,7 @@ class TokenPieces:
             alone = self._decode([[i] for i in missing])
             after = self._decode([self._anchor + [i] for i in missing])
             for i, a, b in zip(missing, alone, after):
-                inside = b[len(self._anchor_text):] if self._anchor and b.startswith(self._anchor_text) else a
+                inside = b[len(self._anchor_text) :] if self._anchor and b.startswith(self._anchor_text) else a
                 self._cache[i] = (a, inside)
         # the first token reads as it does at the start of a decoded sequence
         return [self._cache[int(i)][k > 0] for k, i in enumerate(ids)]
@@ -112,8 +115,9 @@ class StepSegmenter:
     def __call__(self, response: Sequence[int]) -> list[int]:
         pieces = self.pieces(response)
         c = self.cfg
-        chars = step_ends("".join(pieces), c.split, markers=c.markers, max_steps=c.max_steps,
-                          episodes_per_step=c.episodes_per_step)
+        chars = step_ends(
+            "".join(pieces), c.split, markers=c.markers, max_steps=c.max_steps, episodes_per_step=c.episodes_per_step
+        )
         return token_step_ends(pieces, chars)
 
 
@@ -167,8 +171,9 @@ def leave_one_out(correct: Sequence[bool], group: Sequence[int]) -> tuple[np.nda
 class ProgressEstimator:
     """Monte Carlo estimates of a prover's success at every step boundary."""
 
-    def __init__(self, cfg: ProgressConfig, tokenizer, prover_rollout, verifier, *, max_new_tokens: int,
-                 top_p: float = 1.0):
+    def __init__(
+        self, cfg: ProgressConfig, tokenizer, prover_rollout, verifier, *, max_new_tokens: int, top_p: float = 1.0
+    ):
         self.cfg = cfg
         self.tok = tokenizer
         self.rollout = prover_rollout
@@ -178,9 +183,15 @@ class ProgressEstimator:
         self.segment = StepSegmenter(cfg, tokenizer)
         self.forced = forced_ids(cfg, tokenizer)
 
-    def estimate(self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], gold: Sequence[str], *,
-                 outcomes: Sequence[bool] | None = None,
-                 start_success: tuple[Sequence[float], Sequence[float]] | None = None) -> ProgressResult:
+    def estimate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        responses: Sequence[Sequence[int]],
+        gold: Sequence[str],
+        *,
+        outcomes: Sequence[bool] | None = None,
+        start_success: tuple[Sequence[float], Sequence[float]] | None = None,
+    ) -> ProgressResult:
         """Values at every step boundary of every response.
 
         ``outcomes``: the responses' verdicts, used as the value after the last
@@ -218,7 +229,7 @@ class ProgressEstimator:
             verdicts = self.verifier.verify_batch(texts, golds)
             M = c.mc_rollouts
             for j, key in enumerate(order):
-                hits = float(sum(v.correct for v in verdicts[j * M:(j + 1) * M]))
+                hits = float(sum(v.correct for v in verdicts[j * M : (j + 1) * M]))
                 for ih in need[key]:
                     success[ih] = (hits, float(M))
         values = []
@@ -228,8 +239,14 @@ class ProgressEstimator:
                 continue
             counts = [success.get((i, h)) or (start_success[0][i], start_success[1][i]) for h in range(len(e))]
             values.append(step_values([x for x, _ in counts], [m for _, m in counts], outcomes[i], c.prover_k))
-        return ProgressResult(ends, values, mc_rollouts=len(need) * c.mc_rollouts, mc_tokens=mc_tokens,
-                              prefixes=len(need), seconds=time.perf_counter() - t0)
+        return ProgressResult(
+            ends,
+            values,
+            mc_rollouts=len(need) * c.mc_rollouts,
+            mc_tokens=mc_tokens,
+            prefixes=len(need),
+            seconds=time.perf_counter() - t0,
+        )
 
 
 @dataclass
@@ -242,9 +259,12 @@ class TerminationResult:
     seconds: float = 0.0
 
     def summary(self) -> dict:
-        return {"termination/success": float(self.success.mean()) if len(self.success) else 0.0,
-                "termination/cut_tokens": float(self.cuts.mean()) if len(self.cuts) else 0.0,
-                "termination/rollouts": self.rollouts, "termination/time": self.seconds}
+        return {
+            "termination/success": float(self.success.mean()) if len(self.success) else 0.0,
+            "termination/cut_tokens": float(self.cuts.mean()) if len(self.cuts) else 0.0,
+            "termination/rollouts": self.rollouts,
+            "termination/time": self.seconds,
+        }
 
 
 class TerminationBaseline:
@@ -266,20 +286,28 @@ class TerminationBaseline:
     def estimate(self, prompts, responses, gold) -> TerminationResult:
         t0 = time.perf_counter()
         c = self.cfg
-        cuts = np.asarray([int(self.rng.choice(prefix_cuts(e))) if e else 0
-                           for e in (self.segment(r) for r in responses)], dtype=np.int64)
+        cuts = np.asarray(
+            [int(self.rng.choice(prefix_cuts(e))) if e else 0 for e in (self.segment(r) for r in responses)],
+            dtype=np.int64,
+        )
         need: dict[tuple, list[int]] = {}
         for i, cut in enumerate(cuts):
             need.setdefault((tuple(prompts[i]), tuple(responses[i][:cut]), gold[i]), []).append(i)
         order = list(need)
-        groups = self.rollout.generate([prover_input(p, r, self.forced) for p, r, _ in order], c.mc_rollouts,
-                                       Sampling(c.temperature, self.top_p, c.answer_tokens))
-        texts = [prover_text(self.tok, r, self.forced, list(cont)[:c.answer_tokens])
-                 for (_, r, _), conts in zip(order, groups) for cont in conts]
+        groups = self.rollout.generate(
+            [prover_input(p, r, self.forced) for p, r, _ in order],
+            c.mc_rollouts,
+            Sampling(c.temperature, self.top_p, c.answer_tokens),
+        )
+        texts = [
+            prover_text(self.tok, r, self.forced, list(cont)[: c.answer_tokens])
+            for (_, r, _), conts in zip(order, groups)
+            for cont in conts
+        ]
         verdicts = self.verifier.verify_batch(texts, [g for _, _, g in order for _ in range(c.mc_rollouts)])
         success = np.zeros(len(responses))
         for j, key in enumerate(order):
-            success[need[key]] = np.mean([v.correct for v in verdicts[j * c.mc_rollouts:(j + 1) * c.mc_rollouts]])
+            success[need[key]] = np.mean([v.correct for v in verdicts[j * c.mc_rollouts : (j + 1) * c.mc_rollouts]])
         return TerminationResult(cuts, success, rollouts=len(order) * c.mc_rollouts, seconds=time.perf_counter() - t0)
 
 
@@ -292,12 +320,17 @@ def termination_advantages(adv: torch.Tensor, scores, termination_scores, cuts, 
     out = adv.clone()
     width = adv.shape[1]
     after = torch.arange(width, device=adv.device)[None, :] >= torch.as_tensor(cuts, device=adv.device)[:, None]
-    value = torch.as_tensor(np.asarray(scale) * (np.asarray(scores, float) - np.asarray(termination_scores, float)),
-                            dtype=adv.dtype, device=adv.device)[:, None]
+    value = torch.as_tensor(
+        np.asarray(scale) * (np.asarray(scores, float) - np.asarray(termination_scores, float)),
+        dtype=adv.dtype,
+        device=adv.device,
+    )[:, None]
     return torch.where(after, value * response_mask, out)
 
 
-def load_prover(path: str, policy_tokenizer, *, device: str = "auto", dtype: str = "float32", max_batch: int = 256) -> HFRollout:
+def load_prover(
+    path: str, policy_tokenizer, *, device: str = "auto", dtype: str = "float32", max_batch: int = 256
+) -> HFRollout:
     """A fixed prover model (``progress.prover_model``) behind the rollout interface;
     it must share the policy's tokenizer, since prefixes are token ids."""
     from pipeline.train.policy import load_policy

@@ -13,8 +13,9 @@ stopped, none when it ran out of budget). Two backends share the config:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import torch
 
@@ -79,8 +80,12 @@ class HFRollout:
                 for i, p in enumerate(chunk):
                     ids[i, P - len(p) :] = torch.as_tensor(p)
                     attn[i, P - len(p) :] = 1
-                kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=self.pad_id,
-                              eos_token_id=sorted(self.eos_ids), use_cache=True)
+                kwargs = dict(
+                    max_new_tokens=sampling.max_new_tokens,
+                    pad_token_id=self.pad_id,
+                    eos_token_id=sorted(self.eos_ids),
+                    use_cache=True,
+                )
                 if sampling.greedy:
                     kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
                 else:
@@ -104,8 +109,13 @@ class VLLMRollout:
             from vllm import LLM
         except ImportError as e:
             raise RuntimeError("rollout.backend=vllm needs the `gpu` extra (pip install -e '.[gpu]') and a GPU") from e
-        self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, seed=seed, dtype=dtype,
-                       enable_prefix_caching=True)
+        self.llm = LLM(
+            model=model_path,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=seed,
+            dtype=dtype,
+            enable_prefix_caching=True,
+        )
         self._seed = seed
         self._calls = 0
 

@@ -28,7 +28,7 @@ given (the base model, not the stage-1 model a stage-2 run starts from).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -40,15 +40,22 @@ from rewards.terms import outcome_scores
 
 def second_attempt_prompt(tokenizer, messages: list[dict], first_attempt: str, instruction: str) -> list[int]:
     """The conversation so far (prompt, first attempt, correction instruction), ready for the second attempt."""
-    return encode_prompt(tokenizer, [*messages, {"role": "assistant", "content": first_attempt},
-                                     {"role": "user", "content": instruction}])
+    return encode_prompt(
+        tokenizer,
+        [*messages, {"role": "assistant", "content": first_attempt}, {"role": "user", "content": instruction}],
+    )
 
 
 FIRST, SECOND = 1, 2  # attempt numbers (on verl, the marker each output's token rewards carry)
 
 
-def turn_scores(cfg: SelfCorrectionConfig, first_reward: np.ndarray, second_reward: np.ndarray,
-                first_correct: Sequence[bool], second_correct: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+def turn_scores(
+    cfg: SelfCorrectionConfig,
+    first_reward: np.ndarray,
+    second_reward: np.ndarray,
+    first_correct: Sequence[bool],
+    second_correct: Sequence[bool],
+) -> tuple[np.ndarray, np.ndarray]:
     """The targets each attempt is trained on: stage 1 (0, r(y2)); stage 2
     (r(y1), r(y2) + bonus * c2), i.e. SCoRe's r(y2) + bonus * (c2 - c1) without the
     term y2 cannot change."""
@@ -66,8 +73,15 @@ def shaped_reward(cfg: SelfCorrectionConfig, second_reward, first_correct, secon
     return np.asarray(second_reward, dtype=float) + (cfg.bonus * (c2 - c1) if cfg.stage == 2 else 0.0)
 
 
-def attempt_advantages(cfg: SelfCorrectionConfig, algo: AlgorithmConfig, targets, attempt, group,
-                       response_mask: torch.Tensor, token_bonus: torch.Tensor | None = None) -> torch.Tensor:
+def attempt_advantages(
+    cfg: SelfCorrectionConfig,
+    algo: AlgorithmConfig,
+    targets,
+    attempt,
+    group,
+    response_mask: torch.Tensor,
+    token_bonus: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(B, R) advantages of a batch holding both attempts.
 
     ``targets`` (B,): :func:`turn_scores`' values; ``attempt`` (B,): 1 or 2;
@@ -85,8 +99,12 @@ def attempt_advantages(cfg: SelfCorrectionConfig, algo: AlgorithmConfig, targets
         raise ValueError(f"attempt numbers must be {FIRST} or {SECOND}, got {sorted(set(attempt.tolist()))}")
     keys = np.asarray([f"{g}|{a}" for g, a in zip(group, attempt)], dtype=object)
     shared = algo.norm_adv_by_std and algo.adv_estimator in ("grpo", "grpo_vectorized")
-    adv = algorithms.compute_advantages(dataclasses.replace(algo, norm_adv_by_std=False) if shared else algo,
-                                        np.asarray(targets, dtype=float), response_mask, keys)
+    adv = algorithms.compute_advantages(
+        dataclasses.replace(algo, norm_adv_by_std=False) if shared else algo,
+        np.asarray(targets, dtype=float),
+        response_mask,
+        keys,
+    )
     bonus_scale = np.ones(len(group))
     if shared:
         mask = response_mask.float()
@@ -101,7 +119,10 @@ def attempt_advantages(cfg: SelfCorrectionConfig, algo: AlgorithmConfig, targets
     if cfg.stage == 1:
         adv = adv * torch.as_tensor(attempt != FIRST, dtype=adv.dtype, device=adv.device)[:, None]
     if token_bonus is not None:  # scaled as the draw's outcome advantages (algorithms.bonus_scale)
-        adv = adv + torch.as_tensor(bonus_scale, dtype=adv.dtype, device=adv.device)[:, None] * token_bonus * response_mask
+        adv = (
+            adv
+            + torch.as_tensor(bonus_scale, dtype=adv.dtype, device=adv.device)[:, None] * token_bonus * response_mask
+        )
     return adv
 
 
@@ -122,12 +143,23 @@ def attempt_metrics(first_correct: Sequence[bool], second_correct: Sequence[bool
     from pipeline.evaluate.metrics import self_correction
 
     m = self_correction(first_correct, second_correct)
-    return {"acc_t1": m["acc@t1"], "acc_t2": m["acc@t2"], "delta_t1_t2": m["delta(t1,t2)"],
-            "delta_i2c": m["delta_i2c"], "delta_c2i": m["delta_c2i"]}
+    return {
+        "acc_t1": m["acc@t1"],
+        "acc_t2": m["acc@t2"],
+        "delta_t1_t2": m["delta(t1,t2)"],
+        "delta_i2c": m["delta_i2c"],
+        "delta_c2i": m["delta_c2i"],
+    }
 
 
-def attempt_outputs(prompt_ids: list[int], first_ids: list[int], second_prompt_ids: list[int],
-                    second_ids: list[int], response_length: int, pad_id: int = 0) -> list[dict]:
+def attempt_outputs(
+    prompt_ids: list[int],
+    first_ids: list[int],
+    second_prompt_ids: list[int],
+    second_ids: list[int],
+    response_length: int,
+    pad_id: int = 0,
+) -> list[dict]:
     """The two outputs' tokens: each attempt is the response to its own prompt, every
     response token the model's (mask 1), cut to ``response_length``. A response of
     fewer than two tokens is padded with masked ``pad_id`` tokens to two, so its
@@ -137,17 +169,22 @@ def attempt_outputs(prompt_ids: list[int], first_ids: list[int], second_prompt_i
     for p, r in ((prompt_ids, first_ids), (second_prompt_ids, second_ids)):
         r = list(r)[:response_length]
         mask = [1] * len(r) + [0] * max(0, 2 - len(r))
-        out.append({"prompt_ids": list(p), "response_ids": r + [pad_id] * (len(mask) - len(r)),
-                    "response_mask": mask})
+        out.append({"prompt_ids": list(p), "response_ids": r + [pad_id] * (len(mask) - len(r)), "response_mask": mask})
     return out
 
 
-def attempt_targets(cfg: SelfCorrectionConfig, first_correct: bool, second_correct: bool,
-                    outcome: dict) -> tuple[float, float]:
+def attempt_targets(
+    cfg: SelfCorrectionConfig, first_correct: bool, second_correct: bool, outcome: dict
+) -> tuple[float, float]:
     """One rollout's two training targets (:func:`turn_scores`) from the verdicts and the outcome term."""
     right, wrong = outcome_scores(outcome)
-    t1, t2 = turn_scores(cfg, np.array([right if first_correct else wrong]),
-                         np.array([right if second_correct else wrong]), [first_correct], [second_correct])
+    t1, t2 = turn_scores(
+        cfg,
+        np.array([right if first_correct else wrong]),
+        np.array([right if second_correct else wrong]),
+        [first_correct],
+        [second_correct],
+    )
     return float(t1[0]), float(t2[0])
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -91,16 +91,22 @@ def train_sft(
             rng.shuffle(more)
             order.extend(more)
         idx, order = order[:batch_size], order[batch_size:]
-        batch = make_batch([examples[i].prompt_ids for i in idx], [examples[i].target_ids for i in idx],
-                           tokenizer.pad_token_id).to(device)
+        batch = make_batch(
+            [examples[i].prompt_ids for i in idx], [examples[i].target_ids for i in idx], tokenizer.pad_token_id
+        ).to(device)
         loss = sft_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         sched.step()
-        m = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": float(gnorm), "lr": sched.get_last_lr()[0],
-             "step_time": time.perf_counter() - t0}
+        m = {
+            "step": step + 1,
+            "loss": float(loss.detach()),
+            "grad_norm": float(gnorm),
+            "lr": sched.get_last_lr()[0],
+            "step_time": time.perf_counter() - t0,
+        }
         history.append(m)
         if on_step:
             on_step(step + 1, m)
@@ -136,13 +142,17 @@ def run_warmup(cfg, out, *, log: Callable[[str], None] | None = None, progress: 
     rows = read_rl_rows(cfg.data.train_files)
     heldout = read_rl_rows(cfg.data.heldout_files, limit=cfg.data.heldout_limit) if cfg.data.heldout_files else []
     if cfg.model.path:
-        model, tok = load_policy(cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device, dtype=cfg.model.dtype)
+        model, tok = load_policy(
+            cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device, dtype=cfg.model.dtype
+        )
     else:
         texts = [m["content"] for r in rows for m in r.messages] + [r.solution for r in rows if r.solution]
         tok = build_tokenizer(texts)
         model = build_model(tok, cfg.tiny_size, seed=cfg.seed).to(pick_device(cfg.model.device))
-        log(f"built a {cfg.tiny_size} Llama ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-            f"vocab {len(tok)}) from scratch")
+        log(
+            f"built a {cfg.tiny_size} Llama ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+            f"vocab {len(tok)}) from scratch"
+        )
     examples = sft_examples(rows, tok)
     if not examples:
         raise ConfigError("no training row has extra_info.solution: the warm-up needs worked solutions")
@@ -161,19 +171,42 @@ def run_warmup(cfg, out, *, log: Callable[[str], None] | None = None, progress: 
 
     t0 = time.perf_counter()
     o = cfg.optim
-    train_sft(model, tok, examples, steps=cfg.steps, batch_size=cfg.batch_size, lr=o.lr, schedule=o.schedule,
-              warmup_steps=o.warmup_steps, weight_decay=o.weight_decay, grad_clip=o.grad_clip, seed=cfg.seed,
-              on_step=on_step)
+    train_sft(
+        model,
+        tok,
+        examples,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=o.lr,
+        schedule=o.schedule,
+        warmup_steps=o.warmup_steps,
+        weight_decay=o.weight_decay,
+        grad_clip=o.grad_clip,
+        seed=cfg.seed,
+        on_step=on_step,
+    )
     if bar is not None:
         bar.close()
     metrics.close()
     seconds = time.perf_counter() - t0
-    summary = {"examples": len(examples), "steps": cfg.steps, "seconds": round(seconds, 2),
-               "parameters": sum(p.numel() for p in model.parameters())}
+    summary = {
+        "examples": len(examples),
+        "steps": cfg.steps,
+        "seconds": round(seconds, 2),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     if heldout:
         with Verifier(workers=1) as v:
-            r = heldout_accuracy(model, tok, heldout, v, samples=cfg.heldout_samples, seed=cfg.seed,
-                                 temperature=cfg.heldout_temperature, max_new_tokens=cfg.max_new_tokens)
+            r = heldout_accuracy(
+                model,
+                tok,
+                heldout,
+                v,
+                samples=cfg.heldout_samples,
+                seed=cfg.seed,
+                temperature=cfg.heldout_temperature,
+                max_new_tokens=cfg.max_new_tokens,
+            )
             g = heldout_accuracy(model, tok, heldout, v, temperature=0, max_new_tokens=cfg.max_new_tokens)
         summary.update(heldout_acc=r["acc"], heldout_acc_greedy=g["acc"])
         log(f"held-out pass@1: {r['acc']:.3f} at temperature {cfg.heldout_temperature}, {g['acc']:.3f} greedy")

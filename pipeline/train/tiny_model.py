@@ -9,15 +9,22 @@ learnable digit by digit) and a minimal chat template, so the same
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 USER, ASSISTANT, END, PAD = "<|user|>", "<|assistant|>", "<|end|>", "<|pad|>"
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}"
-    "{% if m['role'] == 'assistant' %}" + ASSISTANT + "{{ m['content'] }}" + END
-    + "{% else %}" + USER + "{{ m['content'] }}" + END + "{% endif %}"
+    "{% if m['role'] == 'assistant' %}"
+    + ASSISTANT
+    + "{{ m['content'] }}"
+    + END
+    + "{% else %}"
+    + USER
+    + "{{ m['content'] }}"
+    + END
+    + "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}" + ASSISTANT + "{% endif %}"
 )
@@ -86,7 +93,9 @@ def build_model(tokenizer, size: str = "tiny", seed: int = 0, max_positions: int
     return model
 
 
-def build_and_save(out: str | os.PathLike, texts: Iterable[str], size: str = "tiny", seed: int = 0, vocab_size: int = 384) -> Path:
+def build_and_save(
+    out: str | os.PathLike, texts: Iterable[str], size: str = "tiny", seed: int = 0, vocab_size: int = 384
+) -> Path:
     """Build tokenizer + model and save both to ``out`` (loadable by path)."""
     out = Path(out)
     tok = build_tokenizer(texts, vocab_size)

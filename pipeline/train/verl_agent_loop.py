@@ -48,15 +48,28 @@ from uuid import uuid4
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
 
 from pipeline.config import ProgressConfig, SelfCorrectionConfig
 from pipeline.train.policy import encode_prompt
-from pipeline.train.progress import (StepSegmenter, forced_ids, prefix_cuts, prover_input, prover_room, prover_text,
-                                     step_values)
-from pipeline.train.self_correction import (FIRST, SECOND, attempt_outputs, attempt_targets,
-                                            pack_attempt_rewards, second_attempt_prompt, shaped_reward)
+from pipeline.train.progress import (
+    StepSegmenter,
+    forced_ids,
+    prefix_cuts,
+    prover_input,
+    prover_room,
+    prover_text,
+    step_values,
+)
+from pipeline.train.self_correction import (
+    FIRST,
+    SECOND,
+    attempt_outputs,
+    attempt_targets,
+    pack_attempt_rewards,
+    second_attempt_prompt,
+    shaped_reward,
+)
 from pipeline.train.verl_engine import AGENT_LOOP, PROGRESS_LOOP
 from pipeline.train.verl_plugin import pack_token_rewards
 from rewards.progress import progress_bonus, step_progress
@@ -73,21 +86,27 @@ class _PipelineLoop(AgentLoopBase):
         self.response_length = self.rollout_config.response_length
 
     async def _generate(self, prompt_ids: list[int], sampling_params: dict[str, Any]):
-        return await self.server_manager.generate(request_id=uuid4().hex, prompt_ids=prompt_ids,
-                                                  sampling_params=sampling_params)
+        return await self.server_manager.generate(
+            request_id=uuid4().hex, prompt_ids=prompt_ids, sampling_params=sampling_params
+        )
 
     async def _correct(self, text: str, row: dict) -> bool:
         """The verifier's verdict, from the service when ``reward_kwargs.url`` names one, else in this process."""
         from rewards.verl_adapter import compute_score, compute_score_remote
 
         extra = row.get("extra_info")
-        args = (row.get("data_source", ""), text, row["reward_model"]["ground_truth"],
-                dict(extra) if isinstance(extra, dict) else None)
+        args = (
+            row.get("data_source", ""),
+            text,
+            row["reward_model"]["ground_truth"],
+            dict(extra) if isinstance(extra, dict) else None,
+        )
         if self.reward_kwargs.get("url"):
             result = await compute_score_remote(*args, **self.reward_kwargs)
         else:
             result = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: compute_score(*args, **self.reward_kwargs))
+                None, lambda: compute_score(*args, **self.reward_kwargs)
+            )
         return bool(result["acc"])
 
     def _prompt(self, row: dict) -> tuple[list[dict], list[int]]:
@@ -120,8 +139,9 @@ class SelfCorrectionAgentLoop(_PipelineLoop):
         super().__init__(*args, **kwargs)
         sc = self.pipeline.self_correction
         self.instruction = str(sc.instruction)
-        self.sc = SelfCorrectionConfig(enabled=True, stage=int(sc.get("stage", 2)), bonus=float(sc.bonus),
-                                       instruction=self.instruction)
+        self.sc = SelfCorrectionConfig(
+            enabled=True, stage=int(sc.get("stage", 2)), bonus=float(sc.bonus), instruction=self.instruction
+        )
         self.outcome = dict(self.pipeline.terms.get("outcome") or {})
 
     async def run(self, sampling_params: dict[str, Any], **kwargs):
@@ -129,23 +149,33 @@ class SelfCorrectionAgentLoop(_PipelineLoop):
         first = await self._generate(prompt_ids, sampling_params)
         first_text = self._text(first.token_ids[: self.response_length])
         second_prompt = self._cap_text_prompt_length(
-            second_attempt_prompt(self.tokenizer, messages, first_text, self.instruction))
+            second_attempt_prompt(self.tokenizer, messages, first_text, self.instruction)
+        )
         second = await self._generate(second_prompt, sampling_params)
         second_text = self._text(second.token_ids[: self.response_length])
         c1, c2 = await asyncio.gather(self._correct(first_text, kwargs), self._correct(second_text, kwargs))
         targets = attempt_targets(self.sc, c1, c2, self.outcome)
         right, wrong = outcome_scores(self.outcome)
-        shaped = float(shaped_reward(self.sc, [right if c2 else wrong], [c1], [c2])[0])  # SCoRe's r(y2) + bonus (c2 - c1)
+        shaped = float(
+            shaped_reward(self.sc, [right if c2 else wrong], [c1], [c2])[0]
+        )  # SCoRe's r(y2) + bonus (c2 - c1)
         info = {"score": shaped, "acc": float(c2), "acc_t1": float(c1)}
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        parts = attempt_outputs(prompt_ids, first.token_ids, second_prompt, second.token_ids, self.response_length,
-                                pad_id=pad)
+        parts = attempt_outputs(
+            prompt_ids, first.token_ids, second_prompt, second.token_ids, self.response_length, pad_id=pad
+        )
         outputs = []
         for turns, part, attempt, target in zip((2, 4), parts, (FIRST, SECOND), targets):
-            outputs.append(TokenRewardOutput(
-                **part, num_turns=turns, metrics=AgentLoopMetrics(), reward_score=target,
-                token_rewards=pack_attempt_rewards(target, attempt, len(part["response_ids"])),
-                extra_fields={"reward_extra_info": dict(info)}))
+            outputs.append(
+                TokenRewardOutput(
+                    **part,
+                    num_turns=turns,
+                    metrics=AgentLoopMetrics(),
+                    reward_score=target,
+                    token_rewards=pack_attempt_rewards(target, attempt, len(part["response_ids"])),
+                    extra_fields={"reward_extra_info": dict(info)},
+                )
+            )
         return outputs
 
 
@@ -171,29 +201,43 @@ class ProgressAgentLoop(_PipelineLoop):
         cuts = prefix_cuts(ends)
         rooms = [prover_room(pc, self.response_length, cut) for cut in cuts]
         prover = {**sampling_params, "temperature": pc.temperature, "logprobs": False}
-        conts = await asyncio.gather(*[
-            self._generate(prover_input(prompt_ids, response[:cut], self.forced), {**prover, "max_tokens": room})
-            for cut, room in zip(cuts, rooms) for _ in range(pc.mc_rollouts)])
+        conts = await asyncio.gather(
+            *[
+                self._generate(prover_input(prompt_ids, response[:cut], self.forced), {**prover, "max_tokens": room})
+                for cut, room in zip(cuts, rooms)
+                for _ in range(pc.mc_rollouts)
+            ]
+        )
         t1 = time.perf_counter()
         M = pc.mc_rollouts
-        pieces = [list(c.token_ids)[:rooms[j // M]] for j, c in enumerate(conts)]
-        texts = [prover_text(self.tokenizer, response[:cuts[j // M]], self.forced, p) for j, p in enumerate(pieces)]
-        verdicts = await asyncio.gather(self._correct(self._text(response), kwargs),
-                                        *[self._correct(t, kwargs) for t in texts])
+        pieces = [list(c.token_ids)[: rooms[j // M]] for j, c in enumerate(conts)]
+        texts = [prover_text(self.tokenizer, response[: cuts[j // M]], self.forced, p) for j, p in enumerate(pieces)]
+        verdicts = await asyncio.gather(
+            self._correct(self._text(response), kwargs), *[self._correct(t, kwargs) for t in texts]
+        )
         correct, sampled = verdicts[0], np.asarray(verdicts[1:], dtype=float)
-        success = [float(sampled[j * M:(j + 1) * M].sum()) for j in range(len(cuts))]
+        success = [float(sampled[j * M : (j + 1) * M].sum()) for j in range(len(cuts))]
         values = step_values(success, M, correct, pc.prover_k) if ends else np.zeros(1)
         progress = step_progress(values)
         bonus = progress_bonus(ends, progress, len(response), pc.alpha)
-        info = {"score": float(correct), "acc": float(correct),
-                "progress_mean": float(progress.mean()) if progress.size else 0.0,
-                "progress_negative": float((progress < 0).mean()) if progress.size else 0.0,
-                "progress_steps": float(len(ends)), "mc_rollouts": float(len(conts)),
-                "mc_tokens": float(sum(len(p) for p in pieces))}
+        info = {
+            "score": float(correct),
+            "acc": float(correct),
+            "progress_mean": float(progress.mean()) if progress.size else 0.0,
+            "progress_negative": float((progress < 0).mean()) if progress.size else 0.0,
+            "progress_steps": float(len(ends)),
+            "mc_rollouts": float(len(conts)),
+            "mc_tokens": float(sum(len(p) for p in pieces)),
+        }
         logprobs = list(out.log_probs[: len(response)]) if out.log_probs is not None else None
         return TokenRewardOutput(
-            prompt_ids=prompt_ids, response_ids=response, response_mask=[1] * len(response),
-            response_logprobs=logprobs, reward_score=float(correct),
-            token_rewards=pack_token_rewards(float(correct), bonus).tolist(), num_turns=2,
+            prompt_ids=prompt_ids,
+            response_ids=response,
+            response_mask=[1] * len(response),
+            response_logprobs=logprobs,
+            reward_score=float(correct),
+            token_rewards=pack_token_rewards(float(correct), bonus).tolist(),
+            num_turns=2,
             metrics=AgentLoopMetrics(generate_sequences=t1 - t0, compute_score=time.perf_counter() - t1),
-            extra_fields={"reward_extra_info": info})
+            extra_fields={"reward_extra_info": info},
+        )

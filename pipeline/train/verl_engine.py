@@ -51,8 +51,19 @@ PROGRESS_ESTIMATOR = "pipeline_progress"  # registered in pipeline.train.verl_pl
 SCORE_ESTIMATOR = "pipeline_self_correction"  # registered in pipeline.train.verl_plugin
 AGENT_LOOP = "self_correction"  # registered in pipeline.train.verl_agent_loop
 PROGRESS_LOOP = "progress"  # registered in pipeline.train.verl_agent_loop
-PROGRESS_KEYS = ("alpha", "split", "markers", "episodes_per_step", "max_steps", "mode", "answer_now_text", "answer_tokens", "mc_rollouts",
-                 "prover_k", "temperature")  # what the progress agent loop reads (algorithm.pipeline.progress)
+PROGRESS_KEYS = (
+    "alpha",
+    "split",
+    "markers",
+    "episodes_per_step",
+    "max_steps",
+    "mode",
+    "answer_now_text",
+    "answer_tokens",
+    "mc_rollouts",
+    "prover_k",
+    "temperature",
+)  # what the progress agent loop reads (algorithm.pipeline.progress)
 VERL_VERSION = "0.9.1"
 
 
@@ -86,6 +97,7 @@ class VerlLaunch:
 
 def cluster_from_env(nnodes: int | None, gpus_per_node: int | None, env=os.environ) -> Cluster:
     """Nodes and GPUs per node: the flags, else Slurm's variables, else this machine."""
+
     def from_env(*names: str) -> int | None:
         for n in names:
             v = env.get(n, "")
@@ -158,9 +170,11 @@ def term_modules(cfg: TrainConfig) -> tuple[list[str], list[str]]:
             continue
         spec = importlib.util.find_spec(module) if module != "__main__" else None
         if spec is None or not spec.origin:
-            raise ConfigError(f"reward term {name!r} is defined in {module!r}, which verl's Ray workers cannot import; "
-                              "register it in an importable module (as rewards/terms.py does) and import that "
-                              "module before building the launch, or use --engine local")
+            raise ConfigError(
+                f"reward term {name!r} is defined in {module!r}, which verl's Ray workers cannot import; "
+                "register it in an importable module (as rewards/terms.py does) and import that "
+                "module before building the launch, or use --engine local"
+            )
         modules.append(module)
         root = Path(spec.origin).resolve().parents[module.count(".") + (spec.origin.endswith("__init__.py"))]
         if root != REPO and str(root) not in paths:
@@ -174,57 +188,83 @@ def _check_supported(cfg: TrainConfig) -> None:
     if cfg.model.gguf_file:
         raise ConfigError("model.gguf_file: verl loads Hugging Face checkpoints only; convert the GGUF file first")
     if cfg.model.device not in ("auto", "cuda"):
-        raise ConfigError(f"model.device {cfg.model.device!r}: verl places its workers on the cluster's GPUs itself; "
-                          "use auto or cuda with --engine verl")
+        raise ConfigError(
+            f"model.device {cfg.model.device!r}: verl places its workers on the cluster's GPUs itself; "
+            "use auto or cuda with --engine verl"
+        )
     if cfg.optim.schedule == "linear":
         raise ConfigError("optim.schedule linear: verl 0.9.1 has constant and cosine schedules only")
     pc = cfg.progress
     if pc.enabled:
         if pc.pav_model:
-            raise ConfigError("progress.pav_model is not supported on the verl engine: the PAV model would have to "
-                              "run inside verl's agent-loop workers, which hold no GPU model; use Monte Carlo "
-                              "progress (the policy as the prover), or --engine local")
+            raise ConfigError(
+                "progress.pav_model is not supported on the verl engine: the PAV model would have to "
+                "run inside verl's agent-loop workers, which hold no GPU model; use Monte Carlo "
+                "progress (the policy as the prover), or --engine local"
+            )
         if pc.prover_model:
-            raise ConfigError("progress.prover_model is not supported on the verl engine: its rollout servers serve "
-                              "only the policy, so the prover is the policy; leave prover_model empty, or use "
-                              "--engine local")
+            raise ConfigError(
+                "progress.prover_model is not supported on the verl engine: its rollout servers serve "
+                "only the policy, so the prover is the policy; leave prover_model empty, or use "
+                "--engine local"
+            )
         if pc.baseline == "termination":
-            raise ConfigError("progress.baseline termination is not supported on the verl engine: verl's estimators "
-                              "see one score per token, not where each response was cut; use --engine local")
+            raise ConfigError(
+                "progress.baseline termination is not supported on the verl engine: verl's estimators "
+                "see one score per token, not where each response was cut; use --engine local"
+            )
         if cfg.self_correction.enabled:
-            raise ConfigError("progress with self_correction is not supported on the verl engine: both are agent "
-                              "loops and a rollout runs one; use --engine local to combine them")
+            raise ConfigError(
+                "progress with self_correction is not supported on the verl engine: both are agent "
+                "loops and a rollout runs one; use --engine local to combine them"
+            )
     sc = cfg.self_correction
     if sc.enabled:
         if sc.stage == 1:
-            raise ConfigError("self_correction.stage 1 is not supported on the verl engine: verl 0.9.1's actor has one "
-                              "KL weight for every sequence, so the first attempt's extra KL (first_attempt_kl) "
-                              "cannot be expressed; use stage 2, or --engine local")
+            raise ConfigError(
+                "self_correction.stage 1 is not supported on the verl engine: verl 0.9.1's actor has one "
+                "KL weight for every sequence, so the first attempt's extra KL (first_attempt_kl) "
+                "cannot be expressed; use stage 2, or --engine local"
+            )
         if sc.reference_model:
-            raise ConfigError("self_correction.reference_model is not supported on the verl engine: verl builds its "
-                              "reference model from actor_rollout_ref.model.path; start stage 2 from the base model, "
-                              "or use --engine local")
+            raise ConfigError(
+                "self_correction.reference_model is not supported on the verl engine: verl builds its "
+                "reference model from actor_rollout_ref.model.path; start stage 2 from the base model, "
+                "or use --engine local"
+            )
         extra = sorted(set(cfg.reward.terms) - {"outcome"})
         if extra:
-            raise ConfigError(f"self_correction with reward terms {extra} is not supported on the verl engine: the "
-                              "agent loop scores both attempts itself, outside the group; use only the outcome term")
+            raise ConfigError(
+                f"self_correction with reward terms {extra} is not supported on the verl engine: the "
+                "agent loop scores both attempts itself, outside the group; use only the outcome term"
+            )
     if cfg.algorithm.adv_estimator == "gae":
         raise ConfigError("algorithm.adv_estimator gae needs a critic, which this project does not configure")
     if cfg.prompts_per_step % cfg.algorithm.mini_batches:
-        raise ConfigError(f"prompts_per_step ({cfg.prompts_per_step}) must be divisible by algorithm.mini_batches "
-                          f"({cfg.algorithm.mini_batches}): verl's mini-batches are whole prompt groups")
+        raise ConfigError(
+            f"prompts_per_step ({cfg.prompts_per_step}) must be divisible by algorithm.mini_batches "
+            f"({cfg.algorithm.mini_batches}): verl's mini-batches are whole prompt groups"
+        )
 
 
-def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, resume: bool = False,
-                 extra: list[str] | tuple[str, ...] = ()) -> VerlLaunch:
+def build_launch(
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    cluster: Cluster,
+    resume: bool = False,
+    extra: list[str] | tuple[str, ...] = (),
+) -> VerlLaunch:
     """The overrides for ``verl.trainer.main_ppo`` (``extra``: raw ``key=value`` overrides, applied last)."""
     _check_supported(cfg)
     out = Path(out).resolve()
     a, r, o = cfg.algorithm, cfg.rollout, cfg.optim
     gpus = cluster.nnodes * cluster.gpus_per_node
     if (cfg.prompts_per_step * r.n) % gpus:
-        raise ConfigError(f"prompts_per_step x rollout.n = {cfg.prompts_per_step * r.n} responses per step must be "
-                          f"divisible by the {gpus} GPU(s) ({cluster.nnodes} node(s) x {cluster.gpus_per_node})")
+        raise ConfigError(
+            f"prompts_per_step x rollout.n = {cfg.prompts_per_step * r.n} responses per step must be "
+            f"divisible by the {gpus} GPU(s) ({cluster.nnodes} node(s) x {cluster.gpus_per_node})"
+        )
     notes: list[str] = []
     ov: list[tuple[str, object]] = []
     put = lambda k, v: ov.append((k, v))  # noqa: E731
@@ -245,8 +285,10 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
         put("actor_rollout_ref.actor.fsdp_config.dtype", cfg.model.dtype)
         put("actor_rollout_ref.rollout.dtype", cfg.model.dtype)
     else:
-        notes.append("model.dtype float32: verl's FSDP actor keeps float32 weights and computes in bfloat16; "
-                     "the vLLM rollout runs in float32")
+        notes.append(
+            "model.dtype float32: verl's FSDP actor keeps float32 weights and computes in bfloat16; "
+            "the vLLM rollout runs in float32"
+        )
         put("actor_rollout_ref.rollout.dtype", "float32")
     # algorithm
     estimator = _estimator(cfg)
@@ -306,9 +348,11 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
     if cfg.progress.enabled:
         put(f"{ro}.agent.default_agent_loop", PROGRESS_LOOP)
         put("trainer.use_v1", True)  # the v1 trainer takes the agent loop's per-token rm_scores (v0 keeps a scalar)
-        notes.append("progress: the prover is the policy on verl's rollout servers; every rollout also samples "
-                     "its bare prompt's value (the local engine uses the group's solve rate) and validation "
-                     "rollouts pay the prover cost too")
+        notes.append(
+            "progress: the prover is the policy on verl's rollout servers; every rollout also samples "
+            "its bare prompt's value (the local engine uses the group's solve rate) and validation "
+            "rollouts pay the prover cost too"
+        )
     # reward: the project's verifier
     v = cfg.reward.verifier
     put("reward.custom_reward_function.path", str(REPO / "rewards" / "verl_adapter.py"))
@@ -320,19 +364,26 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
         kwargs["correct_score"], kwargs["incorrect_score"] = outcome_scores(cfg.reward.terms.get("outcome"))
     ov += [(f"+reward.custom_reward_function.reward_kwargs.{k}", x) for k, x in kwargs.items()]
     if v.workers != 2 and not v.service_url:
-        notes.append(f"reward.verifier.workers {v.workers}: each of verl's reward.num_workers reward workers "
-                     "runs its own verifier sandbox pool")
+        notes.append(
+            f"reward.verifier.workers {v.workers}: each of verl's reward.num_workers reward workers "
+            "runs its own verifier sandbox pool"
+        )
     # the project's settings read by the plugin (estimator and agent loop): one namespace
     if ours:
         pl = {"base_estimator": a.adv_estimator, "group_size": r.n, "max_response_length": r.max_new_tokens}
         ov += [(f"+algorithm.pipeline.{k}", x) for k, x in pl.items()]
-        ov += [(f"+algorithm.pipeline.terms.{name}.{k}", x) for name, spec in cfg.reward.terms.items()
-               for k, x in ({"weight": 1.0} | (spec or {})).items()]
+        ov += [
+            (f"+algorithm.pipeline.terms.{name}.{k}", x)
+            for name, spec in cfg.reward.terms.items()
+            for k, x in ({"weight": 1.0} | (spec or {})).items()
+        ]
         if cfg.self_correction.enabled:
             sc = cfg.self_correction
-            ov += [("+algorithm.pipeline.self_correction.instruction", sc.instruction),
-                   ("+algorithm.pipeline.self_correction.stage", sc.stage),
-                   ("+algorithm.pipeline.self_correction.bonus", sc.bonus)]
+            ov += [
+                ("+algorithm.pipeline.self_correction.instruction", sc.instruction),
+                ("+algorithm.pipeline.self_correction.stage", sc.stage),
+                ("+algorithm.pipeline.self_correction.bonus", sc.bonus),
+            ]
         if cfg.progress.enabled:
             ov += [(f"+algorithm.pipeline.progress.{k}", getattr(cfg.progress, k)) for k in PROGRESS_KEYS]
     # trainer: steps, checkpoints, evaluation, loggers, cluster
@@ -371,12 +422,11 @@ def build_launch(cfg: TrainConfig, out: str | os.PathLike, *, cluster: Cluster, 
 def validate(launch: VerlLaunch):
     """Compose the overrides with verl's own Hydra config (``ppo_trainer``, as ``main_ppo``
     does) and run verl's ``validate_config``; any failure is a ConfigError naming it."""
+    import verl.trainer.main_ppo as main_ppo
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    import verl.trainer.main_ppo as main_ppo
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
@@ -402,8 +452,10 @@ def check_runtime() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise ConfigError("the verl engine needs CUDA GPUs (verl 0.9.1's Ray trainer cannot run on CPU); this "
-                          "machine has none. Use --engine local here, or --dry-run to see the verl command")
+        raise ConfigError(
+            "the verl engine needs CUDA GPUs (verl 0.9.1's Ray trainer cannot run on CPU); this "
+            "machine has none. Use --engine local here, or --dry-run to see the verl command"
+        )
     missing = [m for m in ("vllm", "transfer_queue") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"the verl engine needs {', '.join(missing)}: pip install -e '.[gpu]' on the GPU nodes")
@@ -419,8 +471,9 @@ def run(launch: VerlLaunch) -> int:
     """``python -m verl.trainer.main_ppo`` as a subprocess: output streams through, its exit code is returned."""
     env = dict(os.environ)
     env.update(launch.env)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (launch.env.get("PYTHONPATH", str(REPO)),
-                                                    os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (launch.env.get("PYTHONPATH", str(REPO)), os.environ.get("PYTHONPATH", "")) if p
+    )
     proc = subprocess.Popen(launch.argv(), env=env, cwd=str(REPO))
     try:
         return proc.wait()

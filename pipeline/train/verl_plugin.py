@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
@@ -54,8 +53,9 @@ from pipeline.train.verl_engine import PROGRESS_ESTIMATOR, SCORE_ESTIMATOR, TERM
 from rewards.terms import TERMS, RolloutScores, compose
 
 
-def scores_from_token_rewards(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index, *,
-                              group_size: int, max_response_length: int) -> RolloutScores:
+def scores_from_token_rewards(
+    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index, *, group_size: int, max_response_length: int
+) -> RolloutScores:
     """verl's per-response verdicts (the verifier's 1/0, summed over tokens) as the reward terms' batch.
 
     A response that filled the budget counts as truncated (verl's estimator sees no
@@ -64,35 +64,52 @@ def scores_from_token_rewards(token_level_rewards: torch.Tensor, response_mask: 
         raise ValueError(f"{TERMS_ESTIMATOR} needs the prompt uids (verl passes non_tensor_batch['uid'] as index)")
     score = token_level_rewards.sum(-1).detach().cpu().numpy()
     length = response_mask.sum(-1).long().cpu().numpy()
-    return RolloutScores(correct=score > 0.5, response_length=length, group=np.asarray([str(i) for i in index]),
-                         group_size=group_size, max_response_length=max_response_length,
-                         truncated=length >= max_response_length)
+    return RolloutScores(
+        correct=score > 0.5,
+        response_length=length,
+        group=np.asarray([str(i) for i in index]),
+        group_size=group_size,
+        max_response_length=max_response_length,
+        truncated=length >= max_response_length,
+    )
 
 
 def _base_algorithm(config) -> AlgorithmConfig:
     """The configured outcome estimator (``algorithm.pipeline.base_estimator``) and verl's std flag."""
-    return AlgorithmConfig(adv_estimator=str(config["pipeline"]["base_estimator"]),
-                           norm_adv_by_std=bool(config.get("norm_adv_by_std_in_grpo", True)))
+    return AlgorithmConfig(
+        adv_estimator=str(config["pipeline"]["base_estimator"]),
+        norm_adv_by_std=bool(config.get("norm_adv_by_std_in_grpo", True)),
+    )
 
 
 def _advantage(token_level_rewards, response_mask, index, config, token_bonus=None):
     p = config["pipeline"]
-    batch = scores_from_token_rewards(token_level_rewards, response_mask, index, group_size=int(p["group_size"]),
-                                      max_response_length=int(p["max_response_length"]))
+    batch = scores_from_token_rewards(
+        token_level_rewards,
+        response_mask,
+        index,
+        group_size=int(p["group_size"]),
+        max_response_length=int(p["max_response_length"]),
+    )
     terms = {name: dict(spec) for name, spec in p["terms"].items()}
     missing = sorted(set(terms) - set(TERMS))
     if missing:
-        raise ValueError(f"reward terms {missing} are not registered in this process: the module defining them "
-                         "must be in VERL_USE_EXTERNAL_MODULES (python -m pipeline train --engine verl adds it)")
+        raise ValueError(
+            f"reward terms {missing} are not registered in this process: the module defining them "
+            "must be in VERL_USE_EXTERNAL_MODULES (python -m pipeline train --engine verl adds it)"
+        )
     total, _ = compose(batch, terms)
-    adv = algorithms.compute_advantages(_base_algorithm(config), total, response_mask.float(), batch.group, token_bonus=token_bonus)
+    adv = algorithms.compute_advantages(
+        _base_algorithm(config), total, response_mask.float(), batch.group, token_bonus=token_bonus
+    )
     adv = adv.to(response_mask.device)
     return adv, adv
 
 
 @register_adv_est(TERMS_ESTIMATOR)
-def terms_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index=None, config=None,
-                    **_) -> tuple[torch.Tensor, torch.Tensor]:
+def terms_advantage(
+    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index=None, config=None, **_
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns): the composed reward terms through the configured outcome estimator."""
     return _advantage(token_level_rewards, response_mask, index, config)
 
@@ -122,32 +139,39 @@ def unpack_token_bonus(token_level_rewards: torch.Tensor, response_mask: torch.T
 
 
 @register_adv_est(PROGRESS_ESTIMATOR)
-def progress_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index=None, config=None,
-                       **_) -> tuple[torch.Tensor, torch.Tensor]:
+def progress_advantage(
+    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index=None, config=None, **_
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns): the composed reward terms of the verdicts (the rows' sums)
     through the configured outcome estimator, plus the unpacked progress bonus."""
     if config.get("use_kl_in_reward", False):
-        raise ValueError(f"{PROGRESS_ESTIMATOR} reads the progress bonus from the token rewards; "
-                         "algorithm.use_kl_in_reward would add the KL penalty to them: keep it false")
+        raise ValueError(
+            f"{PROGRESS_ESTIMATOR} reads the progress bonus from the token rewards; "
+            "algorithm.use_kl_in_reward would add the KL penalty to them: keep it false"
+        )
     bonus = unpack_token_bonus(token_level_rewards, response_mask)
     return _advantage(token_level_rewards, response_mask, index, config, token_bonus=bonus)
 
 
 @register_adv_est(SCORE_ESTIMATOR)
-def self_correction_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index=None,
-                              config=None, **_) -> tuple[torch.Tensor, torch.Tensor]:
+def self_correction_advantage(
+    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index=None, config=None, **_
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns) of both attempts, each from its own packed target, grouped by (prompt, attempt)."""
     if index is None:
         raise ValueError(f"{SCORE_ESTIMATOR} needs the prompt uids (verl passes non_tensor_batch['uid'] as index)")
     if config.get("use_kl_in_reward", False):
-        raise ValueError(f"{SCORE_ESTIMATOR} reads the attempt markers from the token rewards; "
-                         "algorithm.use_kl_in_reward would add the KL penalty to them: keep it false")
+        raise ValueError(
+            f"{SCORE_ESTIMATOR} reads the attempt markers from the token rewards; "
+            "algorithm.use_kl_in_reward would add the KL penalty to them: keep it false"
+        )
     targets, attempts = unpack_attempt_rewards(token_level_rewards)
     sc = config["pipeline"]["self_correction"]
     cfg = SelfCorrectionConfig(enabled=True, stage=int(sc["stage"]), bonus=float(sc["bonus"]))
     try:
-        adv = attempt_advantages(cfg, _base_algorithm(config), targets, attempts, np.asarray(index, dtype=object),
-                                 response_mask.float())
+        adv = attempt_advantages(
+            cfg, _base_algorithm(config), targets, attempts, np.asarray(index, dtype=object), response_mask.float()
+        )
     except ValueError as e:
         raise ValueError(f"{SCORE_ESTIMATOR}: {e}; are the rollouts from the self_correction agent loop?") from None
     adv = adv.to(response_mask.device)
