@@ -112,8 +112,8 @@ def write_task(
 
 def measure(model_dir: str, files: dict, max_new_tokens: int, temperature: float, seed: int) -> dict:
     from data.formats import read_rl_rows
+    from pipeline.models.policy import load_policy
     from pipeline.train.heldout import heldout_accuracy
-    from pipeline.train.policy import load_policy
     from rewards.verifier import Verifier
 
     model, tok = load_policy(model_dir, device="cpu")

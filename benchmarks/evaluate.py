@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Seconds to score 800 best-of-N responses end to end with ``python -m pipeline evaluate``.
+"""Seconds to score 800 best-of-N responses end to end with ``rl-pipeline evaluate``.
 
     .venv/bin/python benchmarks/evaluate.py [--data PATH] [--workers 2]
 

@@ -64,9 +64,9 @@ def constructed_traces(model_dir: Path, n: int, seed: int, steps: int = 3, tempe
 
     from data.synthetic import flawed_steps, latex_number, make_problem, solution_text
     from pipeline.config import ProgressConfig
-    from pipeline.train.policy import encode_prompt, load_policy
+    from pipeline.models.policy import encode_prompt, load_policy
+    from pipeline.models.rollout import HFRollout
     from pipeline.train.progress import ProgressEstimator
-    from pipeline.train.rollout import HFRollout
     from rewards.verifier import Verifier
 
     model, tok = load_policy(str(model_dir), device="cpu")

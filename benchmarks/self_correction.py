@@ -20,7 +20,7 @@ Held-out Accuracy@t1/t2, Delta(t1,t2), Delta^{i->c} and Delta^{c->i} are
 measured every 5 steps (200 problems x 4 samples) and plotted. SCoRe's
 claim at this scale: Delta(t1,t2) rises over training and Delta^{c->i} stays low.
 ``--task-steps 2 --one-turn 1000 --two-turn 1000 --warmup-steps 1000
---max-new-tokens 48`` is the smaller variant README also reports.
+--max-new-tokens 48`` is the smaller variant docs/benchmarks.md also reports.
 ``--direct-rate 0.5`` makes half the first attempts answer without working
 (a first attempt the worked redo can fix; the two-turn first turns are off by
 a little half the time, direct or worked); with ``--first-attempt-kl 2``

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 def prepare(work: Path, model: str | None) -> tuple[str, Path]:
     from data.formats import read_rl_rows, synthetic_rows, write_parquet
-    from pipeline.train.tiny_model import build_and_save
+    from pipeline.models.tiny_model import build_and_save
 
     rows = synthetic_rows(512, seed=0, split="train", error_rate=0.25)
     write_parquet(rows, work / "train.parquet")

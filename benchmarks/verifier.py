@@ -240,7 +240,7 @@ def bench_common_case(pairs: list[dict], mv_fn) -> dict:
 
 
 def bench_cli(pairs: list[dict], out_dir: Path, name: str = "cli") -> dict:
-    """JSONL in and out: ``python -m rewards verify --workers 1`` on the pairs, as a user
+    """JSONL in and out: ``rl-verifier verify --workers 1`` on the pairs, as a user
     runs it; checks/s from its own summary line (the verify phase, start-up apart) and
     the whole command's wall time."""
     import re

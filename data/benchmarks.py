@@ -58,7 +58,7 @@ def _plain_answer(row: dict) -> str | None:
 def _boxed_in_solution(row: dict) -> str | None:
     if _first(row, "answer") is not None:  # the Hub copy has the answer as a field
         return _plain_answer(row)
-    from rewards.extract import boxed_answers
+    from data.latex import boxed_answers
 
     boxes = boxed_answers(str(row.get("solution") or ""))
     return boxes[-1] if boxes else None

@@ -1,14 +1,14 @@
-"""``python -m pipeline``: one subcommand per stage, each a thin layer over a library.
+"""``rl-pipeline``: one subcommand per stage, each a thin layer over a library.
 
-python -m pipeline demo      --config configs/demo.yaml --out runs/demo
-python -m pipeline synthetic --config configs/task/arithmetic.yaml --out runs/task
-python -m pipeline warmup    --config configs/warmup/tiny.yaml --out runs/warmup
-python -m pipeline train     --config configs/train/tiny.yaml --out runs/grpo [--resume]
-python -m pipeline evaluate  --model runs/grpo/model --benchmarks math500 --n 8 --out runs/eval
-python -m pipeline evaluate  --generations gens.jsonl --response-key response --answer-key gt --out runs/bon
-python -m pipeline compare   runs/eval_a runs/eval_b
-python -m pipeline curate    --config configs/curate/shared.yaml --out runs/curated
-python -m pipeline submit    --config configs/pipeline/demo.yaml [--dry-run]   # every stage as Slurm jobs
+rl-pipeline demo      --config configs/demo.yaml --out runs/demo
+rl-pipeline synthetic --config configs/task/arithmetic.yaml --out runs/task
+rl-pipeline warmup    --config configs/warmup/tiny.yaml --out runs/warmup
+rl-pipeline train     --config configs/train/tiny.yaml --out runs/grpo [--resume]
+rl-pipeline evaluate  --model runs/grpo/model --benchmarks math500 --n 8 --out runs/eval
+rl-pipeline evaluate  --generations gens.jsonl --response-key response --answer-key gt --out runs/bon
+rl-pipeline compare   runs/eval_a runs/eval_b
+rl-pipeline curate    --config configs/curate/shared.yaml --out runs/curated
+rl-pipeline submit    --config configs/pipeline/demo.yaml [--dry-run]   # every stage as Slurm jobs
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline", description="RL post-training pipeline for math reasoning models."
-    )
+    p = argparse.ArgumentParser(prog="rl-pipeline", description="RL post-training pipeline for math reasoning models.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser(
         "demo",
@@ -77,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run prints the command and the notes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  python -m pipeline train --config configs/train/tiny.yaml --out runs/grpo\n"
-        "  python -m pipeline train --engine verl --config configs/train/tiny.yaml --out runs/verl --dry-run\n"
-        "  python -m pipeline train --engine verl --config my.yaml --out runs/big --nnodes 2 --gpus-per-node 8",
+        "  rl-pipeline train --config configs/train/tiny.yaml --out runs/grpo\n"
+        "  rl-pipeline train --engine verl --config configs/train/tiny.yaml --out runs/verl --dry-run\n"
+        "  rl-pipeline train --engine verl --config my.yaml --out runs/big --nnodes 2 --gpus-per-node 8",
     )
     t.add_argument("--config", required=True, help="train config YAML (see TrainConfig in pipeline/config.py)")
     t.add_argument("--out", required=True, help="output directory")
@@ -136,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(one row per problem, responses as a list) without a model. Flags override the config.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  python -m pipeline evaluate --model runs/grpo/model --benchmarks math500,gsm8k --n 8 --limit 100 "
+        "  rl-pipeline evaluate --model runs/grpo/model --benchmarks math500,gsm8k --n 8 --limit 100 "
         "--out runs/eval\n"
-        "  python -m pipeline evaluate --generations ../shared/data/bon/math_cot_100.jsonl --response-key response "
+        "  rl-pipeline evaluate --generations ../shared/data/bon/math_cot_100.jsonl --response-key response "
         "--answer-key gt --correct-key score --verifier-score-key pred_score --out runs/bon",
     )
     e.add_argument("--config", default=None, help="evaluation config YAML (see EvalConfig in pipeline/config.py)")
@@ -187,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reward-model", help="sequence-classification reward model scoring responses for best-of-N")
     e.add_argument(
         "--process-verifier",
-        help="PAV model directory (python -m pipeline pav; prover mu) for best-of-N: "
+        help="PAV model directory (rl-pipeline pav; prover mu) for best-of-N: "
         "each step scores Q^pi + alpha * A^mu, --aggregate combines the step scores",
     )
     e.add_argument(
@@ -220,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and write OUT/train.parquet and OUT/val.parquet (verl's schema), OUT/dropped.parquet (every dropped row "
         "with its filter and reason), OUT/report.md, OUT/report.json and OUT/drop_reasons.png. A re-run with the "
         "same config and unchanged inputs does nothing.",
-        epilog="example: python -m pipeline curate --config configs/curate/shared.yaml --out runs/curated",
+        epilog="example: rl-pipeline curate --config configs/curate/shared.yaml --out runs/curated",
     )
     cu.add_argument("--config", required=True, help="curation config YAML (see CurateConfig in pipeline/config.py)")
     cu.add_argument("--out", required=True, help="output directory")
@@ -232,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load a pipeline config (see PipelineConfig in pipeline/slurm.py), resolve and check every stage's "
         "config, write them to OUT/configs/, submit one sbatch job per stage (an evaluate stage: a job array and a "
         "merge job), each waiting for the ones before it, and print `<stage> <job id>` per job.",
-        epilog="example: python -m pipeline submit --config configs/pipeline/demo.yaml --dry-run",
+        epilog="example: rl-pipeline submit --config configs/pipeline/demo.yaml --dry-run",
     )
     sb.add_argument("--config", required=True, help="pipeline config YAML (configs/pipeline/*.yaml)")
     sb.add_argument("--out", help="output directory (default: the config's `out`)")
@@ -473,7 +471,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.train.policy import PolicyLoadError
+    from pipeline.models.policy import PolicyLoadError
 
     args = build_parser().parse_args(argv)
     try:

@@ -33,7 +33,7 @@ class VerifierConfig:
     workers: int = 2  # sandboxed worker processes
     timeout: float = 5.0  # seconds per check before the worker is killed
     mode: str = "strict"  # strict: only \boxed{} counts; lenient: also "final answer is", ####, ...
-    service_url: str | None = None  # train --engine verl only: check answers in the verifier service at this address (python -m rewards serve), off the GPU nodes; other stages check in-process
+    service_url: str | None = None  # train --engine verl only: check answers in the verifier service at this address (rl-verifier serve), off the GPU nodes; other stages check in-process
 
     def __post_init__(self) -> None:
         if self.service_url is not None and not str(self.service_url).startswith(("http://", "https://")):
@@ -180,7 +180,7 @@ class ProgressConfig:
     prover_k: int = 4  # the prover is best-of-K of the sampled policy: V = 1 - (1 - q)^K, estimated without bias from c of M samples as 1 - C(M-c,K)/C(M,K) (needs K <= mc_rollouts); 1: the policy itself
     prover_model: str = ""  # a fixed prover model (same tokenizer); empty: the current policy
     temperature: float = 1.0  # prover sampling temperature
-    pav_model: str = ""  # a trained PAV model (python -m pipeline pav): predict values instead of sampling
+    pav_model: str = ""  # a trained PAV model (rl-pipeline pav): predict values instead of sampling
     baseline: str = "group"  # group: the estimator's group baseline on every token | termination: MRT's, the tokens after a random step prefix get R - R_termination (the policy answering at once there: answer_now_text, answer_tokens, mc_rollouts samples)
 
     def __post_init__(self) -> None:
@@ -232,7 +232,7 @@ class SelfCorrectionConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """``python -m pipeline train``: GRPO-style RL on one process."""
+    """``rl-pipeline train``: GRPO-style RL on one process."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -276,7 +276,7 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class PAVConfig:
-    """``python -m pipeline pav``: Monte Carlo progress labels, then a value head trained on them."""
+    """``rl-pipeline pav``: Monte Carlo progress labels, then a value head trained on them."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # the policy whose responses are labelled (and the prover, unless progress.prover_model)
     init: str = ""  # the LM under the value head; empty: the policy
@@ -304,10 +304,10 @@ class PAVConfig:
 
 @dataclasses.dataclass
 class WarmupConfig:
-    """``python -m pipeline warmup``: supervised fine-tuning on worked solutions."""
+    """``rl-pipeline warmup``: supervised fine-tuning on worked solutions."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # empty path: build a tiny model
-    tiny_size: str = "tiny"  # micro | tiny | small (see pipeline/train/tiny_model.py)
+    tiny_size: str = "tiny"  # micro | tiny | small (see pipeline/models/tiny_model.py)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)  # rows need extra_info.solution
     steps: int = 600  # optimizer steps
     batch_size: int = 32  # sequences per step
@@ -337,7 +337,7 @@ class GenerationKeys:
 
 @dataclasses.dataclass
 class EvalConfig:
-    """``python -m pipeline evaluate``: held-out benchmarks, pass@k, maj@k, best-of-N."""
+    """``rl-pipeline evaluate``: held-out benchmarks, pass@k, maj@k, best-of-N."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # the model to generate with (not needed for generations)
     benchmarks: list[str] = dataclasses.field(default_factory=lambda: ["math500"])  # math500 aime24 amc23 minerva_math olympiadbench gsm8k, or .jsonl paths
@@ -352,7 +352,7 @@ class EvalConfig:
     aggregate: str = "last"  # per-step verifier scores -> one: last / min / product / mean / max
     second_attempt: str | None = None  # self-correction: after each response ask again with this instruction ("default": SCoRe's, as in training) and report Accuracy@t1/t2 and the deltas
     reward_model: str | None = None  # a sequence-classification model (hub name or path) scoring responses for best-of-N
-    process_verifier: str | None = None  # a PAV model (python -m pipeline pav, prover mu): best-of-N by step scores Q^pi + process_alpha * A^mu, combined by `aggregate`
+    process_verifier: str | None = None  # a PAV model (rl-pipeline pav, prover mu): best-of-N by step scores Q^pi + process_alpha * A^mu, combined by `aggregate`
     process_base_verifier: str | None = None  # a PAV model labelled with the policy itself as prover (progress.prover_k 1): Q^pi of each step; None: the process verifier's own values stand in
     process_alpha: float = 1.0  # weight of the prover's advantage A^mu (the change of its value across the step) against Q^pi; 0 ranks by Q^pi alone
     ks: list[int] = dataclasses.field(default_factory=list)  # k values shown in report.md (empty: powers of two and n); report.json has all
@@ -414,7 +414,7 @@ def _default_filters() -> list:
 
 @dataclasses.dataclass
 class CurateConfig:
-    """``python -m pipeline curate``: raw sources -> a clean, verifiable, decontaminated RL set."""
+    """``rl-pipeline curate``: raw sources -> a clean, verifiable, decontaminated RL set."""
 
     sources: list[SourceConfig] = dataclasses.field(default_factory=list)  # the raw sources (see SourceConfig)
     eval_sets: list[str] = dataclasses.field(default_factory=lambda: ["math500", "aime24", "amc23", "minerva_math", "olympiadbench", "gsm8k"])  # decontaminate against these (names or .jsonl paths)
@@ -427,15 +427,14 @@ class CurateConfig:
     seed: int = 0  # split and MinHash seed
 
     def __post_init__(self) -> None:
-        from pipeline.curate.run import filter_plan
-
+        # the filter list is checked by the curation stage's own registry (pipeline.curate.run.filter_plan)
+        # when the stage starts and when `rl-pipeline submit` resolves the stage: config imports no stage
         names = [s.name for s in self.sources]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"sources: duplicate names {dup}")
         if self.val_size < 0:
             raise ConfigError("val_size must be >= 0")
-        filter_plan(self.filters)  # names and parameters checked now, not after an hour of work
 
 
 @dataclasses.dataclass
@@ -565,15 +564,26 @@ def to_dict(cfg: Any) -> dict:
 
 
 def _field_comments(cls) -> dict[str, str]:
-    """``name: type = default  # comment`` lines of a dataclass -> {name: comment}."""
+    """``name: type = default  # comment`` fields of a dataclass -> {name: comment}; the
+    comment may sit on any line of a field the formatter wrapped (``field(...)  # comment``)."""
+    import ast
     import inspect
-    import re
+    import io
+    import textwrap
+    import tokenize
 
+    src = textwrap.dedent(inspect.getsource(cls))
+    comments = {
+        t.start[0]: t.string.lstrip("#").strip()
+        for t in tokenize.generate_tokens(io.StringIO(src).readline)
+        if t.type == tokenize.COMMENT
+    }
     out = {}
-    for line in inspect.getsource(cls).splitlines():
-        m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
+    for node in ast.parse(src).body[0].body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            found = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
+            if found:
+                out[node.target.id] = found[-1]
     return out
 
 
@@ -606,7 +616,7 @@ def reference_markdown(cls, prefix: str = "") -> str:
     return "| key | default | meaning |\n|---|---|---|\n" + "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m pipeline.config TrainConfig  -> the README's table
+if __name__ == "__main__":  # python -m pipeline.config TrainConfig  -> its table in docs/config.md
     import sys
 
     print(reference_markdown(globals()[sys.argv[1] if len(sys.argv) > 1 else "TrainConfig"]))

@@ -117,8 +117,8 @@ def run_supervised_control(train_cfg, warm_model: str, log, save_to: Path | None
     import torch
 
     from data.formats import read_rl_rows
+    from pipeline.models.policy import load_policy, save_policy
     from pipeline.train.heldout import eval_seed, heldout_accuracy
-    from pipeline.train.policy import load_policy, save_policy
     from pipeline.train.sft import sft_examples, train_sft
     from rewards.verifier import Verifier
 
@@ -174,14 +174,15 @@ def run_train_demo(cfg: DemoConfig, out: Path, log) -> dict:
         f"{cfg.task.steps} steps of {cfg.task.ops!r} on operands <= {cfg.task.max_operand}, "
         f"{cfg.task.error_rate:.0%} of worked solutions flawed"
     )
-    warm = run_warmup(dataclasses.replace(cfg.warmup, data=data), out / "warmup", log=log)
+    bars = sys.stderr.isatty()  # progress bars on a terminal only, never into a log
+    warm = run_warmup(dataclasses.replace(cfg.warmup, data=data), out / "warmup", log=log, progress=bars)
     warm_model = str(out / "warmup" / "model")
     tc = dataclasses.replace(
         cfg.train,
         model=dataclasses.replace(cfg.train.model, path=warm_model),
         data=dataclasses.replace(cfg.train.data, train_files=[str(train_file)], heldout_files=[str(held_file)]),
     )
-    rl = train(tc, out / "rl", log=log)
+    rl = train(tc, out / "rl", log=log, progress=bars)
     log(
         f"GRPO: held-out pass@1 {rl['heldout_acc_before']:.3f} -> {rl['heldout_acc_after']:.3f} "
         f"in {tc.steps} steps ({rl['seconds_this_run']:.0f} s)"

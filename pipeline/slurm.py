@@ -1,10 +1,10 @@
 """The pipeline on a Slurm cluster: submit every stage as an sbatch job chained with
 ``--dependency=afterok``, and the evaluation stage's array tasks and merge step.
 
-    python -m pipeline submit --config configs/pipeline/demo.yaml [--dry-run]
+    rl-pipeline submit --config configs/pipeline/demo.yaml [--dry-run]
 
 A pipeline config (:class:`PipelineConfig`) lists stages in order. Each names its
-``kind`` (which ``python -m pipeline`` stage runs, hence which ``slurm/*.sbatch``
+``kind`` (which ``rl-pipeline`` stage runs, hence which ``slurm/*.sbatch``
 script), its own stage config file, and ``overrides`` of that config's keys, where
 ``${stage}`` stands for an earlier stage's output directory ``OUT/<stage>``:
 
@@ -115,7 +115,7 @@ class StageConfig:
 
 @dataclasses.dataclass
 class PipelineConfig:
-    """``python -m pipeline submit``: every stage as a Slurm job, each waiting for the ones before it."""
+    """``rl-pipeline submit``: every stage as a Slurm job, each waiting for the ones before it."""
 
     name: str = ""  # job name prefix (default: the config file's name)
     out: str = "runs/pipeline"  # each stage writes OUT/<stage>; resolved stage configs in OUT/configs, logs in OUT/logs
@@ -243,8 +243,15 @@ def _nest(flat: dict, stage: str) -> dict:
 def _check_stage(stage: StageConfig, c) -> None:
     """What a stage needs before it can run at all: fail at submit time, not hours later in the queue."""
     where = f"stage {stage.name!r} ({stage.config})"
-    if stage.kind == "curate" and not c.sources:
-        raise ConfigError(f"{where}: sources: at least one source is required")
+    if stage.kind == "curate":
+        from pipeline.curate.run import filter_plan
+
+        if not c.sources:
+            raise ConfigError(f"{where}: sources: at least one source is required")
+        try:
+            filter_plan(c.filters)  # filter names and parameters, checked by the stage's own registry
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
     if stage.kind in ("warmup", "train") and not c.data.train_files:
         raise ConfigError(f"{where}: data.train_files is empty (set it, e.g. in overrides: "
                           "{data.train_files: [\"${data}/train.parquet\"]})")
@@ -253,7 +260,7 @@ def _check_stage(stage: StageConfig, c) -> None:
     if stage.kind == "evaluate":
         if c.generations:
             raise ConfigError(f"{where}: `generations` is set: scoring a file needs no array of model jobs; "
-                              "run `python -m pipeline evaluate --config ...` (or slurm/evaluate.sbatch without --array)")
+                              "run `rl-pipeline evaluate --config ...` (or slurm/evaluate.sbatch without --array)")
         if not c.model.path:
             raise ConfigError(f"{where}: model.path is empty (e.g. \"${{train}}/model\")")
         if not c.benchmarks:
@@ -327,7 +334,7 @@ def plan(cfg: PipelineConfig, sbatch_args: list[str] | None = None) -> Plan:
 def write_stage_configs(p: Plan) -> None:
     for name, c in p.stage_configs.items():
         with atomic_writer(p.out / "configs" / f"{name}.yaml") as f:
-            f.write(f"# stage {name!r} of pipeline {p.config.name!r}, resolved by `python -m pipeline submit`\n")
+            f.write(f"# stage {name!r} of pipeline {p.config.name!r}, resolved by `rl-pipeline submit`\n")
             yaml.safe_dump(to_dict(c), f, sort_keys=False, allow_unicode=True)
 
 
@@ -521,7 +528,7 @@ def merge_eval(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: 
 
 
 def run_submit(config: str, *, out: str | None = None, dry_run: bool = False, sbatch_args: str | None = None) -> int:
-    """``python -m pipeline submit``."""
+    """``rl-pipeline submit``."""
     try:
         extra = shlex.split(sbatch_args or "")
     except ValueError as e:
@@ -531,7 +538,7 @@ def run_submit(config: str, *, out: str | None = None, dry_run: bool = False, sb
     return 0
 
 
-if __name__ == "__main__":  # python -m pipeline.slurm [StageConfig] -> the README's table
+if __name__ == "__main__":  # python -m pipeline.slurm [StageConfig] -> its table in docs/gpus-and-slurm.md
     from pipeline.config import reference_markdown
 
     print(reference_markdown(globals()[sys.argv[1] if len(sys.argv) > 1 else "PipelineConfig"]))

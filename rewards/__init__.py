@@ -2,7 +2,7 @@
 
 Python API: :func:`verify`, :func:`verify_batch`, :func:`averify` returning a
 :class:`Verdict`; verl adapter: :func:`rewards.verl_adapter.compute_score`;
-CLI and HTTP service: ``python -m rewards --help``.
+CLI and HTTP service: ``rl-verifier --help``.
 """
 
 from rewards.check import REASONS, Verdict

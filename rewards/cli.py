@@ -1,8 +1,8 @@
-"""``python -m rewards``: the verifier as a command-line tool and as a service.
+"""``rl-verifier``: the verifier as a command-line tool and as a service.
 
-    python -m rewards verify --input in.jsonl --output out.jsonl \\
+    rl-verifier verify --input in.jsonl --output out.jsonl \\
         --response-key response --answer-key ground_truth
-    python -m rewards serve --host 127.0.0.1 --port 8000
+    rl-verifier serve --host 127.0.0.1 --port 8000
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _positive_int(s: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m rewards",
+        prog="rl-verifier",
         description="Math answer verifier: check model responses against reference answers.",
     )
     sub = p.add_subparsers(dest="command", required=True)

@@ -31,6 +31,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from data.latex import boxed_answers, boxed_spans  # noqa: F401 - boxed_answers is part of this module's API
+
 STRICT = "strict"
 THINK_END = "</think>"
 LENIENT = "lenient"
@@ -40,8 +42,6 @@ LAST = "last"
 ALL_AGREE = "all_agree"
 MULTI_BOX_MODES = (LAST, ALL_AGREE)
 
-# Box commands, longest first so that ``\boxed`` is not mistaken for a prefix of another.
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 # Markers that introduce a final answer in plain text (lenient mode), last match wins.
 _PHRASE_RES = (
     ("final_answer", re.compile(r"final answer(?:\s+is)?\s*[:：]?\s*", re.IGNORECASE)),
@@ -49,8 +49,8 @@ _PHRASE_RES = (
     ("answer_colon", re.compile(r"(?:^|\n)\s*\**answer\**\s*[:：]\s*\**\s*", re.IGNORECASE)),
     ("answer_is", re.compile(r"\bthe answer is\s*[:：]?\s*", re.IGNORECASE)),
 )
-# A number standing on its own ("AZYUK2A" holds none).
 _QUOTES = re.compile(r'^\\?"|\\?"$')  # quotes around a phrase answer, escaped or not
+# A number standing on its own ("AZYUK2A" holds none).
 _NUMBER_RE = re.compile(r"(?<![A-Za-z\d])(?>-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)")
 # Where a phrase-introduced answer ends: end of line, or a sentence end (". " / "." at end).
 _PHRASE_END_RE = re.compile(r"\n|\.\s|\.$|\$\s*\.")
@@ -72,69 +72,6 @@ class Extraction:
     @property
     def answer(self) -> str | None:
         return self.answers[-1] if self.answers else None
-
-
-def _read_braced(text: str, start: int) -> tuple[str, int] | None:
-    """Read a ``{...}`` group starting at ``text[start] == '{'``; return (content, end).
-
-    Iterative, counts nesting, honours ``\\{`` / ``\\}`` escapes; a ``\\}`` that closes no
-    ``\\{`` is a stray backslash before the closing brace (``\\boxed{185\\}``). ``None`` when
-    the group is never closed (an unterminated ``\\boxed{`` yields no answer).
-    """
-    depth = 0
-    escaped_open = 0  # \{ not yet closed by a \}
-    i = start
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] in "{}":
-            if text[i + 1] == "{":
-                escaped_open += 1
-            elif escaped_open:
-                escaped_open -= 1
-            else:
-                i += 1  # the brace after a stray backslash counts
-                continue
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i], i + 1
-        i += 1
-    return None
-
-
-def boxed_spans(text: str) -> list[tuple[str, int, int]]:
-    """Every ``\\boxed{...}`` / ``\\fbox{...}``: (content, start, end), outermost boxes only,
-    in order. ``\\boxed 5`` (no braces, a single token) is accepted too, as LaTeX does."""
-    out: list[tuple[str, int, int]] = []
-    pos = 0
-    while True:
-        m = _BOX_RE.search(text, pos)
-        if m is None:
-            return out
-        j = m.end()
-        if j < len(text) and text[j] == "{":
-            got = _read_braced(text, j)
-            if got is None:  # unterminated: nothing after this point can be an answer
-                return out
-            content, pos = got
-            out.append((content.strip(), m.start(), pos))
-        else:
-            tok = re.match(r"[^\s$\\]+", text[j:])
-            if tok and m.group(0).endswith((" ", "\t")):
-                pos = j + tok.end()
-                out.append((tok.group(0).rstrip(".,;"), m.start(), pos))
-            else:
-                pos = j
-
-
-def boxed_answers(text: str) -> list[str]:
-    """Every boxed answer's content, outermost boxes only, in order."""
-    return [c for c, _, _ in boxed_spans(text)]
 
 
 def after_thinking(text: str) -> str:

@@ -97,8 +97,10 @@ class WorkerPool:
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
         proc = subprocess.Popen(
             # not ``-m rewards.worker``: the package imports that module first, and runpy warns
+            # -P: the working directory is not put on the path, so a user's rewards.py there cannot shadow us
             [
                 sys.executable,
+                "-P",
                 "-c",
                 "import sys; from rewards.worker import main; sys.exit(main(sys.argv[1:]))",
                 self.task,

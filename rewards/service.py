@@ -1,6 +1,6 @@
 """The verifier as an HTTP service, for RL trainers on other machines.
 
-    python -m rewards serve --host 127.0.0.1 --port 8000
+    rl-verifier serve --host 127.0.0.1 --port 8000
 
 ``POST /verify``::
 

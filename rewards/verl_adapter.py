@@ -13,7 +13,7 @@ is involved and a hostile response costs at most the timeout.
 ``correct_score`` and ``incorrect_score``.
 
 On large clusters the checks can run off the GPU nodes, in the verifier
-service (``python -m rewards serve``): name ``compute_score_remote`` instead and
+service (``rl-verifier serve``): name ``compute_score_remote`` instead and
 give the service's address as ``reward_kwargs.url`` (or ``$PIPELINE_VERIFIER_URL``).
 It is ``async``, so verl's reward loop awaits it without a thread per request.
 """

@@ -16,7 +16,7 @@ pipeline_die() { pipeline_log "error: $*"; exit 2; }
 # directory sbatch ran in, unless --chdir), where the user typed it.
 pipeline_abspath() { if [[ $1 == /* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$PWD/$1"; fi; }
 
-# pipeline_setup: the virtual environment, imports from the repository, thread counts.
+# pipeline_setup: the virtual environment and its installed rl-pipeline, thread counts.
 pipeline_setup() {
   local venv=${PIPELINE_VENV:-$PIPELINE_REPO/.venv}
   if [[ $venv != none ]]; then
@@ -27,7 +27,10 @@ pipeline_setup() {
     set -u
   fi
   command -v python >/dev/null || pipeline_die "no python on PATH (PIPELINE_VENV=$venv)"
-  export PYTHONPATH=$PIPELINE_REPO${PYTHONPATH:+:$PYTHONPATH}
+  # the installed entry point, not the repository on PYTHONPATH: a data.py in the job's working
+  # directory cannot shadow the package, and Ray workers import what is installed
+  command -v rl-pipeline >/dev/null ||
+    pipeline_die "rl-pipeline is not installed in this environment (PIPELINE_VENV=$venv): run 'make venv' in $PIPELINE_REPO, or pip install -e $PIPELINE_REPO"
   export PYTHONUNBUFFERED=1
   if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then  # torch and friends otherwise assume the whole node
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$SLURM_CPUS_PER_TASK}

@@ -80,7 +80,7 @@ def slip_traces(tok, seed=3):
     """Constructed responses to one 3-step problem: the right solution, and one
     whose second step slips (later steps carry the wrong value on correctly): the
     problem, the chat-templated prompt and both responses as token ids (+ EOS)."""
-    from pipeline.train.policy import encode_prompt
+    from pipeline.models.policy import encode_prompt
 
     rng = random.Random(seed)
     p = make_problem(rng, steps=3, max_operand=9, ops=("+", "-"))

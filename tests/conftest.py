@@ -11,7 +11,7 @@ import pytest
 def task_files(tmp_path_factory) -> dict:
     """The synthetic task as verl parquet, plus a micro Llama + tokenizer saved by path."""
     from data.formats import read_rl_rows, synthetic_rows, write_parquet
-    from pipeline.train.tiny_model import build_and_save
+    from pipeline.models.tiny_model import build_and_save
 
     root: Path = tmp_path_factory.mktemp("task")
     train = synthetic_rows(64, seed=0, split="train", error_rate=0.25)

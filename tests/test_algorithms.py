@@ -22,6 +22,7 @@ GROUP = np.array([0, 0, 0, 1, 1, 1])
         (AlgorithmConfig(adv_estimator="rloo"), [0.5, -1, 0.5, 1, -0.5, -0.5]),
     ],
 )
+@pytest.mark.slow
 def test_advantages_are_verls(cfg, expected):
     adv = algorithms.compute_advantages(cfg, SCORES, MASK, GROUP)
     assert adv.shape == MASK.shape

@@ -168,6 +168,7 @@ def test_help_explains():
     assert r.returncode == 0 and "--response-key" in r.stdout and "strict" in r.stdout
 
 
+@pytest.mark.slow
 def test_demo_offline_with_nothing_beside_it(tmp_path):
     cfg = tmp_path / "demo.yaml"
     cfg.write_text(
@@ -200,6 +201,7 @@ def test_demo_offline_with_nothing_beside_it(tmp_path):
     assert "| overall | pass@1 |" in (tmp_path / "out" / "eval" / "warmup_vs_rl.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BON.is_file(), reason="../shared/data not beside the repo")
 def test_demo_on_real_best_of_n(tmp_path):
     r = run("-m", "pipeline", "demo", "--config", "configs/demo.yaml", "--out", str(tmp_path), "--stages", "verifier")
@@ -218,6 +220,7 @@ def test_demo_on_real_best_of_n(tmp_path):
         ("[1, 2", "not valid YAML"),
     ],
 )
+@pytest.mark.slow
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)

@@ -448,6 +448,7 @@ def run(*args):
     )
 
 
+@pytest.mark.slow
 def test_curate_end_to_end_accounts_for_every_row_and_verl_reads_it(tmp_path):
     import pandas as pd
 
@@ -489,7 +490,7 @@ def test_curate_end_to_end_accounts_for_every_row_and_verl_reads_it(tmp_path):
     from transformers import AutoTokenizer
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    from pipeline.train.tiny_model import build_tokenizer
+    from pipeline.models.tiny_model import build_tokenizer
 
     tok_dir = tmp_path / "tok"
     build_tokenizer(["What is 2+2? \\boxed{4}"] * 10).save_pretrained(tok_dir)
@@ -533,6 +534,7 @@ def test_curate_end_to_end_accounts_for_every_row_and_verl_reads_it(tmp_path):
         ({"val_size": 100}, "takes all 5 kept rows"),
     ],
 )
+@pytest.mark.slow
 def test_user_errors_are_one_line(tmp_path, change, message):
     cfg = json.loads(write_messy_sources(tmp_path).read_text())
     (tmp_path / "broken.jsonl").write_text('{"question": "What is 1+1?", "answer": "2"}\n{oops\n')
@@ -544,6 +546,7 @@ def test_user_errors_are_one_line(tmp_path, change, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "raw").is_dir(), reason="../shared/data is not present")
 def test_shared_config_on_a_slice_of_the_real_raw_files(tmp_path):
     from pipeline.config import CurateConfig, load_config

@@ -72,6 +72,7 @@ def test_benchmark_files_by_path_and_their_errors(tmp_path):
         load_benchmark("math501")
 
 
+@pytest.mark.slow
 def test_a_missing_local_file_falls_back_to_the_hub_with_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -113,6 +114,7 @@ def test_answer_groups_use_the_verifiers_equivalence_and_survive_hostile_answers
 # ---------------------------------------------------------------- best-of-N reference
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BON.is_file(), reason="../shared/data/bon is not present")
 def test_bon_file_reproduces_the_upstream_figures_from_its_own_fields(tmp_path):
     out = tmp_path / "bon"
@@ -171,6 +173,7 @@ def test_bon_file_reproduces_the_upstream_figures_from_its_own_fields(tmp_path):
     assert cmp.returncode == 0 and "| overall | bon@8 | 94.00 |" in cmp.stdout
 
 
+@pytest.mark.slow
 def test_self_correction_and_step_scores_from_a_file(tmp_path):
     f = tmp_path / "two_turns.jsonl"
     rows = [
@@ -280,6 +283,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monke
 # ---------------------------------------------------------------- generation
 
 
+@pytest.mark.slow
 def test_generates_with_a_real_model_resumes_and_refuses_mixed_settings(task_files, tmp_path):
     out = tmp_path / "eval"
     common = [
@@ -329,6 +333,7 @@ def test_generates_with_a_real_model_resumes_and_refuses_mixed_settings(task_fil
     assert sorted(x["id"] for x in final) == sorted(x["id"] for x in rows)
 
 
+@pytest.mark.slow
 def test_generates_second_attempts_and_reports_self_correction(task_files, tmp_path):
     """--second-attempt: each response gets a second attempt after the instruction; the verifier
     grades both and the report carries Accuracy@t1/t2 and the deltas, consistent with the grades."""
@@ -379,6 +384,7 @@ def test_generates_second_attempts_and_reports_self_correction(task_files, tmp_p
     assert r.returncode == 2 and "a --generations file brings its own" in r.stderr
 
 
+@pytest.mark.slow
 def test_reward_model_scores_drive_best_of_n(task_files, tmp_path):
     from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
 

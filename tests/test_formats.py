@@ -84,7 +84,7 @@ def test_verls_dataset_reads_our_parquet(task_files):
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    from pipeline.train.policy import load_tokenizer
+    from pipeline.models.policy import load_tokenizer
 
     tok = load_tokenizer(str(task_files["model"]))
     cfg = OmegaConf.create(

@@ -15,14 +15,14 @@ from pipeline.train.pav import PAVPredictor, ValueModel, check, fit, load_value_
 
 @pytest.fixture(scope="module")
 def policy(task_files):
-    from pipeline.train.policy import load_policy
+    from pipeline.models.policy import load_policy
 
     return load_policy(str(task_files["model"]), device="cpu")
 
 
 def _labels(tok, n=24, seed=0):
     """Responses whose label rises with the step index: a pattern the head can learn."""
-    from pipeline.train.policy import encode_prompt
+    from pipeline.models.policy import encode_prompt
     from pipeline.train.progress import StepSegmenter
 
     seg = StepSegmenter(ProgressConfig(), tok)
@@ -101,8 +101,8 @@ def test_process_values_put_the_question_as_generation_did(policy, tmp_path):
     import torch
 
     from pipeline.evaluate.generate import prompt_messages
+    from pipeline.models.policy import encode_prompt
     from pipeline.train.pav import process_scores, process_values
-    from pipeline.train.policy import encode_prompt
     from pipeline.train.progress import StepSegmenter
 
     lm, tok = policy
@@ -129,6 +129,7 @@ def test_process_values_put_the_question_as_generation_did(policy, tmp_path):
     np.testing.assert_allclose(scores[0][0], got[0][0][1:] + 0.5 * np.diff(got[0][0]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_path):
     from pipeline.cli import main
     from pipeline.config import TrainConfig
@@ -214,7 +215,7 @@ def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_p
 
 
 def test_not_a_pav_directory_is_a_clear_error(tmp_path):
-    from pipeline.train.policy import PolicyLoadError
+    from pipeline.models.policy import PolicyLoadError
 
     with pytest.raises(PolicyLoadError, match="not a PAV model"):
         load_value_model(tmp_path)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from data.formats import read_rl_rows
-from pipeline.train.policy import PolicyLoadError, encode_prompt, load_policy, make_batch, response_logprobs
-from pipeline.train.rollout import HFRollout, Sampling, cut_at_eos
+from pipeline.models.policy import PolicyLoadError, encode_prompt, load_policy, make_batch, response_logprobs
+from pipeline.models.rollout import HFRollout, Sampling, cut_at_eos
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_greedy_rollout_is_the_argmax_and_stops_at_eos(policy, task_files):
     # the greedy token is the most likely one under the same forward pass the loss uses
     b = make_batch(prompts[:1], groups[0][:1], tok.pad_token_id)
     with torch.no_grad():
-        from pipeline.train.policy import response_logits
+        from pipeline.models.policy import response_logits
 
         logits = response_logits(model, b)
     assert logits[0, : len(groups[0][0])].argmax(-1).tolist() == groups[0][0]

@@ -106,6 +106,7 @@ def test_killed_worker_returns_error_and_pool_recovers(sleepy_pool):
     assert len(pool.pids) == 1
 
 
+@pytest.mark.slow
 def test_timeout_returns_promptly_and_pool_recovers(sleepy_pool):
     pool = sleepy_pool
     replaced_before = pool.replaced

@@ -178,6 +178,7 @@ def test_per_sequence_kl_weight_matches_the_uniform_coefficient_and_masks_rows()
     assert lp.grad[:2].abs().sum() > 0 and lp.grad[2:].abs().sum() == 0  # only the weighted rows pull
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", [1, 2])
 def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     from pipeline.train.engine import train
@@ -211,14 +212,15 @@ def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     assert "kl" in last
 
 
+@pytest.mark.slow
 def test_reference_model_is_the_kl_reference_and_must_share_the_tokenizer(task_files, tmp_path):
     """self_correction.reference_model (SCoRe: the base model, also for a stage-2 run
     started elsewhere): the first step's KL is ~0 against the policy's own copy, not
     against another model; a reference with another tokenizer is refused."""
     from data.formats import read_rl_rows
     from pipeline.config import ConfigError
+    from pipeline.models.tiny_model import build_and_save
     from pipeline.train.engine import train
-    from pipeline.train.tiny_model import build_and_save
     from tests.test_train import write_train_config
 
     rows = read_rl_rows(task_files["train"])

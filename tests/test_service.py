@@ -87,6 +87,7 @@ def test_bad_requests_get_clear_4xx(url):
         VerifierClient(url, retries=3).verify([{"nope": 1}])  # 4xx is not retried
 
 
+@pytest.mark.slow
 def test_concurrency_limit_429_and_client_retry():
     v = Verifier(workers=1, timeout=5, fast_path=False)  # every check goes to the (slow) pool
     v.pool = WorkerPool("tests.service_tasks:slow_check", workers=1, timeout=5)
@@ -125,3 +126,61 @@ def test_async_client_round_trip_and_unreachable(url):
     dead = VerifierClient(f"http://127.0.0.1:{_free_port()}", retries=1, backoff=0.01, timeout=2)
     with pytest.raises(VerifierServiceError, match="unreachable"):
         asyncio.run(dead.averify(items))
+
+
+def _flaky_app(busy_answers: int, retry_after: str | None):
+    """A stand-in service on loopback: ``busy_answers`` 429s (with ``Retry-After`` when given),
+    then the right answer; it records each request's arrival and client port."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    app, seen = FastAPI(), []
+
+    @app.post("/verify")
+    async def verify(request: Request):
+        seen.append((time.monotonic(), request.client.port))
+        if len(seen) <= busy_answers:
+            return JSONResponse(
+                {"detail": "busy"}, status_code=429, headers={"Retry-After": retry_after} if retry_after else None
+            )
+        body = await request.json()
+        return {"results": [{"correct": True} for _ in body["items"]]}
+
+    return app, seen
+
+
+def test_client_waits_as_long_as_retry_after_says():
+    app, seen = _flaky_app(busy_answers=1, retry_after="1")
+    with _Server(app) as u, VerifierClient(u, retries=3, backoff=0.01) as client:
+        assert client.verify([{"response": "x", "ground_truth": "1"}]) == [{"correct": True}]
+    assert len(seen) == 2
+    assert seen[1][0] - seen[0][0] >= 0.95  # the server's 1 s, not the 0.01 s backoff
+
+
+def test_client_without_retry_after_backs_off_and_caps_a_long_one():
+    app, seen = _flaky_app(busy_answers=2, retry_after=None)
+    with _Server(app) as u, VerifierClient(u, retries=3, backoff=0.01) as client:
+        assert client.verify([{"response": "x", "ground_truth": "1"}]) == [{"correct": True}]
+    assert len(seen) == 3 and seen[2][0] - seen[0][0] < 0.9
+    app, seen = _flaky_app(busy_answers=1, retry_after="3600")
+    with _Server(app) as u, VerifierClient(u, retries=1, backoff=0.01, max_retry_after=0.2) as client:
+        t = time.monotonic()
+        assert client.verify([{"response": "x", "ground_truth": "1"}]) == [{"correct": True}]
+        assert time.monotonic() - t < 2  # an hour's Retry-After is cut to max_retry_after
+
+
+def test_client_reuses_its_connection_across_calls():
+    import asyncio
+
+    app, seen = _flaky_app(busy_answers=0, retry_after=None)
+    with _Server(app) as u, VerifierClient(u) as client:
+        for _ in range(3):
+            client.verify([{"response": "x", "ground_truth": "1"}])
+
+        async def three():
+            for _ in range(3):
+                await client.averify([{"response": "x", "ground_truth": "1"}])
+
+        asyncio.run(three())
+    sync_ports, async_ports = {p for _, p in seen[:3]}, {p for _, p in seen[3:]}
+    assert len(seen) == 6 and len(sync_ports) == 1 and len(async_ports) == 1  # one kept-alive connection each

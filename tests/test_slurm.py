@@ -55,6 +55,7 @@ def write_pipeline(tmp_path: Path, stages: list[dict], **top) -> Path:
 # --------------------------------------------------------------------------- no cluster needed
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_chain_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     r = cli("submit", "--config", str(DEMO), "--out", str(out), "--dry-run", "--sbatch=--partition=debug --qos=low")
@@ -253,6 +254,7 @@ def test_config_mistakes_are_one_clear_error(tmp_path, stages, message):
     assert message in str(e.value)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
     p = write_pipeline(tmp_path, [{"name": "t", "kind": "train", "config": "demo/train.yaml", "engine": "fast"}])
     r = cli("submit", "--config", str(p), "--dry-run")
@@ -271,8 +273,8 @@ def test_readme_reference_tables_match_the_dataclasses(name):
     from pipeline.config import reference_markdown
 
     table = reference_markdown(getattr(slurm, name))
-    assert table in (REPO / "README.md").read_text(), (
-        f"README's {name} table is stale: regenerate with `python -m pipeline.slurm {name}`"
+    assert table in (REPO / "docs" / "gpus-and-slurm.md").read_text(), (
+        f"docs/gpus-and-slurm.md's {name} table is stale: regenerate with `python -m pipeline.slurm {name}`"
     )
     assert not any(row.endswith("|  |") for row in table.splitlines()[2:]), f"{name}: a key has no comment"
 

@@ -48,6 +48,7 @@ def strip(rows):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
+@pytest.mark.slow
 def test_warmup_learns_the_format(task_files, tmp_path):
     from pipeline.train.sft import run_warmup
 
@@ -116,6 +117,7 @@ def reference_run(task_files, tmp_path_factory):
     return cfg, root / "ref"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
 def test_interrupted_run_resumes_to_identical_metrics(reference_run, tmp_path, signum):
     """SIGKILL: the run resumes from its last periodic checkpoint (step 3) and replays steps 4-5.
@@ -178,6 +180,7 @@ def test_interrupted_run_resumes_to_identical_metrics(reference_run, tmp_path, s
         ({"stepz": 3}, "unknown key(s) ['stepz']"),
     ],
 )
+@pytest.mark.slow
 def test_user_errors_are_one_line(task_files, tmp_path, over, message):
     cfg = write_train_config(tmp_path / "t.yaml", task_files, **over)
     r = run("train", "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress")
@@ -185,6 +188,7 @@ def test_user_errors_are_one_line(task_files, tmp_path, over, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_synthetic_cli_and_help(tmp_path):
     r = run("synthetic", "--out", str(tmp_path / "task"))
     assert r.returncode == 0, r.stderr
@@ -195,8 +199,8 @@ def test_synthetic_cli_and_help(tmp_path):
 
 def test_heldout_accuracy_keeps_the_texts_it_graded(task_files):
     from data.formats import read_rl_rows
+    from pipeline.models.policy import load_policy
     from pipeline.train.heldout import heldout_accuracy
-    from pipeline.train.policy import load_policy
     from rewards.verifier import Verifier
 
     model, tok = load_policy(str(task_files["model"]), device="cpu")

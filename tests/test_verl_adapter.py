@@ -167,6 +167,7 @@ def test_reward_kwargs_are_passed_through():
         close_shared_verifiers()
 
 
+@pytest.mark.slow
 def test_compute_score_remote_from_ray_actors_through_the_service(monkeypatch):
     """The reward service path for large clusters: verl's reward workers are Ray actors that
     await ``compute_score_remote``; here real Ray actors call a real verifier service on loopback

@@ -69,6 +69,7 @@ def composed():
     return {name: verl_engine.validate(launch_for(name)) for name in CONFIGS}
 
 
+@pytest.mark.slow
 def test_translation_reaches_verls_config(composed):
     tiny, alp, sc = composed["tiny"], composed["alp"], composed["self_correction"]
     actor = alp.actor_rollout_ref.actor
@@ -179,6 +180,7 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_dry_run_prints_the_golden_command(tmp_path):
     r = _cli(
         "train",
@@ -206,6 +208,7 @@ def test_cli_dry_run_prints_the_golden_command(tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
 def test_cli_without_a_gpu_fails_at_once_with_one_line(tmp_path):
     r = _cli("train", "--engine", "verl", "--config", str(CONFIGS["alp"]), "--out", str(tmp_path / "o"))
@@ -220,6 +223,7 @@ def test_cli_without_a_gpu_fails_at_once_with_one_line(tmp_path):
 # ----------------------------------------------------------------------------- the advantage estimator
 
 
+@pytest.mark.slow
 def test_plugin_registers_through_verl_use_external_modules():
     code = (
         "import verl\nfrom verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
@@ -334,7 +338,8 @@ def test_a_term_registered_outside_the_project_is_routed_to_verl_with_its_module
             verl_engine.AGENT_LOOP_MODULE,
             "tests.test_verl_engine",
         ]
-        assert env.PYTHONPATH == str(REPO)  # the module lives in the repository
+        # the term's module is in the repository's tests/, not in an installed package: its root travels
+        assert env.PYTHONPATH == str(REPO)
         # tiny.yaml's budget is 40 tokens (rollout.max_new_tokens)
         correct, lengths, uids = [1, 1, 0, 0, 1, 0, 1, 0], [10, 30, 15, 40, 5, 20, 25, 35], ["a"] * 4 + ["b"] * 4
         data = compute_advantage(
@@ -400,7 +405,7 @@ def test_a_term_module_outside_the_repository_travels_with_its_import_root(tmp_p
         importlib.import_module("lab_terms.brevity")
         env = launch_for("tiny", reward={"terms": {"outcome": {}, "_test_lab_brevity": {}}}).env
         assert env["VERL_USE_EXTERNAL_MODULES"].endswith(",lab_terms.brevity")
-        assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO), str(tmp_path.resolve())]
+        assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path.resolve())]  # the installed packages need none
     finally:
         TERMS.pop("_test_lab_brevity", None)
         sys.modules.pop("lab_terms.brevity", None)
@@ -422,7 +427,7 @@ def test_self_correction_turns_with_a_real_tokenizer(task_files):
     from transformers import AutoTokenizer
 
     from pipeline.config import SelfCorrectionConfig
-    from pipeline.train.policy import encode_prompt
+    from pipeline.models.policy import encode_prompt
     from pipeline.train.self_correction import attempt_outputs, attempt_targets, second_attempt_prompt
 
     tok = AutoTokenizer.from_pretrained(task_files["model"])
@@ -470,7 +475,7 @@ class ScriptedServer:
     async def generate(self, request_id, *, prompt_ids, sampling_params, **_):
         from verl.workers.rollout.replica import TokenOutput
 
-        from pipeline.train.rollout import Sampling
+        from pipeline.models.rollout import Sampling
 
         self.calls.append((list(prompt_ids), dict(sampling_params)))
         if self.script:
@@ -552,7 +557,7 @@ def test_self_correction_agent_loop_run_as_verl_runs_it(composed, tok):
     """Wrong then right: two outputs, the second prompt is the conversation with the first
     attempt and the instruction, the stage-2 reward with the bonus; right then wrong gives
     the negative; a long attempt is cut at verl's response_length."""
-    from pipeline.train.policy import encode_prompt
+    from pipeline.models.policy import encode_prompt
 
     config = composed["self_correction"]
     assert config.actor_rollout_ref.rollout.response_length == 64

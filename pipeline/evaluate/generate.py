@@ -99,8 +99,8 @@ class Generator:
     def __init__(self, cfg):
         import torch
 
-        from pipeline.train.policy import load_policy, load_tokenizer
-        from pipeline.train.rollout import HFRollout, VLLMRollout
+        from pipeline.models.policy import load_policy, load_tokenizer
+        from pipeline.models.rollout import HFRollout, VLLMRollout
 
         self.cfg = cfg
         if cfg.threads:
@@ -117,8 +117,8 @@ class Generator:
             self.rollout = HFRollout(model, self.tokenizer, g.max_batch)
 
     def generate(self, problems: Sequence[EvalProblem]) -> list[dict]:
-        from pipeline.train.policy import encode_prompt
-        from pipeline.train.rollout import Sampling
+        from pipeline.models.policy import encode_prompt
+        from pipeline.models.rollout import Sampling
 
         cfg, g, tok = self.cfg, self.cfg.generation, self.tokenizer
         sampling = Sampling(g.temperature, g.top_p, g.max_new_tokens)
@@ -139,14 +139,12 @@ class Generator:
         ]
         instruction = second_instruction(cfg)
         if instruction:  # self-correction: one second attempt per response, after the instruction
-            from pipeline.train.self_correction import second_attempt_prompt
+            from pipeline.train.self_correction import generate_second_attempts
 
-            second = [
-                second_attempt_prompt(tok, chat, text, instruction)
-                for chat, row in zip(chats, rows)
-                for text in row["responses"]
-            ]
-            flat = [grp[0] for grp in self.rollout.generate(second, 1, sampling)]
+            convs = [chat for chat, row in zip(chats, rows) for _ in row["responses"]]
+            _, flat = generate_second_attempts(
+                self.rollout, tok, convs, [t for r in rows for t in r["responses"]], instruction, sampling
+            )
             for i, row in enumerate(rows):
                 mine = flat[i * g.n : (i + 1) * g.n]
                 row["responses_t2"] = [tok.decode(t, skip_special_tokens=True) for t in mine]

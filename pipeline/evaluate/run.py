@@ -59,7 +59,7 @@ def _token_counter(cfg: EvalConfig):
     """Token counts for files without them: the model's tokenizer when one is named."""
     if not cfg.model.path:
         return None
-    from pipeline.train.policy import load_tokenizer
+    from pipeline.models.policy import load_tokenizer
     from rewards.check import MAX_RESPONSE_CHARS
 
     tok = load_tokenizer(cfg.model.path, cfg.model.gguf_file)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from pipeline.train.policy import PolicyLoadError, pick_device
+from pipeline.models.policy import PolicyLoadError, pick_device
 
 
 def _load(name_or_path: str, device: str):

@@ -34,20 +34,20 @@ import torch
 from data.formats import RLRow, read_rl_rows
 from data.io import write_json
 from pipeline.config import ConfigError, TrainConfig, to_dict
+from pipeline.models.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
+from pipeline.models.rollout import HFRollout, Sampling, VLLMRollout
 from pipeline.train import algorithms
 from pipeline.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
-from pipeline.train.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
 from pipeline.train.progress import TerminationBaseline, leave_one_out, termination_advantages
-from pipeline.train.rollout import HFRollout, Sampling, VLLMRollout
 from pipeline.train.self_correction import (
     FIRST,
     SECOND,
     attempt_advantages,
     attempt_metrics,
+    generate_second_attempts,
     kl_weights,
-    second_attempt_prompt,
     shaped_reward,
     turn_scores,
 )
@@ -173,11 +173,8 @@ def rl_step(e: Engine) -> dict:
     if cfg.self_correction.enabled:
         sc = cfg.self_correction
         t1 = time.perf_counter()
-        second = [
-            second_attempt_prompt(tok, e.rows[i].messages, t, sc.instruction)
-            for i, t in zip(np.repeat(np.asarray(idx), K), texts)
-        ]
-        responses2 = [g[0] for g in e.rollout.generate(second, 1, sampling)]
+        convs = [e.rows[i].messages for i in np.repeat(np.asarray(idx), K)]
+        second, responses2 = generate_second_attempts(e.rollout, tok, convs, texts, sc.instruction, sampling)
         t_gen += time.perf_counter() - t1
         scored2 = _score(e, responses2, tok.batch_decode(responses2, skip_special_tokens=True), gold, scored.group)
         reward2, _ = compose(scored2, cfg.reward.terms)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 
 from data.formats import RLRow
-from pipeline.train.policy import encode_prompt
-from pipeline.train.rollout import HFRollout, Rollout, Sampling
+from pipeline.models.policy import encode_prompt
+from pipeline.models.rollout import HFRollout, Rollout, Sampling
 
 
 def eval_seed(seed: int, step: int) -> int:
@@ -78,15 +78,16 @@ def heldout_accuracy(
     if keep_texts:
         out["texts"], out["correct"] = texts, [v.correct for v in verdicts]
     if second_instruction:
-        from pipeline.train.self_correction import attempt_metrics, second_attempt_prompt
+        from pipeline.train.self_correction import attempt_metrics, generate_second_attempts
 
-        second = [
-            second_attempt_prompt(tokenizer, r.messages, t, second_instruction)
-            for r, t in zip((r for r in rows for _ in range(n)), texts)
-        ]
-        seconds = [
-            g[0] for g in rollout.generate(second, 1, Sampling(temperature=temperature, max_new_tokens=max_new_tokens))
-        ]
+        _, seconds = generate_second_attempts(
+            rollout,
+            tokenizer,
+            [r.messages for r in rows for _ in range(n)],
+            texts,
+            second_instruction,
+            Sampling(temperature=temperature, max_new_tokens=max_new_tokens),
+        )
         v2 = verifier.verify_batch(tokenizer.batch_decode(seconds, skip_special_tokens=True), gold)
         out.update(attempt_metrics([v.correct for v in verdicts], [v.correct for v in v2]))
     return out

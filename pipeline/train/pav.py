@@ -2,7 +2,7 @@
 success at every step boundary, so progress can be read off one forward pass
 instead of sampled.
 
-``python -m pipeline pav`` (:func:`run_pav`):
+``rl-pipeline pav`` (:func:`run_pav`):
 
 1. *seed rollouts*: ``seeds_per_prompt`` responses of the policy per prompt;
 2. *labels*: the Monte Carlo prover values at each step boundary
@@ -32,9 +32,9 @@ import torch
 from data.formats import read_rl_rows
 from data.io import write_json, write_jsonl
 from pipeline.config import ConfigError, PAVConfig, ProgressConfig, to_dict
-from pipeline.train.policy import PolicyLoadError, encode_prompt, load_policy, pick_device, save_policy
+from pipeline.models.policy import PolicyLoadError, encode_prompt, load_policy, pick_device, save_policy
+from pipeline.models.rollout import HFRollout, Sampling
 from pipeline.train.progress import ProgressEstimator, ProgressResult, StepSegmenter, load_prover
-from pipeline.train.rollout import HFRollout, Sampling
 from pipeline.train.sft import lr_factor
 
 HEAD_FILE, META_FILE = "value_head.pt", "pav.json"
@@ -131,8 +131,7 @@ def load_value_model(path: str | Path, device: str = "auto"):
     path = Path(path)
     if not (path / HEAD_FILE).is_file() or not (path / META_FILE).is_file():
         raise PolicyLoadError(
-            f"{path} is not a PAV model directory (no {HEAD_FILE} / {META_FILE}); "
-            "train one with `python -m pipeline pav`"
+            f"{path} is not a PAV model directory (no {HEAD_FILE} / {META_FILE}); train one with `rl-pipeline pav`"
         )
     lm, tok = load_policy(str(path), device=device)
     model = ValueModel(lm)

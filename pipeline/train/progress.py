@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from pipeline.config import ConfigError, ProgressConfig
-from pipeline.train.rollout import HFRollout, Sampling
+from pipeline.models.rollout import HFRollout, Sampling
 from rewards.progress import best_of_k_from_counts, progress_bonus, step_ends, step_progress, token_step_ends
 
 
@@ -333,7 +333,7 @@ def load_prover(
 ) -> HFRollout:
     """A fixed prover model (``progress.prover_model``) behind the rollout interface;
     it must share the policy's tokenizer, since prefixes are token ids."""
-    from pipeline.train.policy import load_policy
+    from pipeline.models.policy import load_policy
 
     model, tok = load_policy(path, device=device, dtype=dtype)
     if tok.get_vocab() != policy_tokenizer.get_vocab():

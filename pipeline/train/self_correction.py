@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
-from pipeline.train.policy import encode_prompt
+from pipeline.models.policy import encode_prompt
 from rewards.terms import outcome_scores
 
 
@@ -44,6 +44,17 @@ def second_attempt_prompt(tokenizer, messages: list[dict], first_attempt: str, i
         tokenizer,
         [*messages, {"role": "assistant", "content": first_attempt}, {"role": "user", "content": instruction}],
     )
+
+
+def generate_second_attempts(rollout, tokenizer, conversations, first_attempts, instruction: str, sampling):
+    """One second attempt per first attempt (``conversations[i]`` is the prompt ``first_attempts[i]``
+    answered), generated on ``rollout``; returns (their prompts, their token ids). The one
+    second-attempt loop of training, held-out measurement and evaluation."""
+    prompts = [
+        second_attempt_prompt(tokenizer, conv, text, instruction)
+        for conv, text in zip(conversations, first_attempts, strict=True)
+    ]
+    return prompts, [group[0] for group in rollout.generate(prompts, 1, sampling)]
 
 
 FIRST, SECOND = 1, 2  # attempt numbers (on verl, the marker each output's token rewards carry)

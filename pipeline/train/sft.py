@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from data.formats import RLRow
-from pipeline.train.policy import encode_prompt, make_batch, response_logprobs
+from pipeline.models.policy import encode_prompt, make_batch, response_logprobs
 
 
 @dataclass
@@ -114,7 +114,7 @@ def train_sft(
 
 
 def run_warmup(cfg, out, *, log: Callable[[str], None] | None = None, progress: bool = True) -> dict:
-    """``python -m pipeline warmup``: supervised fine-tuning on the rows' worked
+    """``rl-pipeline warmup``: supervised fine-tuning on the rows' worked
     solutions, from ``cfg.model.path`` or (when empty) a freshly built tiny model.
 
     Writes ``out/model`` (loadable by path), ``out/metrics.jsonl`` and
@@ -126,10 +126,10 @@ def run_warmup(cfg, out, *, log: Callable[[str], None] | None = None, progress: 
     from data.formats import read_rl_rows
     from data.io import write_json
     from pipeline.config import ConfigError, to_dict
+    from pipeline.models.policy import load_policy, pick_device, save_policy
+    from pipeline.models.tiny_model import build_model, build_tokenizer
     from pipeline.train.heldout import heldout_accuracy
     from pipeline.train.metrics import MetricsLogger
-    from pipeline.train.policy import load_policy, pick_device, save_policy
-    from pipeline.train.tiny_model import build_model, build_tokenizer
     from rewards.verifier import Verifier
 
     log = log or (lambda m: print(f"[warmup] {m}", file=sys.stderr, flush=True))

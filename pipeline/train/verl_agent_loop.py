@@ -6,7 +6,7 @@ with ``hydra.utils.instantiate`` and awaits its ``run``. Their settings are read
 from ``algorithm.pipeline`` and the verifier's from
 ``reward.custom_reward_function.reward_kwargs`` (both written by
 :mod:`pipeline.train.verl_engine`); prompts are chat-templated by
-``pipeline.train.policy.encode_prompt``, as in the local engine, and answers are
+``pipeline.models.policy.encode_prompt``, as in the local engine, and answers are
 judged by ``rewards/verl_adapter.py::compute_score``.
 
 ``self_correction`` (SCoRe): the rollout asks for a first attempt, then adds it to
@@ -51,7 +51,7 @@ from omegaconf import OmegaConf
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
 
 from pipeline.config import ProgressConfig, SelfCorrectionConfig
-from pipeline.train.policy import encode_prompt
+from pipeline.models.policy import encode_prompt
 from pipeline.train.progress import (
     StepSegmenter,
     forced_ids,

@@ -1,6 +1,6 @@
 """The verl engine: the project's ``TrainConfig`` as verl 0.9.1 Hydra overrides, and the launch.
 
-``python -m pipeline train --engine verl --config C --out OUT`` runs
+``rl-pipeline train --engine verl --config C --out OUT`` runs
 ``python -m verl.trainer.main_ppo <overrides>`` (verl's Ray trainer: FSDP actor,
 vLLM rollout servers) with the project's code plugged in:
 
@@ -43,6 +43,7 @@ from pipeline.config import ConfigError, TrainConfig
 from rewards.terms import outcome_scores
 
 REPO = Path(__file__).resolve().parents[2]
+INSTALLED_PACKAGES = ("pipeline", "rewards", "data")  # this project's, importable wherever it is installed
 PLUGIN_MODULE = "pipeline.train.verl_plugin"
 AGENT_LOOP_MODULE = "pipeline.train.verl_agent_loop"
 EXTERNAL_MODULES = f"{PLUGIN_MODULE},{AGENT_LOOP_MODULE}"  # VERL_USE_EXTERNAL_MODULES
@@ -83,14 +84,16 @@ class VerlLaunch:
     notes: list[str] = field(default_factory=list)
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "verl.trainer.main_ppo", *self.overrides]
+        # -P: the working directory stays off the path (a data.py there would shadow our data package,
+        # and the repository's tests/ the package of that name verl's wheel ships)
+        return [sys.executable, "-P", "-m", "verl.trainer.main_ppo", *self.overrides]
 
     def render(self) -> str:
         """The shell command, one override per line (``--dry-run``)."""
         import shlex
 
         lines = [f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]
-        lines.append("python -m verl.trainer.main_ppo")
+        lines.append("python -P -m verl.trainer.main_ppo")
         lines += [shlex.quote(o) for o in self.overrides]
         return " \\\n  ".join(lines) + "\n"
 
@@ -159,7 +162,8 @@ def _estimator(cfg: TrainConfig) -> str:
 def term_modules(cfg: TrainConfig) -> tuple[list[str], list[str]]:
     """``(modules, paths)``: the modules defining the config's reward terms outside
     ``rewards.terms``, which every Ray process must import so the estimator finds the
-    terms registered, and the import roots they need beyond the repository. A term
+    terms registered, and the import roots they need beyond the installed packages
+    (``pipeline``, ``rewards``, ``data``: the Ray workers import those as installed). A term
     defined in ``__main__`` (a script, a notebook) cannot be imported there: error."""
     from rewards.terms import TERMS
 
@@ -177,7 +181,7 @@ def term_modules(cfg: TrainConfig) -> tuple[list[str], list[str]]:
             )
         modules.append(module)
         root = Path(spec.origin).resolve().parents[module.count(".") + (spec.origin.endswith("__init__.py"))]
-        if root != REPO and str(root) not in paths:
+        if module.partition(".")[0] not in INSTALLED_PACKAGES and str(root) not in paths:
             paths.append(str(root))
     return modules, paths
 
@@ -355,7 +359,10 @@ def build_launch(
         )
     # reward: the project's verifier
     v = cfg.reward.verifier
-    put("reward.custom_reward_function.path", str(REPO / "rewards" / "verl_adapter.py"))
+    put(
+        "reward.custom_reward_function.path",
+        str(Path(importlib.util.find_spec("rewards.verl_adapter").origin).resolve()),
+    )
     put("reward.custom_reward_function.name", "compute_score_remote" if v.service_url else "compute_score")
     kwargs = {"mode": v.mode, "timeout": v.timeout}
     if v.service_url:
@@ -406,10 +413,11 @@ def build_launch(
     modules, paths = term_modules(cfg)
     env = {
         "VERL_USE_EXTERNAL_MODULES": ",".join([EXTERNAL_MODULES, *modules]),
-        "PYTHONPATH": os.pathsep.join([str(REPO), *paths]),
         "TENSORBOARD_DIR": str(out / "tensorboard"),
         "VERL_FILE_LOGGER_PATH": str(out / "metrics.jsonl"),
     }
+    if paths:  # the installed packages need no path; a term module elsewhere brings its import root
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     # Ray workers on other nodes do not inherit this process's environment: the job's runtime_env carries it
     ov += [(f"+ray_kwargs.ray_init.runtime_env.env_vars.{k}", x) for k, x in env.items()]
     overrides = [f"{k}={_value(x)}" for k, x in ov] + list(extra)
@@ -472,9 +480,9 @@ def run(launch: VerlLaunch) -> int:
     env = dict(os.environ)
     env.update(launch.env)
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (launch.env.get("PYTHONPATH", str(REPO)), os.environ.get("PYTHONPATH", "")) if p
+        p for p in (launch.env.get("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")) if p
     )
-    proc = subprocess.Popen(launch.argv(), env=env, cwd=str(REPO))
+    proc = subprocess.Popen(launch.argv(), env=env)
     try:
         return proc.wait()
     except KeyboardInterrupt:

@@ -96,7 +96,7 @@ def _advantage(token_level_rewards, response_mask, index, config, token_bonus=No
     if missing:
         raise ValueError(
             f"reward terms {missing} are not registered in this process: the module defining them "
-            "must be in VERL_USE_EXTERNAL_MODULES (python -m pipeline train --engine verl adds it)"
+            "must be in VERL_USE_EXTERNAL_MODULES (rl-pipeline train --engine verl adds it)"
         )
     total, _ = compose(batch, terms)
     adv = algorithms.compute_advantages(

@@ -1,4 +1,4 @@
-"""The README's config reference is generated from the config dataclasses: keep it in sync."""
+"""The config reference (docs/config.md) is generated from the config dataclasses: keep it in sync."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pytest
 
 from pipeline import config
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -14,7 +14,9 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 )
 def test_reference_tables_match_the_dataclasses(name):
     table = config.reference_markdown(getattr(config, name))
-    assert table in README, f"README's {name} table is stale: regenerate with `python -m pipeline.config {name}`"
+    assert table in README, (
+        f"docs/config.md's {name} table is stale: regenerate with `python -m pipeline.config {name}`"
+    )
 
 
 def test_every_key_has_an_explanation():

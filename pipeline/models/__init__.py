@@ -1,0 +1,3 @@
+"""Models, below the stages: the policy (loading a causal LM, batch layout, log-probs), the
+rollout backends (HF generate, vLLM) and the tiny from-scratch model of the demo and tests.
+Imports nothing of the stages (curate, train, evaluate), which all use it."""

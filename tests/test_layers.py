@@ -1,0 +1,92 @@
+"""The import layers (issue 24): ``data`` (I/O and datasets) imports nothing of the project,
+``rewards`` (the verifier and reward terms) only ``data``, ``pipeline.models`` no stage; and
+no two modules import each other, deferred imports inside functions counted."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("data", "rewards", "pipeline")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for p in (REPO / pkg).rglob("*.py"):
+            name = ".".join(p.relative_to(REPO).with_suffix("").parts)
+            out[name.removesuffix(".__init__")] = p
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> set[str]:
+    """Project modules ``path`` imports anywhere in its body (top level or deferred)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        for n in names:
+            while n and n not in MODULES:
+                n = n.rpartition(".")[0]
+            if n:
+                found.add(n)
+    return found
+
+
+GRAPH = {m: _imports(p) - {m} for m, p in MODULES.items()}
+
+
+def test_lower_layers_import_nothing_above_them():
+    allowed = {
+        "data": ("data",),
+        "rewards": ("data", "rewards"),
+        "pipeline.models": ("data", "rewards", "pipeline.models"),
+    }
+    for module, deps in GRAPH.items():
+        for layer, ok in allowed.items():
+            if module == layer or module.startswith(layer + "."):
+                bad = sorted(d for d in deps if not any(d == o or d.startswith(o + ".") for o in ok))
+                assert not bad, f"{module} (layer {layer}) imports {bad}"
+
+
+def test_no_import_cycles_between_modules():
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for m in GRAPH:
+        if m not in index:
+            visit(m)
+    assert not cycles, f"modules that import each other: {cycles}"
+
+
+def test_the_checker_sees_deferred_imports():
+    """A deferred import counts: pipeline.evaluate.run imports data.benchmarks inside a function."""
+    assert "data.benchmarks" in GRAPH["pipeline.evaluate.run"]
