@@ -16,12 +16,13 @@ whole batch: ``group`` says which prompt each response answers.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
+
+from data.registry import Registry
 
 
 @dataclass
@@ -53,17 +54,8 @@ class RolloutScores:
 
 
 TermFn = Callable[..., np.ndarray]
-TERMS: dict[str, TermFn] = {}
-
-
-def register_term(name: str) -> Callable[[TermFn], TermFn]:
-    def deco(fn: TermFn) -> TermFn:
-        if name in TERMS and TERMS[name] is not fn:
-            raise ValueError(f"reward term {name!r} is already registered")
-        TERMS[name] = fn
-        return fn
-
-    return deco
+TERMS = Registry("reward term", inputs=1)  # name -> fn(batch, *, **params) -> one value per response
+register_term = TERMS.register
 
 
 @register_term("outcome")
@@ -155,19 +147,13 @@ def validate_terms(terms: dict) -> None:
     if not isinstance(terms, dict) or not terms:
         raise ValueError("expected a non-empty mapping of term name -> {weight, ...params}")
     for name, spec in terms.items():
-        if name not in TERMS:
-            raise ValueError(f"unknown reward term {name!r}; known: {sorted(TERMS)}")
         spec = spec if spec is not None else {}
         if not isinstance(spec, dict):
             raise ValueError(f"{name}: expected a mapping like {{weight: 1.0}}, got {spec!r}")
+        TERMS.check(name, _params(spec))
         w = spec.get("weight", 1.0)
         if isinstance(w, bool) or not isinstance(w, (int, float)):
             raise ValueError(f"{name}.weight must be a number, got {w!r}")
-        sig = inspect.signature(TERMS[name])
-        accepted = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
-        unknown = sorted(set(_params(spec)) - {p.name for p in accepted})
-        if unknown:
-            raise ValueError(f"{name}: unknown parameter(s) {unknown}; accepted: {[p.name for p in accepted]}")
         try:  # a trial run on a tiny batch: bad parameter values fail now, not at step 1
             out = np.asarray(TERMS[name](_TRIAL, **_params(spec)), dtype=float)
         except (TypeError, ValueError) as e:

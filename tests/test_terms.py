@@ -37,7 +37,7 @@ def test_group_mean():
         ({}, "non-empty"),
         ({"nope": {}}, "unknown reward term 'nope'"),
         ({"outcome": {"weight": "x"}}, "weight must be a number"),
-        ({"outcome": {"bogus": 1}}, "unknown parameter(s) ['bogus']"),
+        ({"outcome": {"bogus": 1}}, "outcome has no parameter(s) ['bogus']"),
         ({"outcome": 3}, "expected a mapping"),
     ],
 )

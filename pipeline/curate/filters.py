@@ -17,10 +17,11 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from data.registry import Registry
 from pipeline.curate.sources import Record, split_lettered
 
 FilterFn = Callable[..., list]
-FILTERS: dict[str, FilterFn] = {}
+FILTERS = Registry("filter", inputs=2)  # name -> fn(records, ctx, **params) -> [drop reason or None]
 
 DEFAULT_ORDER = [
     "normalize",
@@ -42,12 +43,7 @@ DEFAULT_ORDER = [
 ]
 
 
-def register(name: str):
-    def deco(fn: FilterFn) -> FilterFn:
-        FILTERS[name] = fn
-        return fn
-
-    return deco
+register = FILTERS.register
 
 
 @dataclass

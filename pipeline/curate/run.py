@@ -29,8 +29,6 @@ from pipeline.curate.sources import Record, read_source
 def filter_plan(spec: list) -> list[tuple[str, dict]]:
     """``["normalize", {"near_dedup": {"threshold": 0.85}}, ...]`` -> [(name, params)],
     names and parameter names checked against the filters' signatures."""
-    import inspect
-
     plan = []
     for item in spec:
         if isinstance(item, str):
@@ -40,15 +38,10 @@ def filter_plan(spec: list) -> list[tuple[str, dict]]:
             params = params or {}
         else:
             raise ConfigError(f"filters: each entry is a name or {{name: {{param: value}}}}, got {item!r}")
-        if name not in FILTERS:
-            raise ConfigError(f"filters: unknown filter {name!r}; choose from {', '.join(FILTERS)}")
-        if not isinstance(params, dict):
-            raise ConfigError(f"filters: parameters of {name} must be a mapping, got {params!r}")
-        sig = inspect.signature(FILTERS[name]).parameters
-        allowed = list(sig)[2:]
-        bad = sorted(set(params) - set(allowed))
-        if bad:
-            raise ConfigError(f"filters: {name} has no parameter(s) {bad}; it takes {allowed}")
+        try:
+            sig = FILTERS.check(name, params)
+        except ValueError as e:
+            raise ConfigError(f"filters: {e}") from None
         for key, value in params.items():
             _check_param(name, key, value, sig[key].default)
         plan.append((name, params))
