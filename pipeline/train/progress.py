@@ -216,22 +216,20 @@ class ProgressEstimator:
         mc_tokens = 0
         if need:
             order = list(need)
-            inputs = [prover_input(p, r, self.forced) for p, r, _ in order]
-            room = [prover_room(c, self.budget, len(r)) for _, r, _ in order]
-            groups = self.rollout.generate(inputs, c.mc_rollouts, Sampling(c.temperature, self.top_p, max(room)))
-            texts, golds = [], []
-            for (_, r, g), conts, limit in zip(order, groups, room):
-                for cont in conts:
-                    cont = list(cont)[:limit]  # the policy's own budget, not the batch's longest
-                    mc_tokens += len(cont)
-                    texts.append(prover_text(self.tok, r, self.forced, cont))
-                    golds.append(g)
-            verdicts = self.verifier.verify_batch(texts, golds)
-            M = c.mc_rollouts
-            for j, key in enumerate(order):
-                hits = float(sum(v.correct for v in verdicts[j * M : (j + 1) * M]))
+            room = [prover_room(c, self.budget, len(r)) for _, r, _ in order]  # the policy's own budget each
+            hits, mc_tokens = prefix_successes(
+                self.rollout,
+                self.tok,
+                self.verifier,
+                order,
+                self.forced,
+                c.mc_rollouts,
+                Sampling(c.temperature, self.top_p, max(room)),
+                room,
+            )
+            for key, h in zip(order, hits):
                 for ih in need[key]:
-                    success[ih] = (hits, float(M))
+                    success[ih] = (float(h), float(c.mc_rollouts))
         values = []
         for i, e in enumerate(ends):
             if not e:
@@ -247,6 +245,24 @@ class ProgressEstimator:
             prefixes=len(need),
             seconds=time.perf_counter() - t0,
         )
+
+
+def prefix_successes(rollout, tokenizer, verifier, keys, forced, m: int, sampling, limits) -> tuple[list[int], int]:
+    """The one Monte Carlo loop of progress rewards (step values, PAV labels, MRT's termination
+    baseline): for each ``(prompt, response prefix, gold)`` in ``keys``, ``m`` prover
+    continuations from the prefix (after the ``forced`` tokens, when answering at once),
+    each cut to its ``limits`` entry and verified. Returns (right continuations per key,
+    continuation tokens sampled)."""
+    groups = rollout.generate([prover_input(p, r, forced) for p, r, _ in keys], m, sampling)
+    texts, golds, tokens = [], [], 0
+    for (_, r, g), conts, limit in zip(keys, groups, limits, strict=True):
+        for cont in conts:
+            cont = list(cont)[:limit]
+            tokens += len(cont)
+            texts.append(prover_text(tokenizer, r, forced, cont))
+            golds.append(g)
+    verdicts = verifier.verify_batch(texts, golds)
+    return [sum(v.correct for v in verdicts[j * m : (j + 1) * m]) for j in range(len(keys))], tokens
 
 
 @dataclass
@@ -294,20 +310,19 @@ class TerminationBaseline:
         for i, cut in enumerate(cuts):
             need.setdefault((tuple(prompts[i]), tuple(responses[i][:cut]), gold[i]), []).append(i)
         order = list(need)
-        groups = self.rollout.generate(
-            [prover_input(p, r, self.forced) for p, r, _ in order],
+        hits, _ = prefix_successes(
+            self.rollout,
+            self.tok,
+            self.verifier,
+            order,
+            self.forced,
             c.mc_rollouts,
             Sampling(c.temperature, self.top_p, c.answer_tokens),
+            [c.answer_tokens] * len(order),
         )
-        texts = [
-            prover_text(self.tok, r, self.forced, list(cont)[: c.answer_tokens])
-            for (_, r, _), conts in zip(order, groups)
-            for cont in conts
-        ]
-        verdicts = self.verifier.verify_batch(texts, [g for _, _, g in order for _ in range(c.mc_rollouts)])
         success = np.zeros(len(responses))
-        for j, key in enumerate(order):
-            success[need[key]] = np.mean([v.correct for v in verdicts[j * c.mc_rollouts : (j + 1) * c.mc_rollouts]])
+        for key, h in zip(order, hits):
+            success[need[key]] = h / c.mc_rollouts
         return TerminationResult(cuts, success, rollouts=len(order) * c.mc_rollouts, seconds=time.perf_counter() - t0)
 
 
