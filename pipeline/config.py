@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf import errors as oc_errors
 
 from rewards.progress import EPISODE_MARKERS as _EPISODE_MARKERS
 from rewards.progress import MRT_STOP_TEMPLATE
@@ -457,83 +459,93 @@ _FILE_ITEM_FIELDS = {"benchmarks", "eval_sets"}  # lists of names or .jsonl/.par
 _PATH_FIELDS = {"out", "bon_file", "curate_config", "train_files", "heldout_files", "data_dir", "generations", "file", "eval_dir"}
 
 
-def _build(cls: type[T], data: Any, where: str, base: Path, default: Any = None) -> T:
-    """``data`` as a ``cls``; keys it omits keep ``default``'s values when given (a
-    nested section's own defaults: ``generation: {n: 8}`` keeps EvalConfig's
-    temperature 0.6, not RolloutConfig's 1.0), else the class defaults."""
+def _prepare(cls: type, data: Any, where: str, base: Path) -> dict:
+    """The user's mapping for ``cls``, readied for OmegaConf's schema merge: sections must be
+    mappings, one item where a list is expected becomes a list, and relative paths resolve
+    against ``base`` (only values the user wrote: defaults stay as they are)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
-    kwargs = {}
+    out = {}
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
-        hint = hints[name]
+        hint = hints.get(name)
+        if hint is None:  # unknown: OmegaConf names it
+            out[name] = value
+            continue
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
         if dataclasses.is_dataclass(hint):
-            f = fields[name]
-            own = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
-            kwargs[name] = _build(hint, value, key, base, getattr(default, name) if default is not None else own)
+            out[name] = _prepare(hint, value, key, base)
             continue
-        origin = typing.get_origin(hint)
-        if hint is list:  # a list of anything (checked by the dataclass)
-            if not isinstance(value, list):
-                raise ConfigError(f"{key}: expected a list, got {value!r}")
-            kwargs[name] = value
-            continue
-        if origin is list and dataclasses.is_dataclass((typing.get_args(hint) or (str,))[0]):
+        if origin is list and args and dataclasses.is_dataclass(args[0]):
             if not isinstance(value, list):
                 raise ConfigError(f"{key}: expected a list of mappings, got {value!r}")
-            kwargs[name] = [_build(typing.get_args(hint)[0], v, f"{key}[{i}]", base) for i, v in enumerate(value)]
+            out[name] = [_prepare(args[0], v, f"{key}[{i}]", base) for i, v in enumerate(value)]
             continue
-        if origin is list:
-            item = (typing.get_args(hint) or (str,))[0]
-            if isinstance(value, (str, int)) and not isinstance(value, bool):  # one item where a list is expected
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
-                raise ConfigError(f"{key}: expected a list of {item.__name__}s, got {value!r}")
-            if name in _PATH_FIELDS:
-                value = [v if os.path.isabs(v) else str((base / v).resolve()) for v in value]
-            elif name in _FILE_ITEM_FIELDS:  # names or files: only the files are paths
-                value = [str((base / v).resolve()) if isinstance(v, str) and v.endswith((".jsonl", ".parquet"))
-                         and not os.path.isabs(v) else v for v in value]
-            kwargs[name] = value
-            continue
-        if hint is dict or origin is dict:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-            kwargs[name] = value
-            continue
-        allowed = typing.get_args(hint) or (hint,)
-        if value is None and type(None) in allowed:
-            kwargs[name] = None
-            continue
-        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if float in allowed and str not in allowed and isinstance(value, str):
-            try:  # YAML reads `2e-4` (no dot) as a string
-                value = float(value)
-            except ValueError:
-                pass
-        if not any(isinstance(value, a) for a in allowed if isinstance(a, type)):
-            names = "/".join(a.__name__ for a in allowed if isinstance(a, type) and a is not type(None))
-            raise ConfigError(f"{key}: expected {names}, got {value!r}")
-        if name in _PATH_FIELDS and isinstance(value, str) and not os.path.isabs(value):
-            value = str((base / value).resolve())
-        elif name in _MODEL_FIELDS and isinstance(value, str) and value and not os.path.isabs(value) \
-                and (value.startswith(".") or (base / value).exists()):
-            value = str((base / value).resolve())  # a local model directory; hub names stay as they are
-        kwargs[name] = value
-    if default is not None:
-        return dataclasses.replace(default, **kwargs)
-    return cls(**kwargs)
+        if origin is list and isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = [value]  # one item where a list is expected
+        if name in _PATH_FIELDS:
+            value = _resolved(value, base, lambda v: True)
+        elif name in _FILE_ITEM_FIELDS:  # names or files: only the files are paths
+            value = _resolved(value, base, lambda v: v.endswith((".jsonl", ".parquet")))
+        elif name in _MODEL_FIELDS:  # a local model directory; hub names stay as they are
+            value = _resolved(value, base, lambda v: v.startswith(".") or (base / v).exists())
+        out[name] = _literal(value)
+    return out
+
+
+def _literal(value: Any) -> Any:
+    """``value`` with OmegaConf's ``${...}`` interpolation escaped: a config's strings are
+    taken as written (the Slurm plan's own ``${stage}`` placeholders among them)."""
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    return value
+
+
+def _resolved(value: Any, base: Path, is_path) -> Any:
+    if isinstance(value, list):
+        return [_resolved(v, base, is_path) for v in value]
+    if isinstance(value, str) and value and not os.path.isabs(value) and is_path(value):
+        return str((base / value).resolve())
+    return value
+
+
+_TYPE_NAMES = {"Integer": "int", "Float": "float", "Boolean": "bool", "String": "str"}
+
+
+def _omegaconf_error(e: Exception, schema: Any) -> ConfigError:
+    """OmegaConf's error as one line that names the key (``rollout.n: expected int, got 2.5``)."""
+    key = getattr(e, "full_key", "") or ""
+    first = str(getattr(e, "msg", "") or e).splitlines()[0]
+    if isinstance(e, oc_errors.ConfigKeyError):
+        parent, _, leaf = key.rpartition(".")
+        section = OmegaConf.select(schema, parent) if parent else schema
+        cls = OmegaConf.get_type(section) if section is not None else None
+        valid = sorted(f.name for f in dataclasses.fields(cls)) if cls and dataclasses.is_dataclass(cls) else []
+        return ConfigError(f"{parent or 'config'}: unknown key(s) {[leaf]}; valid keys: {valid}")
+    m = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", first)
+    if m:
+        wanted = _TYPE_NAMES.get(m.group(2), m.group(2))
+        return ConfigError(f"{key}: expected {wanted}, got {m.group(1)}")
+    if "is not Optional" in first:
+        return ConfigError(f"{key}: may not be null")
+    return ConfigError(f"{key or 'config'}: {first}")
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None, overrides: dict | None = None) -> T:
-    """Read ``path`` (YAML) into ``cls``; ``None`` gives the defaults."""
-    data: dict = {}
+    """Read ``path`` (YAML) into ``cls``; ``None`` gives the defaults.
+
+    The dataclass is the schema (OmegaConf structured config): ``overrides`` merge into the
+    file's mapping key by key, the result merges onto ``cls``'s defaults so that a section the user
+    gives in part keeps that section's own defaults (``generation: {n: 8}`` keeps
+    EvalConfig's temperature 0.6, not RolloutConfig's 1.0), types are checked and converted
+    (YAML's ``2e-4`` is a float), and the dataclasses' own checks run last. A free-form
+    mapping field (``reward.terms``) is replaced, not merged, by what the user gives."""
+    data: Any = {}
     base = Path.cwd()
     if path is not None:
         p = Path(path)
@@ -544,19 +556,33 @@ def load_config(cls: type[T], path: str | os.PathLike | None, overrides: dict | 
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML: {e}") from None
         base = p.resolve().parent
-    data = _merge(data, overrides or {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping, got {type(data).__name__}")
+    if overrides:
+        data = OmegaConf.to_container(OmegaConf.merge(data, overrides))
+    user = _prepare(cls, data, "", base)
+    schema = OmegaConf.structured(cls)
     try:
-        return _build(cls, data, "", base)
+        merged = OmegaConf.merge(schema, user)
+        for key, value in _free_mappings(cls, user, ""):
+            OmegaConf.update(merged, key, value, merge=False)
+        return OmegaConf.to_object(merged)  # builds the dataclasses: their __post_init__ checks run
+    except oc_errors.OmegaConfBaseException as e:
+        raise _omegaconf_error(e, schema) from None
     except TypeError as e:  # a dataclass rejected its arguments
         raise ConfigError(str(e)) from None
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """``over`` on top of ``base``; nested mappings merge key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+def _free_mappings(cls: type, data: dict, where: str):
+    """(dotted key, value) of every plain ``dict`` field the user set, nested sections included."""
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        hint = hints.get(name)
+        key = f"{where}.{name}" if where else name
+        if hint is dict or typing.get_origin(hint) is dict:
+            yield key, value
+        elif hint is not None and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            yield from _free_mappings(hint, value, key)
 
 
 def to_dict(cfg: Any) -> dict:

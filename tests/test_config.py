@@ -21,7 +21,7 @@ def test_overrides_merge_into_nested_sections_and_validate(tmp_path):
     e = load_config(EvalConfig, cfg, {"keys": {"correct": "score"}})
     assert (e.keys.response, e.keys.answer, e.keys.correct) == ("response", "gt", "score")
     assert e.ks == [1, 4]
-    with pytest.raises(ConfigError, match="ks: expected a list of ints"):
+    with pytest.raises(ConfigError, match=r"ks\[0\]: expected int, got four"):
         load_config(EvalConfig, None, {"ks": ["four"]})
     with pytest.raises(ConfigError, match="aggregate must be one of"):
         load_config(EvalConfig, None, {"aggregate": "median"})
@@ -63,3 +63,35 @@ def test_alp_under_a_per_group_std_is_refused_with_what_to_set(algorithm, ok):
     with pytest.raises(ConfigError, match="norm_adv_by_std: false \\(Dr.GRPO\\) or algorithm.adv_estimator: rloo"):
         load_config(TrainConfig, None, data)
     load_config(TrainConfig, None, {"reward": {"terms": {"outcome": {}, "length": {"alpha": 0.5}}}})  # uniform: fine
+
+
+def test_types_are_checked_per_key_and_yaml_numbers_convert(tmp_path):
+    from pipeline.config import TrainConfig
+
+    f = tmp_path / "t.yaml"
+    f.write_text("optim: {lr: 2e-4}\nrollout: {temperature: 1}\ndata: {train_files: a.jsonl}\n")
+    cfg = load_config(TrainConfig, f)  # YAML reads 2e-4 as a string; one file where a list goes
+    assert (cfg.optim.lr, cfg.rollout.temperature, cfg.data.train_files) == (2e-4, 1.0, [str(tmp_path / "a.jsonl")])
+    with pytest.raises(ConfigError, match="rollout.n: expected int, got True"):
+        load_config(TrainConfig, None, {"rollout": {"n": True}})
+    with pytest.raises(ConfigError, match="rollout.n: expected int, got 2.5"):
+        load_config(TrainConfig, None, {"rollout": {"n": 2.5}})
+    with pytest.raises(ConfigError, match=r"optim: unknown key\(s\) \['lrr'\]; valid keys: \[.*'lr'"):
+        load_config(TrainConfig, None, {"optim": {"lrr": 1}})
+    with pytest.raises(ConfigError, match="rollout: expected a mapping, got int"):
+        load_config(TrainConfig, None, {"rollout": 3})
+
+
+def test_a_free_form_mapping_is_replaced_not_merged_into_its_default():
+    from pipeline.config import TrainConfig
+
+    terms = {"alp": {"beta": 0.5}}  # the default holds outcome; the user's terms replace it
+    cfg = load_config(TrainConfig, None, {"reward": {"terms": terms}, "algorithm": {"norm_adv_by_std": False}})
+    assert cfg.reward.terms == terms
+    assert load_config(TrainConfig, None).reward.terms == {"outcome": {"weight": 1.0}}
+
+
+def test_strings_are_taken_as_written_not_interpolated(tmp_path):
+    f = tmp_path / "e.yaml"
+    f.write_text('instruction: "Answer in ${x} and \\\\boxed{}"\n')
+    assert load_config(EvalConfig, f).instruction == "Answer in ${x} and \\boxed{}"
