@@ -151,7 +151,8 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
 
 
 def run(cfg_dict: dict, out: Path, base: Path) -> dict:
-    from pipeline.config import CurateConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.curate.config import CurateConfig
     from pipeline.curate.run import curate
 
     path = base / f"cfg_{out.name}.json"
@@ -177,8 +178,9 @@ def decisions(workers: int, save: Path | None) -> str:
     """Section 0: label scores and key audit, now and (when stored) before. Returns the headline."""
     import gzip
 
-    from pipeline.config import CurateConfig, load_config
+    from pipeline.config import load_config
     from pipeline.curate.audit import key_audit, label_scores, read_labels, row_outcomes
+    from pipeline.curate.config import CurateConfig
     from pipeline.curate.sources import read_source
     from rewards.verifier import Verifier
 

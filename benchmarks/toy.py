@@ -26,7 +26,8 @@ def warm_up(
 ) -> Path:
     """Warm a tiny Llama up on the worked solutions (or go on training ``start``);
     reuses ``root/<name>/model`` if present."""
-    from pipeline.config import DataConfig, ModelConfig, WarmupConfig
+    from pipeline.config import DataConfig, ModelConfig
+    from pipeline.train.config import WarmupConfig
     from pipeline.train.sft import run_warmup
 
     model = root / name / "model"
@@ -99,7 +100,8 @@ def rl_config(
 ):
     """The benchmarks' GRPO config: 16 prompts x 8 samples per step, ``THREADS`` threads;
     ``temperature`` for rollouts and held-out measurements alike."""
-    from pipeline.config import AlgorithmConfig, DataConfig, ModelConfig, OptimConfig, RolloutConfig, TrainConfig
+    from pipeline.config import DataConfig, ModelConfig, RolloutConfig
+    from pipeline.train.config import AlgorithmConfig, OptimConfig, TrainConfig
 
     cfg = TrainConfig(
         model=ModelConfig(path=str(model), device="cpu"),

@@ -45,7 +45,8 @@ def prepare(work: Path, model: str | None) -> tuple[str, Path]:
 
 
 def run_ours(a) -> dict:
-    from pipeline.config import TrainConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.train.config import TrainConfig
     from pipeline.train.engine import train
     from pipeline.train.metrics import read_metrics
 

@@ -279,8 +279,8 @@ def _int_list(s: str | None, flag: str) -> list[int] | None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipeline.config import DemoConfig, load_config
-    from pipeline.demo import run_demo
+    from pipeline.config import load_config
+    from pipeline.demo import DemoConfig, run_demo
 
     overrides = {"stages": [x.strip() for x in args.stages.split(",") if x.strip()]} if args.stages else None
     cfg = load_config(DemoConfig, args.config, overrides)
@@ -301,7 +301,8 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 
 
 def cmd_warmup(args: argparse.Namespace) -> int:
-    from pipeline.config import WarmupConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.train.config import WarmupConfig
     from pipeline.train.sft import run_warmup
 
     run_warmup(load_config(WarmupConfig, args.config), args.out, progress=_progress(args))
@@ -311,7 +312,8 @@ def cmd_warmup(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.config import TrainConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.train.config import TrainConfig
     from pipeline.train.engine import TrainingStopped, train
 
     if args.engine == "verl":
@@ -351,7 +353,8 @@ def _train_verl(args: argparse.Namespace, cfg) -> int:
 def cmd_pav(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.config import PAVConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.train.config import PAVConfig
     from pipeline.train.pav import run_pav
 
     print(json.dumps(run_pav(load_config(PAVConfig, args.config), args.out), indent=2))
@@ -361,7 +364,8 @@ def cmd_pav(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import os
 
-    from pipeline.config import EvalConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.evaluate.config import EvalConfig
     from pipeline.evaluate.run import evaluate
 
     o: dict = {}
@@ -421,7 +425,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
-    from pipeline.config import CurateConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.curate.config import CurateConfig
     from pipeline.curate.run import curate
 
     curate(

@@ -1,9 +1,13 @@
-"""Typed configs: YAML files map onto dataclasses; the dataclasses are the reference.
+"""Typed configs: YAML files map onto dataclasses; the dataclasses are the schema and the reference.
 
-Every stage's config is a dataclass whose fields carry defaults and whose
-docstrings/comments explain them. :func:`load_config` reads YAML into one,
-rejecting unknown keys and wrong types with a message that names the key, and
-resolving relative paths against the config file's directory.
+Each stage's schema sits next to its code (``pipeline.train.config``,
+``pipeline.evaluate.config``, ``pipeline.curate.config``, ``pipeline.demo``,
+``pipeline.slurm``); this module holds the loader and the sections several stages
+share (verifier, model, data, rollout, the progress and self-correction reward
+ideas, the synthetic task). :func:`load_config` reads YAML into a schema through
+OmegaConf's structured configs, rejecting unknown keys and wrong types with a
+message that names the key, and resolving relative paths against the config
+file's directory.
 """
 
 from __future__ import annotations
@@ -108,63 +112,6 @@ class RolloutConfig:
             raise ConfigError("rollout.n and rollout.max_new_tokens must be >= 1, rollout.temperature >= 0")
 
 
-# verl estimators that divide each group's centred rewards by the group's std
-# when norm_adv_by_std is true
-GROUP_STD_ESTIMATORS = ("grpo", "grpo_vectorized", "grpo_passk")
-
-
-@dataclasses.dataclass
-class AlgorithmConfig:
-    """Advantage estimator and actor loss, by verl's registry names (verl.trainer.ppo.core_algos)."""
-
-    adv_estimator: str = "grpo"  # grpo | rloo | reinforce_plus_plus_baseline | opo | gpg | ...
-    norm_adv_by_std: bool = True  # false: Dr.GRPO's mean-only baseline
-    loss_mode: str = "vanilla"  # verl policy loss: vanilla (PPO clip) | gspo | clip_cov | kl_cov | cispo | ...
-    loss_agg_mode: str = "token-mean"  # token-mean | seq-mean-token-sum | seq-mean-token-mean | seq-mean-token-sum-norm
-    clip_ratio_low: float = 0.2  # PPO clip: ratio >= 1 - clip_ratio_low
-    clip_ratio_high: float = 0.28  # ratio <= 1 + clip_ratio_high; > low is DAPO's clip-higher
-    clip_ratio_c: float = 3.0  # dual-clip bound
-    entropy_coeff: float = 0.0  # entropy bonus weight
-    kl_coef: float = 0.0  # KL-to-reference loss weight; 0 keeps no reference model
-    kl_type: str = "low_var_kl+"  # verl kl_penalty: kl | abs | mse | low_var_kl | k3+ | low_var_kl+ | ...; the default (k3's value, k2's gradient) has the gradient of reverse KL (of pi from ref), which GRPO means; plain low_var_kl as a loss has forward KL's
-    ppo_epochs: int = 1  # passes over each step's rollouts
-    mini_batches: int = 1  # optimizer steps per pass
-    micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
-
-    def __post_init__(self) -> None:
-        if self.ppo_epochs < 1 or self.mini_batches < 1 or self.micro_batch_size < 1:
-            raise ConfigError("algorithm.ppo_epochs, mini_batches and micro_batch_size must be >= 1")
-
-
-@dataclasses.dataclass
-class OptimConfig:
-    lr: float = 1e-5  # AdamW learning rate
-    schedule: str = "constant"  # constant | cosine | linear (decay over the run)
-    warmup_steps: int = 0  # linear learning-rate warm-up steps
-    weight_decay: float = 0.0  # AdamW weight decay
-    grad_clip: float = 1.0  # max gradient norm
-
-    def __post_init__(self) -> None:
-        if self.schedule not in ("constant", "cosine", "linear"):
-            raise ConfigError(f"optim.schedule must be constant, cosine or linear, got {self.schedule!r}")
-        if self.lr <= 0:
-            raise ConfigError("optim.lr must be > 0")
-
-
-@dataclasses.dataclass
-class RewardConfig:
-    terms: dict = dataclasses.field(default_factory=lambda: {"outcome": {"weight": 1.0}})  # reward terms (rewards/terms.py) by name, each {weight, ...params}; summed
-    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
-
-    def __post_init__(self) -> None:
-        from rewards.terms import validate_terms
-
-        try:
-            validate_terms(self.terms)
-        except ValueError as e:
-            raise ConfigError(f"reward.terms: {e}") from None
-
-
 @dataclasses.dataclass
 class ProgressConfig:
     """Progress-based process rewards (PAV / MRT): per-step prover advantages on the step's tokens."""
@@ -230,228 +177,6 @@ class SelfCorrectionConfig:
             raise ConfigError("self_correction.instruction must not be empty")
         if self.first_attempt_kl < 0 or self.kl_coef < 0:
             raise ConfigError("self_correction.kl_coef and first_attempt_kl must be >= 0")
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """``rl-pipeline train``: GRPO-style RL on one process."""
-
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    rollout: RolloutConfig = dataclasses.field(default_factory=RolloutConfig)
-    algorithm: AlgorithmConfig = dataclasses.field(default_factory=AlgorithmConfig)
-    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
-    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
-    progress: ProgressConfig = dataclasses.field(default_factory=ProgressConfig)
-    self_correction: SelfCorrectionConfig = dataclasses.field(default_factory=SelfCorrectionConfig)
-    steps: int = 100  # RL steps (one rollout batch + update each)
-    prompts_per_step: int = 16  # prompts per step; the batch is prompts_per_step x rollout.n responses
-    save_every: int = 25  # checkpoint period in steps (the last step is always saved)
-    keep_checkpoints: int = 2  # older checkpoints are deleted
-    eval_every: int = 0  # held-out accuracy period; 0: only before and after training
-    heldout_samples: int = 4  # draws per held-out prompt
-    heldout_temperature: float = 1.0  # 0: greedy
-    seed: int = 0  # RNG seed (data order, sampling)
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.prompts_per_step < 1 or self.save_every < 1:
-            raise ConfigError("steps, prompts_per_step and save_every must be >= 1")
-        if self.progress.enabled and self.progress.baseline == "termination" and self.self_correction.enabled:
-            raise ConfigError("progress.baseline termination with self_correction is not supported: the termination "
-                              "baseline cuts single responses; use baseline: group")
-        if ("alp" in self.reward.terms and self.algorithm.norm_adv_by_std
-                and self.algorithm.adv_estimator in GROUP_STD_ESTIMATORS):
-            raise ConfigError(
-                f"reward.terms.alp with algorithm.adv_estimator {self.algorithm.adv_estimator} and norm_adv_by_std "
-                "true: dividing by each group's reward std gives a never-solved and an always-solved group the "
-                "same length advantages, so ALP's price per token no longer depends on the solve rate. "
-                "Set algorithm.norm_adv_by_std: false (Dr.GRPO) or algorithm.adv_estimator: rloo")
-
-    def require_inputs(self) -> None:
-        """What a run needs and the defaults leave empty (checked by both engines before they start)."""
-        if not self.model.path:
-            raise ConfigError("model.path is required (a hub name or a local directory)")
-        if not self.data.train_files:
-            raise ConfigError("data.train_files is required (verl-schema parquet or jsonl)")
-
-
-@dataclasses.dataclass
-class PAVConfig:
-    """``rl-pipeline pav``: Monte Carlo progress labels, then a value head trained on them."""
-
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # the policy whose responses are labelled (and the prover, unless progress.prover_model)
-    init: str = ""  # the LM under the value head; empty: the policy
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)  # prompts (train_files) to label
-    progress: ProgressConfig = dataclasses.field(default_factory=lambda: ProgressConfig(mc_rollouts=8))  # segmentation and Monte Carlo settings of the labels
-    prompts: int = 256  # prompts labelled
-    seeds_per_prompt: int = 4  # seed rollouts of the policy per prompt
-    chunk: int = 16  # prompts per labelling batch
-    max_new_tokens: int = 64  # generation budget of seed rollouts and prover continuations
-    temperature: float = 1.0  # seed rollout temperature
-    steps: int = 300  # value-head training steps
-    batch_size: int = 32  # labelled responses per step
-    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr=1e-3, schedule="cosine", warmup_steps=10))
-    heldout_share: float = 0.1  # share of prompts whose labels check the fit
-    verifier_workers: int = 2  # sandboxed verifier processes
-    seed: int = 0  # RNG seed
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-
-    def __post_init__(self) -> None:
-        if min(self.prompts, self.seeds_per_prompt, self.chunk, self.max_new_tokens, self.steps, self.batch_size) < 1:
-            raise ConfigError("pav: prompts, seeds_per_prompt, chunk, max_new_tokens, steps and batch_size must be >= 1")
-        if not 0 < self.heldout_share < 1:
-            raise ConfigError("pav.heldout_share must be between 0 and 1")
-
-
-@dataclasses.dataclass
-class WarmupConfig:
-    """``rl-pipeline warmup``: supervised fine-tuning on worked solutions."""
-
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # empty path: build a tiny model
-    tiny_size: str = "tiny"  # micro | tiny | small (see pipeline/models/tiny_model.py)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)  # rows need extra_info.solution
-    steps: int = 600  # optimizer steps
-    batch_size: int = 32  # sequences per step
-    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr=3e-3, schedule="cosine", warmup_steps=20))
-    heldout_samples: int = 4  # draws per held-out prompt for pass@1
-    heldout_temperature: float = 1.0  # 0: greedy
-    max_new_tokens: int = 64  # generation budget for the held-out measurement
-    seed: int = 0  # RNG seed (model init, data order, sampling)
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-
-
-@dataclasses.dataclass
-class GenerationKeys:
-    """Field names in a generations file (``evaluate --generations``)."""
-
-    response: str = "responses"  # the N responses: a list of strings (or one string)
-    answer: str | None = None  # the reference answer (None: ground_truth, else answer, as the evaluate stage writes it)
-    question: str = "question"  # the problem text (optional)
-    correct: str | None = None  # per-response correctness in the file; None: grade with the verifier
-    reference_correct: str | None = None  # the file's own grades to compare the verifier with (None: score/correct/is_correct if present)
-    verifier_score: str | None = None  # per-response verifier scores (a number, or a list of step scores)
-    second_response: str | None = None  # second attempts (self-correction), same order as response
-    tokens: str | None = "tokens"  # per-response token counts (optional)
-    benchmark: str = "benchmark"  # benchmark name (default: the file name)
-    id: str = "id"  # problem id (default: idx, else the line number)
-
-
-@dataclasses.dataclass
-class EvalConfig:
-    """``rl-pipeline evaluate``: held-out benchmarks, pass@k, maj@k, best-of-N."""
-
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)  # the model to generate with (not needed for generations)
-    benchmarks: list[str] = dataclasses.field(default_factory=lambda: ["math500"])  # math500 aime24 amc23 minerva_math olympiadbench gsm8k, or .jsonl paths
-    data_dir: str | None = None  # local benchmark files (default: $PIPELINE_EVAL_DIR, else ../shared/data/eval if present, else the Hub)
-    limit: int | None = None  # first N problems of each benchmark (None: all)
-    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."  # appended to each question
-    system_prompt: str | None = None  # optional system message
-    generation: RolloutConfig = dataclasses.field(default_factory=lambda: RolloutConfig(n=4, temperature=0.6, top_p=0.95, max_new_tokens=1024, max_batch=64))  # sampling; n = samples per problem
-    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
-    generations: str | None = None  # score this JSONL instead of generating (see keys)
-    keys: GenerationKeys = dataclasses.field(default_factory=GenerationKeys)
-    aggregate: str = "last"  # per-step verifier scores -> one: last / min / product / mean / max
-    second_attempt: str | None = None  # self-correction: after each response ask again with this instruction ("default": SCoRe's, as in training) and report Accuracy@t1/t2 and the deltas
-    reward_model: str | None = None  # a sequence-classification model (hub name or path) scoring responses for best-of-N
-    process_verifier: str | None = None  # a PAV model (rl-pipeline pav, prover mu): best-of-N by step scores Q^pi + process_alpha * A^mu, combined by `aggregate`
-    process_base_verifier: str | None = None  # a PAV model labelled with the policy itself as prover (progress.prover_k 1): Q^pi of each step; None: the process verifier's own values stand in
-    process_alpha: float = 1.0  # weight of the prover's advantage A^mu (the change of its value across the step) against Q^pi; 0 ranks by Q^pi alone
-    ks: list[int] = dataclasses.field(default_factory=list)  # k values shown in report.md (empty: powers of two and n); report.json has all
-    bootstrap: int = 1000  # bootstrap resamples for confidence intervals (0: none)
-    confidence: float = 0.95  # confidence level of the intervals
-    max_subsets: int = 256  # size-k subsets averaged per problem for maj@k / bon@k with k < n (exact when fewer)
-    share_ties: bool = False  # false: a tied vote goes to the answer seen first (as upstream scripts); true: tied answers share the credit
-    plots: bool = True  # write PNG plots
-    seed: int = 0  # sampling and bootstrap seed
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-
-    def __post_init__(self) -> None:
-        from pipeline.evaluate.metrics import AGGREGATIONS
-
-        if self.aggregate not in AGGREGATIONS:
-            raise ConfigError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {self.aggregate!r}")
-        if not 0 < self.confidence < 1:
-            raise ConfigError("confidence must be in (0, 1)")
-        if self.process_base_verifier and not self.process_verifier:
-            raise ConfigError("process_base_verifier (Q^pi) needs process_verifier (the prover's values, A^mu)")
-        if self.process_alpha < 0:
-            raise ConfigError("process_alpha must be >= 0")
-        if self.bootstrap < 0 or self.max_subsets < 1 or (self.limit is not None and self.limit < 1):
-            raise ConfigError("bootstrap must be >= 0, max_subsets >= 1, limit >= 1")
-        if any(k < 1 for k in self.ks):
-            raise ConfigError(f"ks must be positive integers, got {self.ks}")
-
-
-@dataclasses.dataclass
-class SourceConfig:
-    """One raw source and where its fields are (every source has its own schema)."""
-
-    name: str = ""  # short name; row ids become <name>:<id>
-    file: str | None = None  # local .jsonl or .parquet
-    hub: str | None = None  # or a Hugging Face dataset name
-    hub_config: str | None = None  # its config (subset)
-    split: str = "train"  # its split
-    question: str = "question"  # field with the question, or a template over fields: "{Body} {Question}"
-    answer: str = "answer"  # field (or template) with the reference answer
-    id: str | None = None  # field with a row id (default: the row number)
-    options: str | None = None  # field with multiple-choice options: a list, a list as text, or "A) .. B) .." text
-    correct_option: str | None = None  # field with the correct option: a letter, or a 0-based index
-    subject: str | None = None  # field with a subject/topic (for the subject filter)
-    solution: str | None = None  # field with the source's own worked solution or formula (for the answer_key filter)
-    limit: int | None = None  # read at most this many rows
-
-    def __post_init__(self) -> None:
-        if not self.name or not re.fullmatch(r"[\w.-]+", self.name):
-            raise ConfigError(f"sources: every source needs a name of letters, digits, '_', '.', '-' (got {self.name!r})")
-        if bool(self.file) == bool(self.hub):
-            raise ConfigError(f"source {self.name}: give exactly one of `file` and `hub`")
-
-
-def _default_filters() -> list:
-    from pipeline.curate.filters import DEFAULT_ORDER
-
-    return list(DEFAULT_ORDER)
-
-
-@dataclasses.dataclass
-class CurateConfig:
-    """``rl-pipeline curate``: raw sources -> a clean, verifiable, decontaminated RL set."""
-
-    sources: list[SourceConfig] = dataclasses.field(default_factory=list)  # the raw sources (see SourceConfig)
-    eval_sets: list[str] = dataclasses.field(default_factory=lambda: ["math500", "aime24", "amc23", "minerva_math", "olympiadbench", "gsm8k"])  # decontaminate against these (names or .jsonl paths)
-    eval_dir: str | None = None  # local evaluation files (default: $PIPELINE_EVAL_DIR, else ../shared/data/eval, else the Hub)
-    filters: list = dataclasses.field(default_factory=lambda: _default_filters())  # filter names in order, or {name: {param: value}}
-    val_size: float = 0.05  # held-out share of the kept rows (< 1) or a row count (>= 1) for val.parquet
-    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."  # appended to each prompt
-    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
-    examples_per_reason: int = 3  # examples of each drop reason in the report
-    seed: int = 0  # split and MinHash seed
-
-    def __post_init__(self) -> None:
-        # the filter list is checked by the curation stage's own registry (pipeline.curate.run.filter_plan)
-        # when the stage starts and when `rl-pipeline submit` resolves the stage: config imports no stage
-        names = [s.name for s in self.sources]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ConfigError(f"sources: duplicate names {dup}")
-        if self.val_size < 0:
-            raise ConfigError("val_size must be >= 0")
-
-
-@dataclasses.dataclass
-class DemoConfig:
-    out: str = "runs/demo"  # output directory
-    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
-    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
-    bon_file: str | None = None  # real best-of-N responses with labels; skipped when missing
-    stages: list[str] = dataclasses.field(default_factory=lambda: ["verifier", "curate", "train", "evaluate"])  # which demo parts run
-    curate_config: str | None = None  # a curation config for the curate part (skipped when its sources are missing)
-    curate_limit: int | None = 300  # rows read per source in the demo (None: all)
-    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
-    warmup: WarmupConfig = dataclasses.field(default_factory=WarmupConfig)  # data/model filled in by the demo
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # data/model filled in by the demo
-    evaluate: EvalConfig = dataclasses.field(default_factory=lambda: EvalConfig(instruction="", bootstrap=1000, generation=RolloutConfig(n=8, temperature=1.0, max_new_tokens=40)))  # models/benchmarks filled in by the demo
 
 
 _MODEL_FIELDS = {"path", "init", "prover_model", "pav_model", "reward_model", "process_verifier", "process_base_verifier"}  # hub name or local dir
@@ -642,7 +367,9 @@ def reference_markdown(cls, prefix: str = "") -> str:
     return "| key | default | meaning |\n|---|---|---|\n" + "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m pipeline.config TrainConfig  -> its table in docs/config.md
+if __name__ == "__main__":  # python -m pipeline.config pipeline.train.config.TrainConfig -> its table (docs/config.md)
+    import importlib
     import sys
 
-    print(reference_markdown(globals()[sys.argv[1] if len(sys.argv) > 1 else "TrainConfig"]))
+    module, _, name = (sys.argv[1] if len(sys.argv) > 1 else "pipeline.train.config.TrainConfig").rpartition(".")
+    print(reference_markdown(getattr(importlib.import_module(module or "pipeline.config"), name)))

@@ -25,7 +25,30 @@ from pathlib import Path
 
 from data.io import atomic_writer, read_jsonl, write_json, write_jsonl
 from data.synthetic import labelled_responses, make_problem
-from pipeline.config import DemoConfig, to_dict
+from pipeline.config import RolloutConfig, SyntheticConfig, TaskConfig, VerifierConfig, to_dict
+from pipeline.evaluate.config import EvalConfig
+from pipeline.train.config import TrainConfig, WarmupConfig
+
+
+@dataclasses.dataclass
+class DemoConfig:
+    out: str = "runs/demo"  # output directory
+    verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
+    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
+    bon_file: str | None = None  # real best-of-N responses with labels; skipped when missing
+    stages: list[str] = dataclasses.field(
+        default_factory=lambda: ["verifier", "curate", "train", "evaluate"]
+    )  # which demo parts run
+    curate_config: str | None = None  # a curation config for the curate part (skipped when its sources are missing)
+    curate_limit: int | None = 300  # rows read per source in the demo (None: all)
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    warmup: WarmupConfig = dataclasses.field(default_factory=WarmupConfig)  # data/model filled in by the demo
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # data/model filled in by the demo
+    evaluate: EvalConfig = dataclasses.field(
+        default_factory=lambda: EvalConfig(
+            instruction="", bootstrap=1000, generation=RolloutConfig(n=8, temperature=1.0, max_new_tokens=40)
+        )
+    )  # models/benchmarks filled in by the demo
 
 
 def _score(verdicts, labels) -> dict:
@@ -247,7 +270,8 @@ def run_evaluate_demo(cfg: DemoConfig, out: Path, log) -> dict:
 def run_curate_demo(cfg: DemoConfig, out: Path, log) -> dict:
     """The curation stage on the first ``curate_limit`` rows of each real raw source
     (``curate_config``; skipped with a note when the sources are not there)."""
-    from pipeline.config import CurateConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.curate.config import CurateConfig
     from pipeline.curate.run import curate
 
     if not cfg.curate_config or not Path(cfg.curate_config).is_file():

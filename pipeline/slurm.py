@@ -40,17 +40,10 @@ from pathlib import Path
 import yaml
 
 from data.io import InputError, atomic_writer, read_jsonl, write_json, write_jsonl
-from pipeline.config import (
-    ConfigError,
-    CurateConfig,
-    EvalConfig,
-    GenerationKeys,
-    TaskConfig,
-    TrainConfig,
-    WarmupConfig,
-    load_config,
-    to_dict,
-)
+from pipeline.config import ConfigError, TaskConfig, load_config, to_dict
+from pipeline.curate.config import CurateConfig
+from pipeline.evaluate.config import EvalConfig, GenerationKeys
+from pipeline.train.config import TrainConfig, WarmupConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_DIR = REPO / "slurm"

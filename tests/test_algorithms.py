@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import AlgorithmConfig, ConfigError
+from pipeline.config import ConfigError
 from pipeline.train import algorithms
+from pipeline.train.config import AlgorithmConfig
 
 MASK = torch.tensor(
     [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float32

@@ -2,7 +2,9 @@
 
 import pytest
 
-from pipeline.config import ConfigError, EvalConfig, WarmupConfig, load_config
+from pipeline.config import ConfigError, load_config
+from pipeline.evaluate.config import EvalConfig
+from pipeline.train.config import WarmupConfig
 
 
 def test_a_partial_nested_section_keeps_that_sections_own_defaults(tmp_path):
@@ -30,7 +32,8 @@ def test_overrides_merge_into_nested_sections_and_validate(tmp_path):
 
 
 def test_local_model_paths_resolve_against_the_config_file_and_hub_names_stay(tmp_path):
-    from pipeline.config import TrainConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.train.config import TrainConfig
 
     (tmp_path / "models" / "warm").mkdir(parents=True)
     (tmp_path / "configs").mkdir()
@@ -53,7 +56,7 @@ def test_local_model_paths_resolve_against_the_config_file_and_hub_names_stay(tm
     ],
 )
 def test_alp_under_a_per_group_std_is_refused_with_what_to_set(algorithm, ok):
-    from pipeline.config import TrainConfig
+    from pipeline.train.config import TrainConfig
 
     terms = {"outcome": {"weight": 1.0}, "alp": {"beta": 0.5}}
     data = {"reward": {"terms": terms}, "algorithm": algorithm}
@@ -66,7 +69,7 @@ def test_alp_under_a_per_group_std_is_refused_with_what_to_set(algorithm, ok):
 
 
 def test_types_are_checked_per_key_and_yaml_numbers_convert(tmp_path):
-    from pipeline.config import TrainConfig
+    from pipeline.train.config import TrainConfig
 
     f = tmp_path / "t.yaml"
     f.write_text("optim: {lr: 2e-4}\nrollout: {temperature: 1}\ndata: {train_files: a.jsonl}\n")
@@ -83,7 +86,7 @@ def test_types_are_checked_per_key_and_yaml_numbers_convert(tmp_path):
 
 
 def test_a_free_form_mapping_is_replaced_not_merged_into_its_default():
-    from pipeline.config import TrainConfig
+    from pipeline.train.config import TrainConfig
 
     terms = {"alp": {"beta": 0.5}}  # the default holds outcome; the user's terms replace it
     cfg = load_config(TrainConfig, None, {"reward": {"terms": terms}, "algorithm": {"norm_adv_by_std": False}})

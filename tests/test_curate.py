@@ -549,7 +549,8 @@ def test_user_errors_are_one_line(tmp_path, change, message):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "raw").is_dir(), reason="../shared/data is not present")
 def test_shared_config_on_a_slice_of_the_real_raw_files(tmp_path):
-    from pipeline.config import CurateConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.curate.config import CurateConfig
     from pipeline.curate.run import curate
 
     cfg = load_config(CurateConfig, REPO / "configs" / "curate" / "shared.yaml")
@@ -581,8 +582,9 @@ def test_filters_on_hand_labelled_raw_rows(verifier):
     labelled after that tuning; a review's fixes touched two of them since.
     ``curate_labels_fresh.jsonl``: 173 rows (random.Random(22), issue 22), see
     tests/data/curate_labelling_guide.md for what was and was not tuned on it."""
-    from pipeline.config import CurateConfig, load_config
+    from pipeline.config import load_config
     from pipeline.curate.audit import label_scores, read_labels, row_outcomes
+    from pipeline.curate.config import CurateConfig
 
     labels = {k: read_labels(REPO / "tests" / "data" / f) for k, f in LABEL_SETS.items()}
     cfg = load_config(CurateConfig, REPO / "configs" / "curate" / "shared.yaml")
@@ -603,7 +605,8 @@ def test_filters_on_hand_labelled_raw_rows(verifier):
 def test_solve_rate_records_difficulty_and_resumes(task_files, tmp_path):
     import pandas as pd
 
-    from pipeline.config import CurateConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.curate.config import CurateConfig
     from pipeline.curate.run import curate
 
     src = tmp_path / "probs.jsonl"

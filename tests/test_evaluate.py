@@ -220,7 +220,7 @@ def test_self_correction_and_step_scores_from_a_file(tmp_path):
 def test_generations_read_ground_truth_by_default_then_answer(tmp_path):
     """The reference key defaults to ground_truth, as the verifier CLI, the service and the verl
     adapter read it; the stage's own generations.jsonl (key answer) still reads back."""
-    from pipeline.config import GenerationKeys
+    from pipeline.evaluate.config import GenerationKeys
     from pipeline.evaluate.grade import load_generations
 
     f = tmp_path / "g.jsonl"

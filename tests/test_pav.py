@@ -9,7 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.config import PAVConfig, ProgressConfig, load_config
+from pipeline.config import ProgressConfig, load_config
+from pipeline.train.config import PAVConfig
 from pipeline.train.pav import PAVPredictor, ValueModel, check, fit, load_value_model, predict_values, save_value_model
 
 
@@ -132,7 +133,7 @@ def test_process_values_put_the_question_as_generation_did(policy, tmp_path):
 @pytest.mark.slow
 def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_path):
     from pipeline.cli import main
-    from pipeline.config import TrainConfig
+    from pipeline.train.config import TrainConfig
     from pipeline.train.engine import train
     from tests.test_train import write_train_config
 

@@ -305,7 +305,8 @@ def test_config_rejects_bad_progress_settings():
 def test_engine_trains_with_the_termination_baseline(task_files, tmp_path):
     import json
 
-    from pipeline.config import ConfigError, TrainConfig, load_config
+    from pipeline.config import ConfigError, load_config
+    from pipeline.train.config import TrainConfig
     from pipeline.train.engine import train
     from tests.test_train import write_train_config
 
@@ -332,7 +333,8 @@ def test_engine_trains_with_the_termination_baseline(task_files, tmp_path):
 def test_engine_adds_progress_on_step_tokens_and_reports_its_cost(task_files, tmp_path):
     import json
 
-    from pipeline.config import TrainConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.train.config import TrainConfig
     from pipeline.train.engine import train
     from tests.test_train import write_train_config
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import AlgorithmConfig, ConfigError, SelfCorrectionConfig, TrainConfig, load_config
+from pipeline.config import ConfigError, SelfCorrectionConfig, load_config
 from pipeline.train import algorithms
+from pipeline.train.config import AlgorithmConfig, TrainConfig
 from pipeline.train.self_correction import (
     FIRST,
     SECOND,

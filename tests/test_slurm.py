@@ -27,8 +27,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, EvalConfig, TrainConfig, load_config
+from pipeline.config import ConfigError, load_config
+from pipeline.evaluate.config import EvalConfig
 from pipeline.slurm import eval_task, load_pipeline, merge_eval, parse_job_id, plan, write_stage_configs
+from pipeline.train.config import TrainConfig
 from tests.slurm_cluster import Cluster, why_unavailable
 
 REPO = Path(__file__).resolve().parents[1]

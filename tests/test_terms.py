@@ -98,8 +98,8 @@ def test_alp_equal_length_correct_and_incorrect_differ_by_exactly_one():
 def test_alp_under_grpo_std_norm_makes_an_all_correct_group_a_pure_length_ranking():
     import torch
 
-    from pipeline.config import AlgorithmConfig
     from pipeline.train import algorithms
+    from pipeline.train.config import AlgorithmConfig
 
     b = alp_batch()
     total, _ = compose(b, {"outcome": {}, "alp": {"beta": 1e-3}})

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, TrainConfig, WarmupConfig, load_config
+from pipeline.config import ConfigError, load_config
+from pipeline.train.config import TrainConfig, WarmupConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING = {"step_time", "gen_time", "tokens_per_s"}

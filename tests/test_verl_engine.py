@@ -30,8 +30,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ConfigError, TrainConfig, load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.train import verl_engine
+from pipeline.train.config import TrainConfig
 from pipeline.train.verl_engine import Cluster, build_launch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -642,7 +643,8 @@ def test_self_correction_credit_per_attempt_through_verls_multi_output_dispatch(
 
     from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
-    from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
+    from pipeline.config import SelfCorrectionConfig
+    from pipeline.train.config import AlgorithmConfig
     from pipeline.train.self_correction import attempt_advantages, attempt_targets
 
     importlib.import_module(verl_engine.PLUGIN_MODULE)

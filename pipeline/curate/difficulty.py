@@ -34,7 +34,8 @@ def solve_rate(
     none (``drop_unsolved``) or all (``drop_always_solved``) of the samples, or
     with a rate outside [``min_rate``, ``max_rate``]."""
     from data.benchmarks import EvalProblem
-    from pipeline.config import ConfigError, EvalConfig, ModelConfig, RolloutConfig
+    from pipeline.config import ConfigError, ModelConfig, RolloutConfig
+    from pipeline.evaluate.config import EvalConfig
     from pipeline.evaluate.generate import Generator, check_resumable, generate_benchmark
 
     if not model:

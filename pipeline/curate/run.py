@@ -20,8 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.io import InputError, atomic_writer, write_json
-from pipeline.config import ConfigError, CurateConfig, to_dict
+from pipeline.config import ConfigError, to_dict
 from pipeline.curate import dedup, difficulty  # noqa: F401 - they register their filters
+from pipeline.curate.config import CurateConfig
 from pipeline.curate.filters import FILTERS, Context
 from pipeline.curate.sources import Record, read_source
 

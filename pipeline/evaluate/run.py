@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from data.io import write_jsonl
-from pipeline.config import ConfigError, EvalConfig, to_dict
+from pipeline.config import ConfigError, to_dict
+from pipeline.evaluate.config import EvalConfig
 from pipeline.evaluate.grade import GradedProblem, disagreements, grade, load_generations
 from pipeline.evaluate.metrics import problem_table, summarize, vote_weights
 from pipeline.evaluate.report import write_report

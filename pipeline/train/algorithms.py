@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.config import GROUP_STD_ESTIMATORS, AlgorithmConfig, ConfigError
+from pipeline.config import ConfigError
+from pipeline.train.config import GROUP_STD_ESTIMATORS, AlgorithmConfig
 
 # estimators that need only scores + group ids (the others want values or baselines)
 OUTCOME_ESTIMATORS = (

@@ -33,11 +33,12 @@ import torch
 
 from data.formats import RLRow, read_rl_rows
 from data.io import write_json
-from pipeline.config import ConfigError, TrainConfig, to_dict
+from pipeline.config import ConfigError, to_dict
 from pipeline.models.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
 from pipeline.models.rollout import HFRollout, Sampling, VLLMRollout
 from pipeline.train import algorithms
 from pipeline.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pipeline.train.config import TrainConfig
 from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
 from pipeline.train.progress import TerminationBaseline, leave_one_out, termination_advantages

@@ -31,9 +31,10 @@ import torch
 
 from data.formats import read_rl_rows
 from data.io import write_json, write_jsonl
-from pipeline.config import ConfigError, PAVConfig, ProgressConfig, to_dict
+from pipeline.config import ConfigError, ProgressConfig, to_dict
 from pipeline.models.policy import PolicyLoadError, encode_prompt, load_policy, pick_device, save_policy
 from pipeline.models.rollout import HFRollout, Sampling
+from pipeline.train.config import PAVConfig
 from pipeline.train.progress import ProgressEstimator, ProgressResult, StepSegmenter, load_prover
 from pipeline.train.sft import lr_factor
 

@@ -33,8 +33,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
+from pipeline.config import SelfCorrectionConfig
 from pipeline.models.policy import encode_prompt
+from pipeline.train.config import AlgorithmConfig
 from rewards.terms import outcome_scores
 
 

@@ -39,7 +39,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.config import ConfigError, TrainConfig
+from pipeline.config import ConfigError
+from pipeline.train.config import TrainConfig
 from rewards.terms import outcome_scores
 
 REPO = Path(__file__).resolve().parents[2]

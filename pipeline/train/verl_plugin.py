@@ -46,8 +46,9 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
-from pipeline.config import AlgorithmConfig, SelfCorrectionConfig
+from pipeline.config import SelfCorrectionConfig
 from pipeline.train import algorithms
+from pipeline.train.config import AlgorithmConfig
 from pipeline.train.self_correction import attempt_advantages, unpack_attempt_rewards
 from pipeline.train.verl_engine import PROGRESS_ESTIMATOR, SCORE_ESTIMATOR, TERMS_ESTIMATOR
 from rewards.terms import TERMS, RolloutScores, compose
