@@ -24,7 +24,7 @@ other prompts, with the same data, seed and compute:
   must cost hard prompts to cut easy tokens as much as ALP.
 
 All use Dr.GRPO's mean-only baseline (ALP refuses GRPO's std normalisation,
-pipeline/config.py): with std normalisation a group that is all wrong has only the
+pipeline/train/config.py): with std normalisation a group that is all wrong has only the
 length penalty left, and dividing by its tiny spread turns it into full-size
 advantages that shorten answers until they break.
 

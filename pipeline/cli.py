@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Supervised fine-tuning on extra_info.solution of verl-schema rows, with a decaying learning "
         "rate. Writes OUT/model, OUT/metrics.jsonl and OUT/summary.json (held-out pass@1).",
     )
-    w.add_argument("--config", required=True, help="warm-up config YAML (see WarmupConfig in pipeline/config.py)")
+    w.add_argument("--config", required=True, help="warm-up config YAML (see WarmupConfig in pipeline/train/config.py)")
     w.add_argument("--out", required=True, help="output directory")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  rl-pipeline train --engine verl --config configs/train/tiny.yaml --out runs/verl --dry-run\n"
         "  rl-pipeline train --engine verl --config my.yaml --out runs/big --nnodes 2 --gpus-per-node 8",
     )
-    t.add_argument("--config", required=True, help="train config YAML (see TrainConfig in pipeline/config.py)")
+    t.add_argument("--config", required=True, help="train config YAML (see TrainConfig in pipeline/train/config.py)")
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict it. Writes OUT/labels.jsonl (reused on a rerun), OUT/model (use as progress.pav_model in "
         "training or --process-verifier in evaluate) and OUT/summary.json (held-out fit).",
     )
-    pv.add_argument("--config", required=True, help="PAV config YAML (see PAVConfig in pipeline/config.py)")
+    pv.add_argument("--config", required=True, help="PAV config YAML (see PAVConfig in pipeline/train/config.py)")
     pv.add_argument("--out", required=True, help="output directory")
 
     e = sub.add_parser(
@@ -139,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  rl-pipeline evaluate --generations ../shared/data/bon/math_cot_100.jsonl --response-key response "
         "--answer-key gt --correct-key score --verifier-score-key pred_score --out runs/bon",
     )
-    e.add_argument("--config", default=None, help="evaluation config YAML (see EvalConfig in pipeline/config.py)")
+    e.add_argument(
+        "--config", default=None, help="evaluation config YAML (see EvalConfig in pipeline/evaluate/config.py)"
+    )
     e.add_argument("--out", required=True, help="output directory")
     e.add_argument("--model", help="model to generate with: hub name or local directory (model.path)")
     e.add_argument(
@@ -220,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         "same config and unchanged inputs does nothing.",
         epilog="example: rl-pipeline curate --config configs/curate/shared.yaml --out runs/curated",
     )
-    cu.add_argument("--config", required=True, help="curation config YAML (see CurateConfig in pipeline/config.py)")
+    cu.add_argument(
+        "--config", required=True, help="curation config YAML (see CurateConfig in pipeline/curate/config.py)"
+    )
     cu.add_argument("--out", required=True, help="output directory")
     cu.add_argument("--no-progress", action="store_true", help="no progress bars")
 
