@@ -59,6 +59,14 @@ def verl_row(
     }
 
 
+def prompt_messages(question: str, instruction: str, system_prompt: str | None) -> list[dict]:
+    """The chat for one problem: optional system prompt, question + instruction."""
+    user = f"{question}\n{instruction}".strip() if instruction else question
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": user}
+    ]
+
+
 def write_parquet(rows: Sequence[dict], path: str | os.PathLike) -> None:
     """Write rows atomically as parquet (pyarrow infers the nested schema)."""
     import pandas as pd

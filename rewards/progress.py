@@ -11,8 +11,8 @@ and the training signal on step h's tokens is the outcome advantage plus
 model: step segmentation (lines, or MRT's episodes at "Wait"-style markers),
 mapping character cuts onto tokens, the best-of-K prover transform, and laying
 progress onto tokens. The Monte Carlo estimation of V (which samples from the
-prover) is in :mod:`pipeline.train.progress`; a learned predictor of V (the PAV
-model) in :mod:`pipeline.train.pav`. Both engines use these functions.
+prover) is in :mod:`pipeline.models.prover`; a learned predictor of V (the PAV
+model) in :mod:`pipeline.models.value_model`. Both engines use these functions.
 """
 
 from __future__ import annotations

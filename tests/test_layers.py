@@ -47,7 +47,8 @@ def test_lower_layers_import_nothing_above_them():
     allowed = {
         "data": ("data",),
         "rewards": ("data", "rewards"),
-        "pipeline.models": ("data", "rewards", "pipeline.models"),
+        "pipeline.config": ("data", "rewards", "pipeline.config"),
+        "pipeline.models": ("data", "rewards", "pipeline.config", "pipeline.models"),
     }
     for module, deps in GRAPH.items():
         for layer, ok in allowed.items():
@@ -90,3 +91,24 @@ def test_no_import_cycles_between_modules():
 def test_the_checker_sees_deferred_imports():
     """A deferred import counts: pipeline.evaluate.run imports data.benchmarks inside a function."""
     assert "data.benchmarks" in GRAPH["pipeline.evaluate.run"]
+
+
+def _stage(module: str) -> str | None:
+    for stage in ("pipeline.curate", "pipeline.train", "pipeline.evaluate"):
+        if module == stage or module.startswith(stage + "."):
+            return stage
+    return None
+
+
+def test_stages_stand_side_by_side_and_under_orchestration():
+    """train and evaluate share what they share through the layers below (the reward ideas in
+    ``rewards``, generation and value models in ``pipeline.models``); curation's difficulty
+    step reuses evaluation's generator, one way; no stage imports the CLI, demo or Slurm."""
+    across = sorted(
+        (m, d) for m, deps in GRAPH.items() for d in deps if _stage(m) and _stage(d) and _stage(m) != _stage(d)
+    )
+    assert all(m.startswith("pipeline.curate.") and d.startswith("pipeline.evaluate.") for m, d in across), across
+    orchestration = ("pipeline.cli", "pipeline.demo", "pipeline.slurm", "pipeline.__main__")
+    for module, deps in GRAPH.items():
+        if _stage(module) or module.startswith(("pipeline.models", "rewards", "data")):
+            assert not deps & set(orchestration), f"{module} imports {sorted(deps & set(orchestration))}"

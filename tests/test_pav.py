@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from pipeline.config import ProgressConfig, load_config
+from pipeline.models.value_model import PAVPredictor, ValueModel, load_value_model, predict_values, save_value_model
 from pipeline.train.config import PAVConfig
-from pipeline.train.pav import PAVPredictor, ValueModel, check, fit, load_value_model, predict_values, save_value_model
+from pipeline.train.pav import check, fit
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def policy(task_files):
 def _labels(tok, n=24, seed=0):
     """Responses whose label rises with the step index: a pattern the head can learn."""
     from pipeline.models.policy import encode_prompt
-    from pipeline.train.progress import StepSegmenter
+    from pipeline.models.prover import StepSegmenter
 
     seg = StepSegmenter(ProgressConfig(), tok)
     rng = random.Random(seed)
@@ -82,7 +83,7 @@ def test_value_head_fits_labels_and_round_trips(policy, tmp_path):
 
 
 def test_step_scores_credit_the_step_not_the_state():
-    from pipeline.train.pav import step_scores
+    from pipeline.models.value_model import step_scores
 
     # a: a weak start its steps lift; b: a strong start its steps barely move
     a, b = [0.2, 0.7, 0.8], [0.85, 0.8, 0.82]
@@ -101,10 +102,10 @@ def test_process_values_put_the_question_as_generation_did(policy, tmp_path):
 
     import torch
 
-    from pipeline.evaluate.generate import prompt_messages
+    from data.formats import prompt_messages
     from pipeline.models.policy import encode_prompt
-    from pipeline.train.pav import process_scores, process_values
-    from pipeline.train.progress import StepSegmenter
+    from pipeline.models.prover import StepSegmenter
+    from pipeline.models.value_model import process_scores, process_values
 
     lm, tok = policy
     model = ValueModel(copy.deepcopy(lm))

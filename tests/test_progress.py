@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import ProgressConfig
-from pipeline.train.progress import ProgressEstimator, TokenPieces
+from pipeline.models.prover import ProgressEstimator, TokenPieces
 from rewards.progress import best_of_k, best_of_k_from_counts, progress_bonus, step_ends, step_progress, token_step_ends
 from tests.arithmetic_prover import ArithmeticProver, slip_traces
 
@@ -145,7 +145,7 @@ def test_best_of_k_from_counts_is_unbiased_where_the_plug_in_is_low():
 
 
 def test_leave_one_out_start_counts():
-    from pipeline.train.progress import leave_one_out, step_values
+    from pipeline.models.prover import leave_one_out, step_values
 
     c, m = leave_one_out([True, False, False, True, True, True], [0, 0, 0, 1, 1, 1])
     assert c.tolist() == [0, 1, 1, 2, 2, 2] and m.tolist() == [2] * 6
@@ -189,7 +189,7 @@ def test_termination_baseline_is_the_policy_answering_at_once_where_the_response
     """MRT's R_termination: the good trace's 4 steps, cut at random before one of them;
     answering at once there is right only after the step that computes the answer
     (cut before step 4: values 0, 0, 0, 1 as in answer_now mode)."""
-    from pipeline.train.progress import StepSegmenter, TerminationBaseline
+    from pipeline.models.prover import StepSegmenter, TerminationBaseline
 
     p, prompt, good, _ = slip_traces(tok)
     cfg = ProgressConfig(
@@ -214,7 +214,7 @@ def test_termination_baseline_is_the_policy_answering_at_once_where_the_response
 def test_termination_advantages_replace_the_tokens_after_the_cut():
     import torch
 
-    from pipeline.train.progress import termination_advantages
+    from pipeline.train.algorithms import termination_advantages
 
     adv = torch.full((3, 5), 0.5)
     mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float32)
@@ -274,7 +274,7 @@ def test_episode_markers_are_found_with_a_tokenizer_that_drops_spaces_token_by_t
     assert "But wait" not in glued  # ... so decoding token by token glues "Butwait"
     pieces = TokenPieces(sp)(ids)
     assert "".join(pieces) == sp.decode(ids) and "But wait" in "".join(pieces)
-    from pipeline.train.progress import StepSegmenter
+    from pipeline.models.prover import StepSegmenter
 
     ends = StepSegmenter(ProgressConfig(split="episodes"), sp)(ids)
     assert len(ends) == 2  # the "But wait" paragraph opens the second episode

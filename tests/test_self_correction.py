@@ -11,18 +11,11 @@ import pytest
 import torch
 
 from pipeline.config import ConfigError, SelfCorrectionConfig, load_config
+from pipeline.models.rollout import second_attempt_prompt
 from pipeline.train import algorithms
+from pipeline.train.algorithms import attempt_advantages
 from pipeline.train.config import AlgorithmConfig, TrainConfig
-from pipeline.train.self_correction import (
-    FIRST,
-    SECOND,
-    attempt_advantages,
-    attempt_metrics,
-    kl_weights,
-    second_attempt_prompt,
-    shaped_reward,
-    turn_scores,
-)
+from rewards.self_correction import FIRST, SECOND, attempt_metrics, kl_weights, shaped_reward, turn_scores
 
 
 def test_stage_scores():

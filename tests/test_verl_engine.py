@@ -429,7 +429,9 @@ def test_self_correction_turns_with_a_real_tokenizer(task_files):
 
     from pipeline.config import SelfCorrectionConfig
     from pipeline.models.policy import encode_prompt
-    from pipeline.train.self_correction import attempt_outputs, attempt_targets, second_attempt_prompt
+    from pipeline.models.rollout import second_attempt_prompt
+    from pipeline.train.verl_plugin import attempt_outputs
+    from rewards.self_correction import attempt_targets
 
     tok = AutoTokenizer.from_pretrained(task_files["model"])
     messages = [{"role": "user", "content": "What is 2 + 3?"}]
@@ -615,7 +617,8 @@ def _two_attempt_batch(c1, c2, sessions, alpha, stage=2):
     from verl import DataProto
 
     from pipeline.config import SelfCorrectionConfig
-    from pipeline.train.self_correction import attempt_targets, pack_attempt_rewards
+    from pipeline.train.verl_plugin import pack_attempt_rewards
+    from rewards.self_correction import attempt_targets
 
     sc = SelfCorrectionConfig(enabled=True, stage=stage, bonus=alpha)
     outcome = {"correct": 1.0, "incorrect": 0.0}
@@ -644,8 +647,9 @@ def test_self_correction_credit_per_attempt_through_verls_multi_output_dispatch(
     from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
     from pipeline.config import SelfCorrectionConfig
+    from pipeline.train.algorithms import attempt_advantages
     from pipeline.train.config import AlgorithmConfig
-    from pipeline.train.self_correction import attempt_advantages, attempt_targets
+    from rewards.self_correction import attempt_targets
 
     importlib.import_module(verl_engine.PLUGIN_MODULE)
     algo = composed["self_correction"].algorithm
@@ -720,7 +724,7 @@ def test_progress_agent_loop_prover_through_the_server_manager(tok):
     """The policy-as-prover on the rollout servers: 64 continuations per step prefix, each
     from prompt + prefix with the budget left; right steps gain, the slipped step loses,
     and the bonus sits on each step's tokens, packed with the verdict into rm_scores."""
-    from pipeline.train.progress import StepSegmenter
+    from pipeline.models.prover import StepSegmenter
     from pipeline.train.verl_plugin import unpack_token_bonus
     from tests.arithmetic_prover import ArithmeticProver, slip_traces
 

@@ -21,16 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from data.benchmarks import EvalProblem
+from data.formats import prompt_messages
 from data.io import read_jsonl, write_json, write_jsonl
 from pipeline.config import ConfigError
-
-
-def prompt_messages(question: str, instruction: str, system_prompt: str | None) -> list[dict]:
-    """The chat for one problem: optional system prompt, question + instruction."""
-    user = f"{question}\n{instruction}".strip() if instruction else question
-    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-        {"role": "user", "content": user}
-    ]
 
 
 def _settings(cfg) -> dict:
@@ -139,7 +132,7 @@ class Generator:
         ]
         instruction = second_instruction(cfg)
         if instruction:  # self-correction: one second attempt per response, after the instruction
-            from pipeline.train.self_correction import generate_second_attempts
+            from pipeline.models.rollout import generate_second_attempts
 
             convs = [chat for chat, row in zip(chats, rows) for _ in row["responses"]]
             _, flat = generate_second_attempts(

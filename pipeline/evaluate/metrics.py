@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rewards.self_correction import correction_metrics
+
 AGGREGATIONS = ("last", "min", "product", "mean", "max")
 
 
@@ -168,18 +170,7 @@ def problem_metrics(
             if p.labels is not None and min(w) >= 0:  # summing needs non-negative weights
                 out[f"wbon@{k}"] = float(np.mean([vote_credit(p.labels, p.correct, w, s, share_ties) for s in subs]))
     if p.correct_t2 is not None:
-        out.update(self_correction(p.correct, p.correct_t2))
-    return out
-
-
-def self_correction(first: Sequence[bool], second: Sequence[bool]) -> dict[str, float]:
-    """SCoRe's metrics over paired attempts: Accuracy@t1, Accuracy@t2, their
-    difference, and the shares that went incorrect->correct and correct->incorrect."""
-    c1, c2 = np.asarray(first, float), np.asarray(second, float)
-    out = {"acc@t1": float(c1.mean()), "acc@t2": float(c2.mean())}
-    out["delta(t1,t2)"] = out["acc@t2"] - out["acc@t1"]
-    out["delta_i2c"] = float(((c1 == 0) & (c2 == 1)).mean())
-    out["delta_c2i"] = float(((c1 == 1) & (c2 == 0)).mean())
+        out.update(correction_metrics(p.correct, p.correct_t2))
     return out
 
 

@@ -98,7 +98,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
             r["scores"] = s
     if cfg.process_verifier:
         from pipeline.evaluate.metrics import aggregate_score
-        from pipeline.train.pav import process_scores
+        from pipeline.models.value_model import process_scores
 
         if cfg.reward_model or any("scores" in r for r in rows):
             log(f"--process-verifier: its {cfg.aggregate} step scores replace the other verifier scores")

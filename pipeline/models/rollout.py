@@ -19,6 +19,8 @@ from typing import Protocol
 
 import torch
 
+from pipeline.models.policy import encode_prompt
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -142,3 +144,22 @@ class VLLMRollout:
         )
         outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
         return [[list(c.token_ids) for c in o.outputs] for o in outs]
+
+
+def second_attempt_prompt(tokenizer, messages: list[dict], first_attempt: str, instruction: str) -> list[int]:
+    """The conversation so far (prompt, first attempt, correction instruction), ready for the second attempt."""
+    return encode_prompt(
+        tokenizer,
+        [*messages, {"role": "assistant", "content": first_attempt}, {"role": "user", "content": instruction}],
+    )
+
+
+def generate_second_attempts(rollout, tokenizer, conversations, first_attempts, instruction: str, sampling):
+    """One second attempt per first attempt (``conversations[i]`` is the prompt ``first_attempts[i]``
+    answered), generated on ``rollout``; returns (their prompts, their token ids). The one
+    second-attempt loop of training, held-out measurement and evaluation."""
+    prompts = [
+        second_attempt_prompt(tokenizer, conv, text, instruction)
+        for conv, text in zip(conversations, first_attempts, strict=True)
+    ]
+    return prompts, [group[0] for group in rollout.generate(prompts, 1, sampling)]

@@ -13,11 +13,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, SelfCorrectionConfig
 from pipeline.train.config import GROUP_STD_ESTIMATORS, AlgorithmConfig
+from rewards.self_correction import FIRST, SECOND
 
 # estimators that need only scores + group ids (the others want values or baselines)
 OUTCOME_ESTIMATORS = (
@@ -235,3 +238,71 @@ def set_batch_info(ac, response_mask: torch.Tensor, max_new_tokens: int | None =
             "loss_scale_factor": max_new_tokens,  # Dr.GRPO: a constant normaliser, not the padded width
         }
     )
+
+
+def attempt_advantages(
+    cfg: SelfCorrectionConfig,
+    algo: AlgorithmConfig,
+    targets,
+    attempt,
+    group,
+    response_mask: torch.Tensor,
+    token_bonus: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, R) advantages of a batch holding both attempts.
+
+    ``targets`` (B,): :func:`turn_scores`' values; ``attempt`` (B,): 1 or 2;
+    ``group`` (B,): the prompt draw each row answers. Each attempt is grouped on its
+    own (verl's estimator over ``(group, attempt)``); with ``grpo`` under
+    ``norm_adv_by_std`` the group-centred values of both attempts of a draw are
+    divided by their one shared std instead of each attempt's own. Stage 1 gives the
+    first attempts no policy-gradient signal. ``token_bonus`` is added last, scaled
+    as the draw's outcome advantages."""
+    attempt = np.asarray(attempt)
+    group = np.asarray([str(g) for g in group], dtype=object)
+    if not set(np.unique(attempt).tolist()) <= {FIRST, SECOND}:
+        raise ValueError(f"attempt numbers must be {FIRST} or {SECOND}, got {sorted(set(attempt.tolist()))}")
+    keys = np.asarray([f"{g}|{a}" for g, a in zip(group, attempt)], dtype=object)
+    shared = algo.norm_adv_by_std and algo.adv_estimator in ("grpo", "grpo_vectorized")
+    adv = compute_advantages(
+        dataclasses.replace(algo, norm_adv_by_std=False) if shared else algo,
+        np.asarray(targets, dtype=float),
+        response_mask,
+        keys,
+    )
+    bonus_scale = np.ones(len(group))
+    if shared:
+        mask = response_mask.float()
+        value = ((adv * mask).sum(-1) / mask.sum(-1).clamp(min=1)).detach().cpu().numpy()
+        scale = np.ones(len(group))
+        for g in np.unique(group):
+            rows = group == g
+            if rows.sum() > 1:
+                scale[rows] = 1.0 / (np.std(value[rows], ddof=1) + 1e-6)  # verl's GRPO: unbiased std + 1e-6
+        adv = adv * torch.as_tensor(scale, dtype=adv.dtype, device=adv.device)[:, None]
+        bonus_scale = group_scale(value * scale, value, group)
+    if cfg.stage == 1:
+        adv = adv * torch.as_tensor(attempt != FIRST, dtype=adv.dtype, device=adv.device)[:, None]
+    if token_bonus is not None:  # scaled as the draw's outcome advantages (bonus_scale)
+        adv = (
+            adv
+            + torch.as_tensor(bonus_scale, dtype=adv.dtype, device=adv.device)[:, None] * token_bonus * response_mask
+        )
+    return adv
+
+
+def termination_advantages(adv: torch.Tensor, scores, termination_scores, cuts, scale, response_mask) -> torch.Tensor:
+    """``adv`` with each row's tokens from ``cuts[i]`` on replaced by
+    ``scale[i] * (scores[i] - termination_scores[i])``; the prefix keeps the group
+    estimator's advantage (the termination value depends on the prefix's own tokens,
+    so it is no baseline for them). ``scale``: :func:`bonus_scale`, the
+    factor the estimator's std normalisation gave the row's group."""
+    out = adv.clone()
+    width = adv.shape[1]
+    after = torch.arange(width, device=adv.device)[None, :] >= torch.as_tensor(cuts, device=adv.device)[:, None]
+    value = torch.as_tensor(
+        np.asarray(scale) * (np.asarray(scores, float) - np.asarray(termination_scores, float)),
+        dtype=adv.dtype,
+        device=adv.device,
+    )[:, None]
+    return torch.where(after, value * response_mask, out)

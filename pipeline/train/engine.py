@@ -35,24 +35,16 @@ from data.formats import RLRow, read_rl_rows
 from data.io import write_json
 from pipeline.config import ConfigError, to_dict
 from pipeline.models.policy import encode_prompt, load_policy, make_batch, response_logprobs, save_policy
-from pipeline.models.rollout import HFRollout, Sampling, VLLMRollout
+from pipeline.models.prover import TerminationBaseline, leave_one_out
+from pipeline.models.rollout import HFRollout, Sampling, VLLMRollout, generate_second_attempts
 from pipeline.train import algorithms
+from pipeline.train.algorithms import attempt_advantages, termination_advantages
 from pipeline.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pipeline.train.config import TrainConfig
 from pipeline.train.heldout import eval_seed, heldout_accuracy
 from pipeline.train.metrics import MetricsLogger, read_metrics
-from pipeline.train.progress import TerminationBaseline, leave_one_out, termination_advantages
-from pipeline.train.self_correction import (
-    FIRST,
-    SECOND,
-    attempt_advantages,
-    attempt_metrics,
-    generate_second_attempts,
-    kl_weights,
-    shaped_reward,
-    turn_scores,
-)
 from pipeline.train.sft import lr_factor
+from rewards.self_correction import FIRST, SECOND, attempt_metrics, kl_weights, shaped_reward, turn_scores
 from rewards.terms import RolloutScores, compose, outcome_scores
 
 
@@ -361,11 +353,11 @@ def _progress_source(cfg: TrainConfig, tok, rollout, verifier, device):
     """What estimates step values: a trained PAV model, or Monte Carlo rollouts of the
     prover (a fixed model, or the policy being trained). Returns (estimator, whether
     the prover is the policy)."""
-    from pipeline.train.progress import ProgressEstimator, load_prover
+    from pipeline.models.prover import ProgressEstimator, load_prover
 
     pc = cfg.progress
     if pc.pav_model:
-        from pipeline.train.pav import PAVPredictor
+        from pipeline.models.value_model import PAVPredictor
 
         return PAVPredictor.load(pc.pav_model, cfg.progress, tokenizer=tok, device=str(device)), False
     prover, from_policy = rollout, True

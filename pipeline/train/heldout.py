@@ -78,7 +78,8 @@ def heldout_accuracy(
     if keep_texts:
         out["texts"], out["correct"] = texts, [v.correct for v in verdicts]
     if second_instruction:
-        from pipeline.train.self_correction import attempt_metrics, generate_second_attempts
+        from pipeline.models.rollout import generate_second_attempts
+        from rewards.self_correction import attempt_metrics
 
         _, seconds = generate_second_attempts(
             rollout,

@@ -1,20 +1,21 @@
-"""The PAV model: a value head on a language model that predicts the prover's
-success at every step boundary, so progress can be read off one forward pass
-instead of sampled.
+"""Training the PAV model (:mod:`pipeline.models.value_model`): a value head on a language
+model that predicts the prover's success at every step boundary, so progress can be read off
+one forward pass instead of sampled.
 
 ``rl-pipeline pav`` (:func:`run_pav`):
 
 1. *seed rollouts*: ``seeds_per_prompt`` responses of the policy per prompt;
 2. *labels*: the Monte Carlo prover values at each step boundary
-   (:class:`~pipeline.train.progress.ProgressEstimator`, same settings as training);
+   (:class:`~pipeline.models.prover.ProgressEstimator`, same settings as training);
 3. *fit*: a linear head on the LM's last hidden state at each boundary token,
    trained with cross-entropy against the soft labels (the whole LM is tuned);
 4. *check*: on a held-out share of the labelled responses, the mean absolute
    error of predicted values and progress, and the correlation with the labels.
 
 The saved directory is the LM (``save_pretrained``), its tokenizer,
-``value_head.pt`` and ``pav.json``. :class:`PAVPredictor` loads it for training
-(``progress.pav_model``) and :func:`process_scores` for best-of-N in evaluation.
+``value_head.pt`` and ``pav.json``. :class:`~pipeline.models.value_model.PAVPredictor` loads
+it for training (``progress.pav_model``) and :func:`~pipeline.models.value_model.process_scores`
+for best-of-N in evaluation.
 """
 
 from __future__ import annotations
@@ -31,196 +32,13 @@ import torch
 
 from data.formats import read_rl_rows
 from data.io import write_json, write_jsonl
-from pipeline.config import ConfigError, ProgressConfig, to_dict
-from pipeline.models.policy import PolicyLoadError, encode_prompt, load_policy, pick_device, save_policy
+from pipeline.config import ConfigError, to_dict
+from pipeline.models.policy import encode_prompt, load_policy, pick_device
+from pipeline.models.prover import ProgressEstimator, load_prover
 from pipeline.models.rollout import HFRollout, Sampling
+from pipeline.models.value_model import ValueModel, boundary_positions, predict_values, right_padded, save_value_model
 from pipeline.train.config import PAVConfig
-from pipeline.train.progress import ProgressEstimator, ProgressResult, StepSegmenter, load_prover
 from pipeline.train.sft import lr_factor
-
-HEAD_FILE, META_FILE = "value_head.pt", "pav.json"
-
-
-class ValueModel(torch.nn.Module):
-    """A causal LM with a scalar head: logit of the prover's success after each token."""
-
-    def __init__(self, lm):
-        super().__init__()
-        self.lm = lm
-        self.head = torch.nn.Linear(lm.config.hidden_size, 1)
-        torch.nn.init.zeros_(self.head.weight)
-        torch.nn.init.zeros_(self.head.bias)
-
-    def forward(self, input_ids, attention_mask) -> torch.Tensor:
-        out = (
-            self.lm.model(input_ids=input_ids, attention_mask=attention_mask)
-            if hasattr(self.lm, "model")
-            else self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        )
-        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out.hidden_states[-1]
-        return self.head(hidden).squeeze(-1)  # (B, T) logits
-
-
-def _positions(prompt_len: int, ends: Sequence[int]) -> list[int]:
-    """Token positions whose hidden state sees each boundary's prefix: the prompt's
-    last token, then each step's last token."""
-    return [prompt_len - 1] + [prompt_len + e - 1 for e in ends]
-
-
-def _right_padded(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
-
-
-@torch.no_grad()
-def predict_values(model: ValueModel, pad: int, prompts, responses, ends, batch_size: int = 32) -> list[np.ndarray]:
-    """Predicted success at every boundary: H+1 values per response."""
-    model.eval()
-    dev = next(model.parameters()).device
-    out: list[np.ndarray] = []
-    for s in range(0, len(prompts), batch_size):
-        P, R, E = prompts[s : s + batch_size], responses[s : s + batch_size], ends[s : s + batch_size]
-        ids, mask = _right_padded([list(p) + list(r) for p, r in zip(P, R)], pad)
-        probs = torch.sigmoid(model(ids.to(dev), mask.to(dev)).float()).cpu()
-        for i, (p, e) in enumerate(zip(P, E)):
-            out.append(probs[i, _positions(len(p), e)].numpy().astype(float))
-    return out
-
-
-class PAVPredictor:
-    """Drop-in for :class:`ProgressEstimator`: predicted values instead of sampled ones."""
-
-    def __init__(self, model: ValueModel, tokenizer, cfg: ProgressConfig):
-        self.model, self.tok, self.cfg = model, tokenizer, cfg
-        self.segment = StepSegmenter(cfg, tokenizer)
-
-    @classmethod
-    def load(cls, path: str | Path, cfg: ProgressConfig, *, tokenizer=None, device="auto") -> PAVPredictor:
-        model, tok, meta = load_value_model(path, device=device)
-        if tokenizer is not None and tokenizer.get_vocab() != tok.get_vocab():
-            raise ConfigError(f"PAV model {str(path)!r} has another tokenizer than the policy")
-        if meta.get("split") != cfg.split:
-            print(
-                f"[pav] note: {path} was labelled with split={meta.get('split')!r}, using {cfg.split!r}",
-                file=sys.stderr,
-            )
-        return cls(model, tok, cfg)
-
-    def estimate(self, prompts, responses, gold=None, *, outcomes=None, start_success=None) -> ProgressResult:
-        t0 = time.perf_counter()
-        ends = [self.segment(r) for r in responses]
-        keep = [i for i, e in enumerate(ends) if e]
-        values = [np.zeros(1) for _ in ends]
-        pred = predict_values(
-            self.model,
-            self.tok.pad_token_id,
-            [prompts[i] for i in keep],
-            [responses[i] for i in keep],
-            [ends[i] for i in keep],
-        )
-        for i, v in zip(keep, pred):
-            values[i] = v
-        return ProgressResult(ends, values, seconds=time.perf_counter() - t0)
-
-
-def load_value_model(path: str | Path, device: str = "auto"):
-    path = Path(path)
-    if not (path / HEAD_FILE).is_file() or not (path / META_FILE).is_file():
-        raise PolicyLoadError(
-            f"{path} is not a PAV model directory (no {HEAD_FILE} / {META_FILE}); train one with `rl-pipeline pav`"
-        )
-    lm, tok = load_policy(str(path), device=device)
-    model = ValueModel(lm)
-    model.head.load_state_dict(torch.load(path / HEAD_FILE, map_location="cpu", weights_only=True))
-    model.to(next(lm.parameters()).device).eval()
-    return model, tok, json.loads((path / META_FILE).read_text())
-
-
-def save_value_model(model: ValueModel, tok, path: str | Path, meta: dict) -> None:
-    path = Path(path)
-    save_policy(model.lm, tok, path)
-    torch.save(model.head.state_dict(), path / HEAD_FILE)
-    write_json(path / META_FILE, meta)
-
-
-def process_values(
-    path: str,
-    rows: Sequence[dict],
-    *,
-    instruction: str = "",
-    system_prompt: str | None = None,
-    split: str = "lines",
-    device: str = "auto",
-    log=None,
-) -> list[list[np.ndarray]]:
-    """For each row, each response's predicted success at every step boundary (H+1
-    values: before the first step, then after each). The question is put to the
-    model as generation put it to the policy: ``instruction`` appended, the
-    optional ``system_prompt``, in the model's chat template."""
-    from pipeline.evaluate.generate import prompt_messages
-
-    model, tok, meta = load_value_model(path, device=device)
-    cfg = ProgressConfig(split=meta.get("split", split), max_steps=meta.get("max_steps", 8))
-    seg = StepSegmenter(cfg, tok)
-    prompts, responses, ends = [], [], []
-    for r in rows:
-        p = encode_prompt(tok, prompt_messages(r["question"], instruction, system_prompt))
-        for text in r["responses"]:
-            ids = tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] or [tok.eos_token_id]
-            prompts.append(p)
-            responses.append(ids)
-            ends.append(seg(ids))
-    values = predict_values(model, tok.pad_token_id, prompts, responses, ends)
-    out, i = [], 0
-    for r in rows:
-        out.append(values[i : i + len(r["responses"])])
-        i += len(r["responses"])
-    if log:
-        log(
-            f"process verifier {path}: scored {len(values)} responses, {np.mean([len(e) for e in ends]):.1f} steps each"
-        )
-    return out
-
-
-def step_scores(q_mu: np.ndarray, q_pi: np.ndarray | None = None, alpha: float = 1.0) -> list[float]:
-    """PAV's effective reward per step h: ``Q^pi(s_h, a_h) + alpha * A^mu(s_h, a_h)``,
-    with ``A^mu`` the change of the prover's value across the step (``q_mu[h] -
-    q_mu[h-1]``). ``q_mu``, ``q_pi``: H+1 values each (before the first step, then
-    after each); without ``q_pi`` the prover's own values stand in for it. Ranking
-    by ``Q`` alone conflates good steps with good states; ``A^mu`` credits the step."""
-    q_mu = np.asarray(q_mu, dtype=float)
-    q_pi = q_mu if q_pi is None else np.asarray(q_pi, dtype=float)
-    if q_pi.shape != q_mu.shape:
-        raise ValueError(
-            f"Q^pi has {q_pi.shape[0]} values and Q^mu {q_mu.shape[0]}: the two models split the "
-            "response into different steps (train both with the same progress.split)"
-        )
-    return (q_pi[1:] + alpha * np.diff(q_mu)).tolist()
-
-
-def process_scores(
-    path: str,
-    rows: Sequence[dict],
-    *,
-    base: str | None = None,
-    alpha: float = 1.0,
-    instruction: str = "",
-    system_prompt: str | None = None,
-    device: str = "auto",
-    log=None,
-) -> list[list[list[float]]]:
-    """Best-of-N with a process verifier: for each row, each response's step scores
-    (:func:`step_scores`; aggregate them with last / min / product). ``path``: the
-    PAV model (prover mu); ``base``: one labelled with the policy as prover (Q^pi)."""
-    kw = dict(instruction=instruction, system_prompt=system_prompt, device=device, log=log)
-    mu = process_values(path, rows, **kw)
-    pi = process_values(base, rows, **kw) if base else [[None] * len(r) for r in mu]
-    return [[step_scores(m, q, alpha) for m, q in zip(ms, qs)] for ms, qs in zip(mu, pi)]
 
 
 def collect_labels(cfg: PAVConfig, policy, tok, verifier, log) -> list[dict]:
@@ -274,11 +92,11 @@ def fit(model: ValueModel, labels: Sequence[dict], cfg: PAVConfig, pad: int, log
     model.train()
     for step in range(cfg.steps):
         batch = [labels[rng.randrange(len(labels))] for _ in range(cfg.batch_size)]
-        ids, mask = _right_padded([b["prompt_ids"] + b["response_ids"] for b in batch], pad)
+        ids, mask = right_padded([b["prompt_ids"] + b["response_ids"] for b in batch], pad)
         logits = model(ids.to(dev), mask.to(dev))
         rows_, cols, target = [], [], []
         for i, b in enumerate(batch):
-            pos = _positions(len(b["prompt_ids"]), b["ends"])
+            pos = boundary_positions(len(b["prompt_ids"]), b["ends"])
             rows_ += [i] * len(pos)
             cols += pos
             target += b["values"]

@@ -11,18 +11,18 @@ judged by ``rewards/verl_adapter.py::compute_score``.
 
 ``self_correction`` (SCoRe): the rollout asks for a first attempt, then adds it to
 the conversation with the correction instruction as a user turn
-(``pipeline.train.self_correction``'s ``second_attempt_prompt``, the local engine's
+(``pipeline.models.rollout.second_attempt_prompt``, the local engine's
 prompt) and asks again. It returns two outputs, one per attempt, as verl's v1
 trainer accepts from an agent loop, each with its own training target
 (``self_correction.attempt_targets``: r(y1); r(y2) + bonus * c2) and its attempt
 number packed into its ``rm_scores`` (``pack_attempt_rewards``), which the
 ``pipeline_self_correction`` estimator unpacks. verl copies the final output's
 ``reward_score`` to the earlier ones; the packed ``rm_scores`` are what reaches
-the estimator. The token and reward assembly are pure functions of
-:mod:`pipeline.train.self_correction`.
+the estimator. The targets are :mod:`rewards.self_correction`'s, the token layout
+:mod:`pipeline.train.verl_plugin`'s.
 
 ``progress`` (PAV / MRT process rewards, the policy as the prover): the rollout
-generates a response, cuts it into steps (``pipeline.train.progress.StepSegmenter``),
+generates a response, cuts it into steps (``pipeline.models.prover.StepSegmenter``),
 and for the prefix before each step asks the same rollout servers for
 ``mc_rollouts`` prover continuations (``continue``: finish the solution within the
 budget left; ``answer_now``: answer after ``answer_now_text``). The verifier's
@@ -52,7 +52,7 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetr
 
 from pipeline.config import ProgressConfig, SelfCorrectionConfig
 from pipeline.models.policy import encode_prompt
-from pipeline.train.progress import (
+from pipeline.models.prover import (
     StepSegmenter,
     forced_ids,
     prefix_cuts,
@@ -61,18 +61,11 @@ from pipeline.train.progress import (
     prover_text,
     step_values,
 )
-from pipeline.train.self_correction import (
-    FIRST,
-    SECOND,
-    attempt_outputs,
-    attempt_targets,
-    pack_attempt_rewards,
-    second_attempt_prompt,
-    shaped_reward,
-)
+from pipeline.models.rollout import second_attempt_prompt
 from pipeline.train.verl_engine import AGENT_LOOP, PROGRESS_LOOP
-from pipeline.train.verl_plugin import pack_token_rewards
+from pipeline.train.verl_plugin import attempt_outputs, pack_attempt_rewards, pack_token_rewards
 from rewards.progress import progress_bonus, step_progress
+from rewards.self_correction import FIRST, SECOND, attempt_targets, shaped_reward
 from rewards.terms import outcome_scores
 
 

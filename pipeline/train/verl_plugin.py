@@ -48,8 +48,8 @@ from verl.trainer.ppo.core_algos import register_adv_est
 
 from pipeline.config import SelfCorrectionConfig
 from pipeline.train import algorithms
+from pipeline.train.algorithms import attempt_advantages
 from pipeline.train.config import AlgorithmConfig
-from pipeline.train.self_correction import attempt_advantages, unpack_attempt_rewards
 from pipeline.train.verl_engine import PROGRESS_ESTIMATOR, SCORE_ESTIMATOR, TERMS_ESTIMATOR
 from rewards.terms import TERMS, RolloutScores, compose
 
@@ -177,3 +177,42 @@ def self_correction_advantage(
         raise ValueError(f"{SCORE_ESTIMATOR}: {e}; are the rollouts from the self_correction agent loop?") from None
     adv = adv.to(response_mask.device)
     return adv, adv
+
+
+def attempt_outputs(
+    prompt_ids: list[int],
+    first_ids: list[int],
+    second_prompt_ids: list[int],
+    second_ids: list[int],
+    response_length: int,
+    pad_id: int = 0,
+) -> list[dict]:
+    """The two outputs' tokens: each attempt is the response to its own prompt, every
+    response token the model's (mask 1), cut to ``response_length``. A response of
+    fewer than two tokens is padded with masked ``pad_id`` tokens to two, so its
+    token rewards can carry its attempt marker beside its reward
+    (:func:`pack_attempt_rewards`)."""
+    out = []
+    for p, r in ((prompt_ids, first_ids), (second_prompt_ids, second_ids)):
+        r = list(r)[:response_length]
+        mask = [1] * len(r) + [0] * max(0, 2 - len(r))
+        out.append({"prompt_ids": list(p), "response_ids": r + [pad_id] * (len(mask) - len(r)), "response_mask": mask})
+    return out
+
+
+def pack_attempt_rewards(target: float, attempt: int, length: int) -> list[float]:
+    """An attempt's token rewards as verl receives them (``rm_scores``, ``length`` >= 2):
+    the attempt number on the first token, ``target - attempt`` on the last, so the
+    row sums to the target (what verl logs as the score)."""
+    if length < 2:
+        raise ValueError("an attempt's token rewards need two positions (attempt_outputs pads to two)")
+    out = [0.0] * length
+    out[0], out[-1] = float(attempt), float(target) - float(attempt)
+    return out
+
+
+def unpack_attempt_rewards(token_level_rewards: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, attempts) from packed token rewards (right-padded rows)."""
+    r = token_level_rewards.detach().double().cpu()
+    attempt = r[:, 0].round().long().numpy()
+    return r.sum(-1).numpy(), attempt

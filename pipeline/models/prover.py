@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from pipeline.config import ConfigError, ProgressConfig
 from pipeline.models.rollout import HFRollout, Sampling
@@ -324,23 +323,6 @@ class TerminationBaseline:
         for key, h in zip(order, hits):
             success[need[key]] = h / c.mc_rollouts
         return TerminationResult(cuts, success, rollouts=len(order) * c.mc_rollouts, seconds=time.perf_counter() - t0)
-
-
-def termination_advantages(adv: torch.Tensor, scores, termination_scores, cuts, scale, response_mask) -> torch.Tensor:
-    """``adv`` with each row's tokens from ``cuts[i]`` on replaced by
-    ``scale[i] * (scores[i] - termination_scores[i])``; the prefix keeps the group
-    estimator's advantage (the termination value depends on the prefix's own tokens,
-    so it is no baseline for them). ``scale``: :func:`algorithms.bonus_scale`, the
-    factor the estimator's std normalisation gave the row's group."""
-    out = adv.clone()
-    width = adv.shape[1]
-    after = torch.arange(width, device=adv.device)[None, :] >= torch.as_tensor(cuts, device=adv.device)[:, None]
-    value = torch.as_tensor(
-        np.asarray(scale) * (np.asarray(scores, float) - np.asarray(termination_scores, float)),
-        dtype=adv.dtype,
-        device=adv.device,
-    )[:, None]
-    return torch.where(after, value * response_mask, out)
 
 
 def load_prover(

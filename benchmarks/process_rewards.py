@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Progress-based process rewards (PAV / MRT) at toy scale.
 
-    .venv/bin/python benchmarks/progress.py [--rl-steps 60] [--alpha 1.0] [--out runs/bench/progress]
+    .venv/bin/python benchmarks/process_rewards.py [--rl-steps 60] [--alpha 1.0] [--out runs/bench/progress]
 
 A tiny Llama is warmed up on 3-step arithmetic where 30% of the worked solutions
 slip once (the slip is carried through, so the final answer is wrong); RL uses
@@ -65,8 +65,8 @@ def constructed_traces(model_dir: Path, n: int, seed: int, steps: int = 3, tempe
     from data.synthetic import flawed_steps, latex_number, make_problem, solution_text
     from pipeline.config import ProgressConfig
     from pipeline.models.policy import encode_prompt, load_policy
+    from pipeline.models.prover import ProgressEstimator
     from pipeline.models.rollout import HFRollout
-    from pipeline.train.progress import ProgressEstimator
     from rewards.verifier import Verifier
 
     model, tok = load_policy(str(model_dir), device="cpu")
