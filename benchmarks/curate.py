@@ -5,7 +5,7 @@
 
 0. Decisions (needs ../shared/data): the row-level filters of
    ``configs/curate/shared.yaml`` on every shared raw row, scored against the
-   hand-labelled rows in ``tests/data/curate_labels*.jsonl`` (precision and recall
+   hand-labelled rows in ``tests/fixtures/curate_labels*.jsonl`` (precision and recall
    overall and per filter, see ``pipeline.curate.audit.label_scores``) and
    audited for suspect answer keys among the kept rows (the verifier reads the
    key only as a string; the source's own arithmetic contradicts it). The same
@@ -217,7 +217,7 @@ def decisions(workers: int, save: Path | None) -> str:
             + (f", e.g. {audit['contradicted'][:4]}" if audit["contradicted"] else "")
         )
         for file in LABEL_FILES:
-            path = ROOT / "tests" / "data" / file
+            path = ROOT / "tests" / "fixtures" / file
             if not path.exists():
                 continue
             sc = label_scores(out, read_labels(path))

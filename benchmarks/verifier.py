@@ -463,7 +463,7 @@ def bench_hostile(cases: list[dict]) -> list[dict]:
 
 
 def bench_peer_tables(out_dir: Path) -> dict:
-    """e) Other graders' public test tables (``tests/data/peer_cases``): agreement with
+    """e) Other graders' public test tables (``tests/fixtures/peer_cases``): agreement with
     each peer's expected verdict and false positives, ours and math-verify's, per
     source, overall and without Math-Verify's own tables."""
     from tests.peer_tables import load_cases, math_verify_verdict

@@ -1,13 +1,13 @@
 """Other graders' public test tables, as one labelled set of (gold, prediction, verdict).
 
-The cases in ``tests/data/peer_cases/*.jsonl`` were transcribed from the test suites
+The cases in ``tests/fixtures/peer_cases/*.jsonl`` were transcribed from the test suites
 of Math-Verify, NeMo-Skills, AReaL, hendrycks/math, slime, lighteval and open-r1;
 each row names its repository, commit, file and test, and keeps the peer's own
 expected verdict (``expected``), even where we think the peer is wrong: such rows
 say why in ``note`` and carry our reading in ``adjudicated`` (absent: we agree with
 the peer).
 
-Used by ``tests/test_peer_tables.py`` (a regression test: the cases we get right stay
+Used by ``tests/rewards/test_peer_tables.py`` (a regression test: the cases we get right stay
 right) and by ``benchmarks/verifier.py`` (agreement and false positives, ours and
 math-verify's side by side).
 """
@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-CASES_DIR = Path(__file__).resolve().parent / "data" / "peer_cases"
+CASES_DIR = Path(__file__).resolve().parent / "fixtures" / "peer_cases"
 # The regression baseline: ids of the cases the verifier agreed with when it was last updated.
 BASELINE = CASES_DIR / "baseline.json"
 

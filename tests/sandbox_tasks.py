@@ -1,4 +1,4 @@
-"""Sandbox tasks used by tests/test_sandbox.py (run inside ``python -m rewards.worker``)."""
+"""Sandbox tasks used by tests/rewards/test_sandbox.py (run inside ``python -m rewards.worker``)."""
 
 import time
 

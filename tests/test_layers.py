@@ -112,3 +112,13 @@ def test_stages_stand_side_by_side_and_under_orchestration():
     for module, deps in GRAPH.items():
         if _stage(module) or module.startswith(("pipeline.models", "rewards", "data")):
             assert not deps & set(orchestration), f"{module} imports {sorted(deps & set(orchestration))}"
+
+
+def test_tests_mirror_the_source_tree():
+    """tests/<package path>/test_*.py sits beside the package it tests (tests/pipeline/train/
+    for pipeline/train/); only the whole-project tests stay at the top."""
+    placed = [p.relative_to(REPO / "tests") for p in (REPO / "tests").rglob("test_*.py")]
+    nested = [p for p in placed if len(p.parts) > 1]
+    assert nested, "no test sits in a package folder"
+    for p in nested:
+        assert (REPO / p.parent / "__init__.py").is_file(), f"tests/{p} mirrors no package {p.parent}/"

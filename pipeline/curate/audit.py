@@ -1,6 +1,6 @@
 """How well the filters decide: against hand labels, and the answer keys they keep.
 
-Hand labels (``tests/data/curate_labels*.jsonl``) give each raw row ``keep`` or the
+Hand labels (``tests/fixtures/curate_labels*.jsonl``) give each raw row ``keep`` or the
 filter that should drop it (``a|b`` when several apply; any of them is right).
 :func:`label_scores` compares the decisions of a filter run (the first filter that
 dropped each row, as the stage runs them) with those labels, overall and per

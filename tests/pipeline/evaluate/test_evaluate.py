@@ -12,7 +12,7 @@ import pytest
 from data.benchmarks import BENCHMARKS, load_benchmark
 from data.io import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO.parent / "shared" / "data"
 BON = SHARED / "bon" / "math_cot_100.jsonl"
 needs_shared = pytest.mark.skipif(not (SHARED / "eval").is_dir(), reason="../shared/data is not present")

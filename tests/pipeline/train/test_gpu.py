@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from tests.test_train import run, write_train_config
+from tests.pipeline.train.test_train import run, write_train_config
 
 pytestmark = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -13,7 +13,7 @@ import pytest
 from pipeline.config import ConfigError, load_config
 from pipeline.train.config import TrainConfig, WarmupConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 TIMING = {"step_time", "gen_time", "tokens_per_s"}
 
 

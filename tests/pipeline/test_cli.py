@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BON = REPO.parent / "shared" / "data" / "bon" / "math_cot_100.jsonl"
 
 

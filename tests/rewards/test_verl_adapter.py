@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "rewards" / "verl_adapter.py"
 
 CASES = [
@@ -178,7 +178,7 @@ def test_compute_score_remote_from_ray_actors_through_the_service(monkeypatch):
     from rewards.service import create_app
     from rewards.verifier import Verifier
     from rewards.verl_adapter import compute_score_remote
-    from tests.test_service import _Server
+    from tests.rewards.test_service import _Server
 
     cases = [(s, g, w) for s, g, w in (p.values for p in CASES)]
     # a throwaway local cluster: without this Ray enables token auth and writes ~/.ray/auth_token,

@@ -15,7 +15,7 @@ from pipeline.curate import dedup  # noqa: F401 - registers the set-level filter
 from pipeline.curate.filters import FILTERS, Context, detect_language
 from pipeline.curate.sources import Record, correct_letter, parse_options
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO.parent / "shared" / "data"
 
 
@@ -581,12 +581,12 @@ def test_filters_on_hand_labelled_raw_rows(verifier):
     were tuned on it. ``curate_labels_heldout.jsonl``: 39 rows (random.Random(11)),
     labelled after that tuning; a review's fixes touched two of them since.
     ``curate_labels_fresh.jsonl``: 173 rows (random.Random(22), issue 22), see
-    tests/data/curate_labelling_guide.md for what was and was not tuned on it."""
+    tests/fixtures/curate_labelling_guide.md for what was and was not tuned on it."""
     from pipeline.config import load_config
     from pipeline.curate.audit import label_scores, read_labels, row_outcomes
     from pipeline.curate.config import CurateConfig
 
-    labels = {k: read_labels(REPO / "tests" / "data" / f) for k, f in LABEL_SETS.items()}
+    labels = {k: read_labels(REPO / "tests" / "fixtures" / f) for k, f in LABEL_SETS.items()}
     cfg = load_config(CurateConfig, REPO / "configs" / "curate" / "shared.yaml")
     outcome, kept = row_outcomes(cfg, verifier, set().union(*labels.values()))
     assert len(outcome) == sum(map(len, labels.values()))

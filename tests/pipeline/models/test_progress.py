@@ -308,7 +308,7 @@ def test_engine_trains_with_the_termination_baseline(task_files, tmp_path):
     from pipeline.config import ConfigError, load_config
     from pipeline.train.config import TrainConfig
     from pipeline.train.engine import train
-    from tests.test_train import write_train_config
+    from tests.pipeline.train.test_train import write_train_config
 
     progress = {
         "enabled": True,
@@ -336,7 +336,7 @@ def test_engine_adds_progress_on_step_tokens_and_reports_its_cost(task_files, tm
     from pipeline.config import load_config
     from pipeline.train.config import TrainConfig
     from pipeline.train.engine import train
-    from tests.test_train import write_train_config
+    from tests.pipeline.train.test_train import write_train_config
 
     over = {
         "progress": {"enabled": True, "mc_rollouts": 2, "prover_k": 2, "alpha": 0.5},

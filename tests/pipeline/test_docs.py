@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config import reference_markdown
 
-README = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
 SCHEMAS = [
     "pipeline.train.config.TrainConfig",
     "pipeline.train.config.WarmupConfig",

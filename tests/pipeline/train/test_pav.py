@@ -136,7 +136,7 @@ def test_pav_cli_labels_fits_and_is_used_by_train_and_evaluate(task_files, tmp_p
     from pipeline.cli import main
     from pipeline.train.config import TrainConfig
     from pipeline.train.engine import train
-    from tests.test_train import write_train_config
+    from tests.pipeline.train.test_train import write_train_config
 
     conf = tmp_path / "pav.yaml"
     conf.write_text(

@@ -176,7 +176,7 @@ def test_per_sequence_kl_weight_matches_the_uniform_coefficient_and_masks_rows()
 @pytest.mark.parametrize("stage", [1, 2])
 def test_two_turn_training_logs_both_attempts(task_files, tmp_path, stage):
     from pipeline.train.engine import train
-    from tests.test_train import write_train_config
+    from tests.pipeline.train.test_train import write_train_config
 
     over = {
         "self_correction": {"enabled": True, "stage": stage},
@@ -215,7 +215,7 @@ def test_reference_model_is_the_kl_reference_and_must_share_the_tokenizer(task_f
     from pipeline.config import ConfigError
     from pipeline.models.tiny_model import build_and_save
     from pipeline.train.engine import train
-    from tests.test_train import write_train_config
+    from tests.pipeline.train.test_train import write_train_config
 
     rows = read_rl_rows(task_files["train"])
     texts = [r.messages[0]["content"] for r in rows] + [r.solution for r in rows]

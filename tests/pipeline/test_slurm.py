@@ -33,7 +33,7 @@ from pipeline.slurm import eval_task, load_pipeline, merge_eval, parse_job_id, p
 from pipeline.train.config import TrainConfig
 from tests.slurm_cluster import Cluster, why_unavailable
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "pipeline" / "demo.yaml"
 SLURM = REPO / "slurm"
 

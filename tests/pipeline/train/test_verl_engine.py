@@ -6,13 +6,13 @@ on a real ``DataProto``, the plugins loaded through ``VERL_USE_EXTERNAL_MODULES`
 and the ``self_correction`` and ``progress`` agent loops built as verl's
 ``AgentLoopWorker`` builds them (registry entry, ``hydra.utils.instantiate``, the
 composed config, a real tokenizer) and run against a scripted server manager: the
-vLLM server is the one part replaced. The run itself is in tests/test_gpu.py.
+vLLM server is the one part replaced. The run itself is in tests/pipeline/train/test_gpu.py.
 
-Golden files: tests/data/verl/<name>.txt is ``--dry-run``'s command for
-configs/train/tiny.yaml (``tiny``) and tests/data/verl/<name>.yaml, with the
+Golden files: tests/fixtures/verl/<name>.txt is ``--dry-run``'s command for
+configs/train/tiny.yaml (``tiny``) and tests/fixtures/verl/<name>.yaml, with the
 repository path written as <REPO>. After an intended change, regenerate with
 
-    PIPELINE_REGEN_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_verl_engine.py -k golden
+    PIPELINE_REGEN_GOLDEN=1 .venv/bin/python -m pytest -q tests/pipeline/train/test_verl_engine.py -k golden
 
 and review the diff.
 """
@@ -35,8 +35,8 @@ from pipeline.train import verl_engine
 from pipeline.train.config import TrainConfig
 from pipeline.train.verl_engine import Cluster, build_launch
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data" / "verl"
+REPO = Path(__file__).resolve().parents[3]
+DATA = REPO / "tests" / "fixtures" / "verl"
 CONFIGS = {
     "tiny": REPO / "configs" / "train" / "tiny.yaml",
     "alp": DATA / "alp.yaml",
@@ -337,7 +337,7 @@ def test_a_term_registered_outside_the_project_is_routed_to_verl_with_its_module
         assert env.VERL_USE_EXTERNAL_MODULES.split(",") == [
             verl_engine.PLUGIN_MODULE,
             verl_engine.AGENT_LOOP_MODULE,
-            "tests.test_verl_engine",
+            "tests.pipeline.train.test_verl_engine",
         ]
         # the term's module is in the repository's tests/, not in an installed package: its root travels
         assert env.PYTHONPATH == str(REPO)
