@@ -184,10 +184,12 @@ _FILE_ITEM_FIELDS = {"benchmarks", "eval_sets"}  # lists of names or .jsonl/.par
 _PATH_FIELDS = {"out", "bon_file", "curate_config", "train_files", "heldout_files", "data_dir", "generations", "file", "eval_dir"}
 
 
-def _prepare(cls: type, data: Any, where: str, base: Path) -> dict:
+def _prepare(cls: type, data: Any, where: str, base: Path, free: list | None = None) -> dict:
     """The user's mapping for ``cls``, readied for OmegaConf's schema merge: sections must be
     mappings, one item where a list is expected becomes a list, and relative paths resolve
-    against ``base`` (only values the user wrote: defaults stay as they are)."""
+    against ``base`` (only values the user wrote: defaults stay as they are). Each plain
+    ``dict`` field the user set in a nested section is appended to ``free`` as (dotted key,
+    value), to replace rather than merge into its default."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -200,7 +202,7 @@ def _prepare(cls: type, data: Any, where: str, base: Path) -> dict:
             continue
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if dataclasses.is_dataclass(hint):
-            out[name] = _prepare(hint, value, key, base)
+            out[name] = _prepare(hint, value, key, base, free)
             continue
         if origin is list and args and dataclasses.is_dataclass(args[0]):
             if not isinstance(value, list):
@@ -216,6 +218,8 @@ def _prepare(cls: type, data: Any, where: str, base: Path) -> dict:
         elif name in _MODEL_FIELDS:  # a local model directory; hub names stay as they are
             value = _resolved(value, base, lambda v: v.startswith(".") or (base / v).exists())
         out[name] = _literal(value)
+        if free is not None and (hint is dict or origin is dict):
+            free.append((key, out[name]))
     return out
 
 
@@ -285,29 +289,18 @@ def load_config(cls: type[T], path: str | os.PathLike | None, overrides: dict | 
         raise ConfigError(f"config: expected a mapping, got {type(data).__name__}")
     if overrides:
         data = OmegaConf.to_container(OmegaConf.merge(data, overrides))
-    user = _prepare(cls, data, "", base)
+    free: list = []
+    user = _prepare(cls, data, "", base, free)
     schema = OmegaConf.structured(cls)
     try:
         merged = OmegaConf.merge(schema, user)
-        for key, value in _free_mappings(cls, user, ""):
+        for key, value in free:
             OmegaConf.update(merged, key, value, merge=False)
         return OmegaConf.to_object(merged)  # builds the dataclasses: their __post_init__ checks run
     except oc_errors.OmegaConfBaseException as e:
         raise _omegaconf_error(e, schema) from None
     except TypeError as e:  # a dataclass rejected its arguments
         raise ConfigError(str(e)) from None
-
-
-def _free_mappings(cls: type, data: dict, where: str):
-    """(dotted key, value) of every plain ``dict`` field the user set, nested sections included."""
-    hints = typing.get_type_hints(cls)
-    for name, value in data.items():
-        hint = hints.get(name)
-        key = f"{where}.{name}" if where else name
-        if hint is dict or typing.get_origin(hint) is dict:
-            yield key, value
-        elif hint is not None and dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            yield from _free_mappings(hint, value, key)
 
 
 def to_dict(cfg: Any) -> dict:

@@ -151,8 +151,6 @@ def bonus_scale(
     n = len(scores)
     if not (cfg.norm_adv_by_std and cfg.adv_estimator in GROUP_STD_ESTIMATORS):
         return np.ones(n)
-    import dataclasses
-
     if normalised is None:
         normalised = _estimate(cfg, scores, response_mask, group)
     centred = _estimate(dataclasses.replace(cfg, norm_adv_by_std=False), scores, response_mask, group)
