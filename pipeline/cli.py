@@ -79,8 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         "  rl-pipeline train --engine verl --config configs/train/tiny.yaml --out runs/verl --dry-run\n"
         "  rl-pipeline train --engine verl --config my.yaml --out runs/big --nnodes 2 --gpus-per-node 8",
     )
-    t.add_argument("--config", required=True, help="train config YAML (see TrainConfig in pipeline/train/config.py)")
-    t.add_argument("--out", required=True, help="output directory")
+    t.add_argument("--config", help="train config YAML (see TrainConfig in pipeline/train/config.py); required")
+    t.add_argument("--out", help="output directory; required")
+    t.add_argument(
+        "--list-rewards",
+        action="store_true",
+        help="list every reward idea (per-response terms, step-level progress, turn-level self-correction), "
+        "where a config turns it on, and exit",
+    )
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument(
@@ -319,13 +325,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.train.config import TrainConfig
     from pipeline.train.engine import TrainingStopped, train
+    from rewards.ideas import active_summary, describe
 
+    if args.list_rewards:
+        print(describe())
+        return 0
+    missing = [flag for flag, value in (("--config", args.config), ("--out", args.out)) if not value]
+    if missing:
+        raise ConfigError(f"train needs {' and '.join(missing)} (see rl-pipeline train --help)")
+    cfg = load_config(TrainConfig, args.config)
     if args.engine == "verl":
-        return _train_verl(args, load_config(TrainConfig, args.config))
+        return _train_verl(args, cfg)
     if args.dry_run or args.nnodes or args.gpus_per_node or args.override:
         raise ConfigError("--dry-run, --nnodes, --gpus-per-node and --override are for --engine verl")
+    print(f"reward: {active_summary(cfg)}", file=sys.stderr)
     try:
-        summary = train(load_config(TrainConfig, args.config), args.out, resume=args.resume, progress=_progress(args))
+        summary = train(cfg, args.out, resume=args.resume, progress=_progress(args))
     except TrainingStopped as e:
         print(f"error: {e}", file=sys.stderr)
         return 128 + e.signum
@@ -346,6 +361,9 @@ def _train_verl(args: argparse.Namespace, cfg) -> int:
             )
         verl_engine.check_runtime()
         verl_engine.validate(launch)
+    from rewards.ideas import active_summary
+
+    print(f"reward: {active_summary(cfg)}", file=sys.stderr)
     for note in launch.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.dry_run:

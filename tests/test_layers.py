@@ -122,3 +122,22 @@ def test_tests_mirror_the_source_tree():
     assert nested, "no test sits in a package folder"
     for p in nested:
         assert (REPO / p.parent / "__init__.py").is_file(), f"tests/{p} mirrors no package {p.parent}/"
+
+
+def test_a_modules_test_file_sits_in_its_packages_folder():
+    """A test file named after a module (tests/.../test_<module>.py) is in that module's mirror
+    folder: tests/rewards/test_progress.py tests rewards/progress.py, and nothing else is called
+    test_progress.py. Modules whose names recur in several packages (config, run, report) are
+    left out, as each package's test of them sits in its own folder."""
+    homes: dict[str, set[Path]] = {}
+    for path in MODULES.values():
+        if not path.name.startswith("_"):
+            homes.setdefault(path.stem, set()).add(path.parent.relative_to(REPO))
+    unique = {stem: next(iter(dirs)) for stem, dirs in homes.items() if len(dirs) == 1}
+    assert {"progress", "self_correction", "prover", "terms"} <= set(unique)
+    misplaced = []
+    for p in (REPO / "tests").rglob("test_*.py"):
+        stem = p.stem.removeprefix("test_")
+        if stem in unique and p.parent.relative_to(REPO / "tests") != unique[stem]:
+            misplaced.append(f"tests/{p.relative_to(REPO / 'tests')} (for {unique[stem]}/{stem}.py)")
+    assert not misplaced, misplaced

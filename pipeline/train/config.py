@@ -67,8 +67,13 @@ class RewardConfig:
     verifier: VerifierConfig = dataclasses.field(default_factory=VerifierConfig)
 
     def __post_init__(self) -> None:
+        from rewards.ideas import misplaced_term_hint
         from rewards.terms import validate_terms
 
+        for name in self.terms if isinstance(self.terms, dict) else ():
+            hint = misplaced_term_hint(name)
+            if hint:
+                raise ConfigError(f"reward.terms: {hint}")
         try:
             validate_terms(self.terms)
         except ValueError as e:

@@ -185,10 +185,12 @@ def test_demo_offline_with_nothing_beside_it(tmp_path):
     assert summary["stages"] == ["verifier", "curate", "train", "evaluate"]
     assert "skipped" in summary["curate"]  # no raw sources beside a bare clone
     tr = summary["train"]
-    for key in ("heldout_acc_before", "heldout_acc_after", "control_acc_after"):
-        assert 0 <= tr[key] <= 1, key
+    logged = [json.loads(x) for x in (tmp_path / "out" / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [0, 1, 2]
+    evals = [r["heldout_acc"] for r in logged if "heldout_acc" in r]
+    assert (tr["heldout_acc_before"], tr["heldout_acc_after"]) == (evals[0], evals[-1])
+    assert 0 <= tr["control_acc_after"] <= 1
     assert (tmp_path / "out" / "data" / "train.parquet").is_file()
-    assert len((tmp_path / "out" / "rl" / "metrics.jsonl").read_text().splitlines()) == 3
     syn = summary["verifier"]["synthetic"]
     assert syn["responses"] == 60 and syn["disagreements"] == 0
     assert 0 < syn["verifier_correct"] < 60
@@ -227,3 +229,12 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     r = run("-m", "pipeline", "demo", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_lists_the_reward_ideas_and_needs_a_config_to_run(tmp_path):
+    r = run("-m", "pipeline", "train", "--list-rewards")
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines()[1:]]
+    assert names == ["outcome", "alp", "overlong", "length", "progress", "self_correction"]
+    r = run("-m", "pipeline", "train", "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and "train needs --config" in r.stderr and "Traceback" not in r.stderr

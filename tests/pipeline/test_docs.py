@@ -1,4 +1,5 @@
-"""The config reference (docs/config.md) is generated from the stages' schemas: keep it in sync."""
+"""The generated parts of the docs stay in sync: the config reference (docs/config.md) with the
+stages' schemas, the reward-idea table (docs/training.md) with the registry."""
 
 import importlib
 from pathlib import Path
@@ -35,3 +36,10 @@ def test_every_key_has_an_explanation():
     for dotted in [*SCHEMAS, "pipeline.demo.DemoConfig"]:
         for row in reference_markdown(_schema(dotted)).splitlines()[2:]:
             assert not row.endswith("|  |"), f"{dotted}: {row} has no comment in its schema"
+
+
+def test_the_training_docs_show_the_registry():
+    from rewards.ideas import describe
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    assert describe() in docs, "docs/training.md's reward-idea table is stale: paste `rl-pipeline train --list-rewards`"

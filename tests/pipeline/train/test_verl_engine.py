@@ -201,6 +201,7 @@ def test_cli_dry_run_prints_the_golden_command(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.replace(str(REPO), "<REPO>") == (DATA / "tiny.txt").read_text()
     assert "note: rollout.backend hf" in r.stderr
+    assert r.stderr.splitlines()[0] == "reward: outcome (response)"  # the reward ideas the config turns on
     assert not (REPO / "runs" / "verl-tiny").exists()  # a dry run writes nothing
     r = _cli("train", "--config", str(CONFIGS["tiny"]), "--out", str(tmp_path / "o"), "--dry-run")
     assert (

@@ -1,6 +1,6 @@
-"""Self-correction turns (SCoRe): the second-attempt prompt, stage 1/2 targets and the
-credit per attempt (attempt_advantages, both engines), the per-sequence KL weight in
-verl's loss composition, and two-turn training steps."""
+"""Training with self-correction turns (SCoRe): the second-attempt prompt, the credit per attempt
+(attempt_advantages, both engines), the per-sequence KL weight in verl's loss composition, and
+two-turn training steps."""
 
 from __future__ import annotations
 
@@ -15,28 +15,7 @@ from pipeline.models.rollout import second_attempt_prompt
 from pipeline.train import algorithms
 from pipeline.train.algorithms import attempt_advantages
 from pipeline.train.config import AlgorithmConfig, TrainConfig
-from rewards.self_correction import FIRST, SECOND, attempt_metrics, kl_weights, shaped_reward, turn_scores
-
-
-def test_stage_scores():
-    r1, r2 = np.array([1.0, 0.0, 1.0, 0.0]), np.array([1.0, 1.0, 0.0, 0.0])
-    c1, c2 = r1 > 0, r2 > 0
-    s1, s2 = turn_scores(SelfCorrectionConfig(stage=1), r1, r2, c1, c2)
-    assert s1.tolist() == [0, 0, 0, 0] and s2.tolist() == r2.tolist()  # stage 1: only the second attempt counts
-    s1, s2 = turn_scores(SelfCorrectionConfig(stage=2, bonus=10.0), r1, r2, c1, c2)
-    assert s1.tolist() == r1.tolist()  # the first attempt is credited with its own reward
-    assert s2.tolist() == [11.0, 11.0, 0.0, 0.0]  # r(y2) + bonus * c2: SCoRe's shaping less what y2 cannot change
-    # SCoRe's reward as reported: kept, i->c flip rewarded, c->i flip punished, both wrong
-    assert shaped_reward(SelfCorrectionConfig(stage=2, bonus=10.0), r2, c1, c2).tolist() == [1.0, 11.0, -10.0, 0.0]
-    # beta1 (kl_coef 0.01) on both attempts in both stages, beta2 on first attempts in stage 1, on top of algorithm's
-    assert kl_weights(SelfCorrectionConfig(stage=1, first_attempt_kl=0.1), 0.01, 2, 3).tolist() == pytest.approx(
-        [0.12, 0.12, 0.02, 0.02, 0.02]
-    )
-    assert kl_weights(SelfCorrectionConfig(stage=2), 0.0, 2, 3).tolist() == pytest.approx([0.01] * 5)
-    assert kl_weights(SelfCorrectionConfig(stage=2, kl_coef=0.0), 0.0, 2, 3) is None
-    for bad in ({"stage": 3}, {"instruction": "  "}, {"first_attempt_kl": -1}, {"kl_coef": -0.1}):
-        with pytest.raises(ConfigError):
-            SelfCorrectionConfig(**bad)
+from rewards.self_correction import FIRST, SECOND
 
 
 def _attempt_batch(t1, t2, groups):
@@ -115,13 +94,6 @@ def test_the_second_attempts_target_has_scores_expected_gradient_with_less_varia
     se = np.sqrt(grads["full"].var(0) / G + grads["target"].var(0) / G)
     assert (np.abs(grads["full"].mean(0) - grads["target"].mean(0)) < 4 * se).all()
     assert (grads["target"].var(0) < 0.8 * grads["full"].var(0)).all()
-
-
-def test_attempt_metrics_add_up():
-    m = attempt_metrics([1, 1, 0, 0, 1], [1, 0, 1, 1, 1])
-    assert m["acc_t1"] == 0.6 and m["acc_t2"] == 0.8
-    assert m["delta_i2c"] == 0.4 and m["delta_c2i"] == 0.2
-    assert m["delta_t1_t2"] == pytest.approx(m["delta_i2c"] - m["delta_c2i"])
 
 
 def test_second_attempt_prompt_holds_the_first_attempt_and_instruction(task_files):
@@ -212,7 +184,6 @@ def test_reference_model_is_the_kl_reference_and_must_share_the_tokenizer(task_f
     started elsewhere): the first step's KL is ~0 against the policy's own copy, not
     against another model; a reference with another tokenizer is refused."""
     from data.formats import read_rl_rows
-    from pipeline.config import ConfigError
     from pipeline.models.tiny_model import build_and_save
     from pipeline.train.engine import train
     from tests.pipeline.train.test_train import write_train_config
