@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  rl-pipeline evaluate --model runs/grpo/model --benchmarks math500,gsm8k --n 8 --limit 100 "
         "--out runs/eval\n"
         "  rl-pipeline evaluate --generations ../shared/data/bon/math_cot_100.jsonl --response-key response "
-        "--answer-key gt --correct-key score --verifier-score-key pred_score --out runs/bon",
+        "--answer-key gt --correct-key score --verifier-score-key pred_score --out runs/bon\n"
+        "  rl-pipeline evaluate --model runs/grpo/model --benchmarks math500 --search beam --budget 16 "
+        "--beam-width 4 --process-verifier runs/pav --out runs/beam",
     )
     e.add_argument(
         "--config", default=None, help="evaluation config YAML (see EvalConfig in pipeline/evaluate/config.py)"
@@ -192,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--reward-model", help="sequence-classification reward model scoring responses for best-of-N")
     e.add_argument(
+        "--genrm",
+        help="generative verifier (a causal LM, hub name or directory) for best-of-N: "
+        "p(Yes) to 'Is the answer correct (Yes/No)?'",
+    )
+    e.add_argument(
+        "--genrm-rationales",
+        type=int,
+        help="GenRM-CoT: sampled verification rationales per response, p(Yes) averaged (default 0: direct)",
+    )
+    e.add_argument(
         "--process-verifier",
         help="PAV model directory (rl-pipeline pav; prover mu) for best-of-N: "
         "each step scores Q^pi + alpha * A^mu, --aggregate combines the step scores",
@@ -202,6 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
         "(progress.prover_k 1): Q^pi (default: the process verifier's values stand in)",
     )
     e.add_argument("--process-alpha", type=float, help="weight of the prover's per-step advantage A^mu (default 1.0)")
+    e.add_argument(
+        "--search",
+        choices=["bon", "weighted_bon", "beam", "dvts"],
+        help="test-time search (search.strategy): bon / weighted_bon spend the budget on full samples, beam / dvts "
+        "on a step-level tree guided by the step scorer; report.md names the pick and the tokens it cost",
+    )
+    e.add_argument(
+        "--budget", type=_positive_int, help="search: samples, or continuations per step (search.budget, default 16)"
+    )
+    e.add_argument(
+        "--beam-width",
+        type=_positive_int,
+        help="beam / dvts: continuations per beam per step, M; budget/M beams end as budget/M candidates (default 4)",
+    )
+    e.add_argument(
+        "--search-scorer",
+        choices=["pav", "orm", "genrm", "mc"],
+        help="step scores for the search: pav (--process-verifier), orm (--reward-model at each step), genrm "
+        "(--genrm at each step), mc "
+        "(the policy's own continuations checked against the reference answer: an oracle bound); default pav",
+    )
     e.add_argument("--mode", choices=["strict", "lenient"], help="verifier mode (default: strict, \\boxed{} only)")
     e.add_argument("--workers", type=_positive_int, help="verifier worker processes")
     e.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -263,6 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_b", help="evaluation output directory (or its report.json)")
     c.add_argument("--k", help="comma-separated k values to show")
     c.add_argument("--out", help="also write the table to this file")
+
+    al = sub.add_parser(
+        "allocate",
+        help="compare test-time search runs at equal compute and fit the difficulty-adaptive choice among them",
+        description="Read finished `evaluate --search` runs on one split (several strategies at one or more "
+        "budgets), bin the problems by difficulty (the process verifier's value of the bare question, no answer "
+        "needed) and write OUT/report.md, OUT/comparison.json and OUT/accuracy_vs_tokens.png: each run's pick "
+        "accuracy and generated tokens, overall and on the hardest bin, and per budget the adaptive allocation "
+        "(each bin gets the strategy best on it), cross-fitted over two halves of the problems.",
+        epilog="example: rl-pipeline allocate runs/search/bon_16 runs/search/beam_16 runs/search/dvts_16 "
+        "--process-verifier runs/pav/model --out runs/search/allocation",
+    )
+    al.add_argument("runs", nargs="+", help="evaluate --search output directories, all on the same problems")
+    al.add_argument(
+        "--process-verifier", required=True, help="PAV model directory whose question values rank difficulty"
+    )
+    al.add_argument("--out", required=True, help="output directory")
+    al.add_argument("--bins", type=_positive_int, default=3, help="difficulty bins (default 3)")
+    al.add_argument("--device", default="auto", help="device of the process verifier (default: auto)")
+    al.add_argument("--no-plots", action="store_true", help="skip the PNG plot")
     return p
 
 
@@ -422,9 +475,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     put("second_attempt", args.second_attempt)
     put("aggregate", args.aggregate)
     put("reward_model", args.reward_model)
+    put("genrm", absolute(args.genrm) if args.genrm and os.path.exists(args.genrm) else args.genrm)
+    put("genrm_rationales", args.genrm_rationales)
     put("process_verifier", args.process_verifier)
     put("process_base_verifier", args.process_base_verifier)
     put("process_alpha", args.process_alpha)
+    put("search.strategy", args.search)
+    put("search.budget", args.budget)
+    put("search.beam_width", args.beam_width)
+    put("search.scorer", args.search_scorer)
     put("verifier.mode", args.mode)
     put("verifier.workers", args.workers)
     put("ks", _int_list(args.k, "--k"))
@@ -484,6 +543,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_allocate(args: argparse.Namespace) -> int:
+    from pipeline.evaluate.allocation import compare_runs, run_difficulty, run_picks, write_comparison
+
+    runs = [run_picks(r) for r in args.runs]
+    names = [r["name"] for r in runs]
+    if len(set(names)) != len(names):
+        raise InputError(f"two runs share a strategy and budget: {sorted(n for n in names if names.count(n) > 1)}")
+    result = compare_runs(runs, run_difficulty(runs[0], args.process_verifier, device=args.device), args.bins)
+    write_comparison(result, args.out, plots=not args.no_plots)
+    for name, r in sorted(result["runs"].items(), key=lambda kv: (kv[1]["budget"], kv[1]["strategy"])):
+        print(f"{name}: accuracy {100 * r['acc']:.1f}% at {r['tokens']:.0f} tokens per problem")
+    for budget, a in result["adaptive"].items():
+        print(f"adaptive@{budget}: accuracy {100 * a['acc']:.1f}% at {a['tokens']:.0f} tokens per problem")
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo,
     "synthetic": cmd_synthetic,
@@ -492,6 +567,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "submit": cmd_submit,
     "compare": cmd_compare,
+    "allocate": cmd_allocate,
     "curate": cmd_curate,
     "pav": cmd_pav,
 }

@@ -27,6 +27,37 @@ class GenerationKeys:
 
 
 @dataclasses.dataclass
+class SearchConfig:
+    """Test-time search (``evaluate --search``): how each problem's generation budget is spent."""
+
+    strategy: str | None = None  # None: plain sampling (generation.n responses) | bon | weighted_bon | beam | dvts
+    budget: int = 16  # N: samples (bon, weighted_bon) or continuations per step (beam, dvts)
+    beam_width: int = 4  # M (beam, dvts): continuations per beam per step; N/M beams or subtrees end as N/M candidates
+    scorer: str = "pav"  # step scores: pav (process_verifier, + process_base_verifier) | orm (reward_model at each step) | genrm (the generative verifier at each step) | mc (Monte Carlo continuations by the policy checked against the reference answer: an oracle bound)
+    mc_rollouts: int = 4  # scorer mc: continuations per prefix
+    split: str = "lines"  # step boundaries, as the training engines split: lines | episodes
+    max_steps: int = 12  # tree depth (beam, dvts); at the last step open beams are completed to max_new_tokens
+    step_tokens: int = 64  # most tokens one step may take (beam, dvts)
+
+    def __post_init__(self) -> None:
+        from pipeline.evaluate.search import STRATEGIES, TREE_SEARCHES
+
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise ConfigError(f"search.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.scorer not in ("pav", "orm", "genrm", "mc"):
+            raise ConfigError(f"search.scorer must be pav, orm, genrm or mc, got {self.scorer!r}")
+        if self.split not in ("lines", "episodes"):
+            raise ConfigError(f"search.split must be lines or episodes, got {self.split!r}")
+        if min(self.budget, self.beam_width, self.mc_rollouts, self.max_steps, self.step_tokens) < 1:
+            raise ConfigError("search.budget, beam_width, mc_rollouts, max_steps and step_tokens must be >= 1")
+        if self.strategy in TREE_SEARCHES and self.budget % self.beam_width:
+            raise ConfigError(
+                f"search.budget ({self.budget}) must be a multiple of search.beam_width ({self.beam_width}): "
+                f"{self.strategy} keeps budget / beam_width paths, each continued beam_width times per step"
+            )
+
+
+@dataclasses.dataclass
 class EvalConfig:
     """``rl-pipeline evaluate``: held-out benchmarks, pass@k, maj@k, best-of-N."""
 
@@ -57,6 +88,12 @@ class EvalConfig:
     reward_model: str | None = (
         None  # a sequence-classification model (hub name or path) scoring responses for best-of-N
     )
+    genrm: str | None = (
+        None  # a generative verifier (causal LM, GenRM): best-of-N by p(Yes) to "Is the answer correct (Yes/No)?"
+    )
+    genrm_rationales: int = (
+        0  # GenRM-CoT: sampled verification rationales per response, p(Yes) averaged over them (0: direct)
+    )
     process_verifier: str | None = (
         None  # a PAV model (rl-pipeline pav, prover mu): best-of-N by step scores Q^pi + process_alpha * A^mu, combined by `aggregate`
     )
@@ -64,6 +101,7 @@ class EvalConfig:
         None  # a PAV model labelled with the policy itself as prover (progress.prover_k 1): Q^pi of each step; None: the process verifier's own values stand in
     )
     process_alpha: float = 1.0  # weight of the prover's advantage A^mu (the change of its value across the step) against Q^pi; 0 ranks by Q^pi alone
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)  # test-time search over steps
     ks: list[int] = dataclasses.field(
         default_factory=list
     )  # k values shown in report.md (empty: powers of two and n); report.json has all
@@ -86,7 +124,21 @@ class EvalConfig:
             raise ConfigError("process_base_verifier (Q^pi) needs process_verifier (the prover's values, A^mu)")
         if self.process_alpha < 0:
             raise ConfigError("process_alpha must be >= 0")
+        if self.genrm_rationales < 0:
+            raise ConfigError("genrm_rationales must be >= 0")
         if self.bootstrap < 0 or self.max_subsets < 1 or (self.limit is not None and self.limit < 1):
             raise ConfigError("bootstrap must be >= 0, max_subsets >= 1, limit >= 1")
         if any(k < 1 for k in self.ks):
             raise ConfigError(f"ks must be positive integers, got {self.ks}")
+        s = self.search
+        if s.strategy:
+            if self.generations:
+                raise ConfigError("search generates with a model; a --generations file cannot be searched")
+            if self.second_attempt:
+                raise ConfigError("search and second_attempt do not combine: search the first attempt only")
+            if s.scorer == "pav" and not self.process_verifier:
+                raise ConfigError("search.scorer pav needs process_verifier (a PAV model: rl-pipeline pav)")
+            if s.scorer == "genrm" and not self.genrm:
+                raise ConfigError("search.scorer genrm needs genrm (a causal LM that answers Yes/No)")
+            if s.scorer == "orm" and not self.reward_model:
+                raise ConfigError("search.scorer orm needs reward_model (a sequence-classification reward model)")

@@ -15,6 +15,7 @@ is refused rather than mixing two runs in one file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ def _settings(cfg) -> dict:
         "max_new_tokens": g.max_new_tokens,
         "seed": cfg.seed,
         "second_attempt": second_instruction(cfg),
+        **({"search": dataclasses.asdict(cfg.search)} if cfg.search.strategy else {}),
     }
 
 

@@ -71,6 +71,19 @@ def write_markdown(report: dict, path: Path, ks: list[int] | None = None) -> Non
         "percentile intervals over problems."
     )
     lines.append("")
+    sr = report.get("search")
+    if sr:
+        width = f", beam width {sr['beam_width']}" if sr.get("beam_width") else ""
+        acc = f"{sr['accuracy']:.1f}%" if sr.get("accuracy") is not None else "n/a"
+        lines += [
+            "## Search",
+            "",
+            f"{sr['strategy']} with budget {sr['budget']}{width}, steps scored by {sr['scorer']} "
+            f"({sr['aggregate']}): the pick ({sr['pick']}, over {sr['candidates']} candidates) is right on {acc} "
+            f"of problems, for {sr['generated_tokens_per_problem']:.0f} generated tokens per problem "
+            "(pruned continuations included).",
+            "",
+        ]
     lines += [f"## Overall ({report['overall']['problems']} problems, {report['overall']['responses']} responses)", ""]
     lines += _table(report["overall"], ks) + [""]
     if len(report["benchmarks"]) > 1:

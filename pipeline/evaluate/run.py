@@ -9,6 +9,7 @@ or an existing generations file (``cfg.generations``), scored without a model.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -48,11 +49,25 @@ def generate_all(cfg: EvalConfig, out: Path, progress: bool, log: Callable[[str]
     check_resumable(cfg, gen_dir)
     log(f"loading {cfg.model.path}")
     generator = Generator(cfg)
+    s = cfg.search
     rows: list[dict] = []
-    for name, probs in problems.items():
-        with _bar(len(probs), f"generate {name}", progress) as bar:
-            rows += generate_benchmark(generator, probs, gen_dir / f"{Path(name).stem}.jsonl", progress=bar.update)
-        log(f"{name}: {len(probs)} problems x {cfg.generation.n} responses")
+    with contextlib.ExitStack() as stack:
+        if s.strategy:
+            from pipeline.evaluate.search import Searcher
+
+            verifier = None
+            if s.scorer == "mc":
+                from rewards.verifier import Verifier
+
+                v = cfg.verifier
+                verifier = stack.enter_context(Verifier(workers=v.workers, timeout=v.timeout, mode=v.mode))
+            generator = Searcher(cfg, generator, verifier=verifier, log=log)
+        for name, probs in problems.items():
+            with _bar(len(probs), f"{s.strategy or 'generate'} {name}", progress) as bar:
+                path = gen_dir / f"{Path(name).stem}.jsonl"
+                rows += generate_benchmark(generator, probs, path, chunk=4 if s.strategy else 16, progress=bar.update)
+            per = f"{s.strategy} search, budget {s.budget}" if s.strategy else f"{cfg.generation.n} responses"
+            log(f"{name}: {len(probs)} problems x {per}")
     return rows
 
 
@@ -89,14 +104,24 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
     else:
         rows = generate_all(cfg, out, progress, log)
         count = None
-    if cfg.reward_model:
+    if cfg.reward_model and not cfg.search.strategy:  # a search scored its candidates as it went
         from pipeline.evaluate.scoring import reward_model_scores
 
         if any("scores" in r for r in rows):
             log(f"--reward-model: its scores replace the file's {cfg.keys.verifier_score!r}")
         for r, s in zip(rows, reward_model_scores(cfg.reward_model, rows, device=cfg.model.device, log=log)):
             r["scores"] = s
-    if cfg.process_verifier:
+    if cfg.genrm and not cfg.search.strategy:
+        from pipeline.models.generative_verifier import GenerativeVerifier
+
+        if any("scores" in r for r in rows):
+            log("--genrm: its p(Yes) scores replace the other verifier scores")
+        genrm = GenerativeVerifier(cfg.genrm, device=cfg.model.device, rationales=cfg.genrm_rationales, seed=cfg.seed)
+        with _bar(sum(len(r["responses"]) for r in rows), "genrm", progress) as bar:
+            for r in rows:
+                r["scores"] = genrm.score([(r["question"], x) for x in r["responses"]])
+                bar.update(len(r["responses"]))
+    if cfg.process_verifier and not cfg.search.strategy:
         from pipeline.evaluate.metrics import aggregate_score
         from pipeline.models.value_model import process_scores
 
@@ -154,10 +179,33 @@ def evaluate(cfg: EvalConfig, out: str | Path, *, progress: bool = True, log: Ca
         "settings": _settings(cfg),
         "seconds": {"generate": round(t_gen, 2), "grade": round(t_grade, 2)},
     }
+    if cfg.search.strategy:
+        report["search"] = search_summary(cfg, rows, overall["metrics"])
     write_report(report, out, plots=cfg.plots, ks=cfg.ks or None)
     headline = ", ".join(f"{k} {overall['metrics'][k]:.1f}" for k in _headline(overall["metrics"]))
     log(f"{overall['problems']} problems: {headline}; wrote {out / 'report.md'}")
     return report
+
+
+def search_summary(cfg: EvalConfig, rows: list[dict], metrics: dict) -> dict:
+    """What the search picked and what it cost: the pick's accuracy (bon@n or wbon@n over the
+    candidates) and the tokens generated per problem, pruned continuations included."""
+    from pipeline.evaluate.search import PICK
+
+    s = cfg.search
+    n = min(len(r["responses"]) for r in rows) if rows else 0
+    spent = [r["search"]["generated_tokens"] for r in rows if "search" in r]
+    return {
+        "strategy": s.strategy,
+        "budget": s.budget,
+        "beam_width": s.beam_width if s.strategy in ("beam", "dvts") else None,
+        "scorer": s.scorer,
+        "aggregate": cfg.aggregate,
+        "candidates": n,
+        "pick": f"{PICK[s.strategy]}@{n}",
+        "accuracy": metrics.get(f"{PICK[s.strategy]}@{n}"),
+        "generated_tokens_per_problem": sum(spent) / len(spent) if spent else 0.0,
+    }
 
 
 def _headline(metrics: dict) -> list[str]:
@@ -174,6 +222,7 @@ def _settings(cfg: EvalConfig) -> dict:
             "keys": d["keys"],
             "aggregate": cfg.aggregate,
             "reward_model": cfg.reward_model,
+            **_genrm_settings(cfg),
             **_process_settings(cfg),
             "verifier": d["verifier"],
             "bootstrap": cfg.bootstrap,
@@ -192,12 +241,18 @@ def _settings(cfg: EvalConfig) -> dict:
         "instruction": cfg.instruction,
         "system_prompt": cfg.system_prompt,
         "limit": cfg.limit,
+        **({"search": d["search"]} if cfg.search.strategy else {}),
         "reward_model": cfg.reward_model,
+        **_genrm_settings(cfg),
         **_process_settings(cfg),
         "verifier": d["verifier"],
         "bootstrap": cfg.bootstrap,
         "seed": cfg.seed,
     }
+
+
+def _genrm_settings(cfg: EvalConfig) -> dict:
+    return {"genrm": cfg.genrm, "genrm_rationales": cfg.genrm_rationales} if cfg.genrm else {}
 
 
 def _process_settings(cfg: EvalConfig) -> dict:

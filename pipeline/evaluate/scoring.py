@@ -1,16 +1,26 @@
-"""Verifier scores for best-of-N from a model: an outcome reward model (ORM).
+"""Verifier scores for best-of-N and step scores for test-time search.
 
 Any Hugging Face sequence-classification model with one output (a reward
 model) scores each (question, response) pair: the chat with the response as the
 assistant's turn, through the model's chat template when it has one. The score
 is the first logit. Process verifiers (per-step scores, aggregated by
 last/min/product) plug in beside it.
+
+Step scorers (for :mod:`pipeline.evaluate.search`) rate each step of a partial or
+complete response: ``scorer(prompts, responses, ends) -> per response, one score per
+step`` (token ids; ``ends`` the token step ends). :class:`PAVStepScorer` is PAV's
+``Q^pi + alpha * A^mu`` from trained value models; :class:`PrefixScorer` rates each
+step by a function of the response up to its end, cached, which gives an ORM at each
+step (:func:`reward_model_rater`) and the Monte Carlo prover's success from the prefix
+(:class:`MonteCarloRater`, an oracle bound: it checks continuations against the
+reference answer).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -53,7 +63,36 @@ def encode(tok, question: str, response: str, max_tokens: int) -> tuple[list[int
     return h + r[-room:] + t, len(r) > room
 
 
-@torch.no_grad()
+class RewardModel:
+    """A loaded reward model: :meth:`score` rates (question, response) pairs, first logit."""
+
+    def __init__(self, name_or_path: str, *, device: str = "auto", batch_size: int = 16, max_tokens: int = 4096):
+        self.name = name_or_path
+        self.model, self.tok = _load(name_or_path, device)
+        self.batch_size, self.max_tokens = batch_size, max_tokens
+        self.cut = 0  # responses cut from the front so far
+
+    @torch.no_grad()
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        dev = next(self.model.parameters()).device
+        pad = self.tok.pad_token_id
+        scores: list[float] = []
+        for s in range(0, len(pairs), self.batch_size):
+            enc = [encode(self.tok, q, a, self.max_tokens) for q, a in pairs[s : s + self.batch_size]]
+            self.cut += sum(c for _, c in enc)
+            L = max(len(ids) for ids, _ in enc)
+            ids = torch.full((len(enc), L), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, (x, _) in enumerate(enc):  # right padding: the model pools its last real token
+                ids[i, : len(x)] = torch.as_tensor(x)
+                mask[i, : len(x)] = 1
+            logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
+            scores += logits[:, 0].float().tolist()
+        if not all(math.isfinite(x) for x in scores):
+            raise PolicyLoadError(f"reward model {self.name!r} produced non-finite scores")
+        return scores
+
+
 def reward_model_scores(
     name_or_path: str,
     rows: Sequence[dict],
@@ -64,29 +103,111 @@ def reward_model_scores(
     log=None,
 ) -> list[list[float]]:
     """For each row, one score per response (``rows`` as :func:`grade.load_generations` returns)."""
-    model, tok = _load(name_or_path, device)
-    dev = next(model.parameters()).device
+    rm = RewardModel(name_or_path, device=device, batch_size=batch_size, max_tokens=max_tokens)
     flat = [(r["question"], resp) for r in rows for resp in r["responses"]]
-    scores: list[float] = []
-    cut = 0
-    pad = tok.pad_token_id
-    for s in range(0, len(flat), batch_size):
-        enc = [encode(tok, q, a, max_tokens) for q, a in flat[s : s + batch_size]]
-        cut += sum(c for _, c in enc)
-        L = max(len(ids) for ids, _ in enc)
-        ids = torch.full((len(enc), L), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, (x, _) in enumerate(enc):  # right padding: the model pools its last real token
-            ids[i, : len(x)] = torch.as_tensor(x)
-            mask[i, : len(x)] = 1
-        logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
-        scores += logits[:, 0].float().tolist()
-    if not all(math.isfinite(x) for x in scores):
-        raise PolicyLoadError(f"reward model {name_or_path!r} produced non-finite scores")
-    if cut and log:
-        log(f"reward model: {cut} of {len(flat)} responses were longer than {max_tokens} tokens and cut from the front")
+    scores = rm.score(flat)
+    if rm.cut and log:
+        log(
+            f"reward model: {rm.cut} of {len(flat)} responses were longer than {max_tokens} tokens and cut from the front"
+        )
     out, i = [], 0
     for r in rows:
         out.append(scores[i : i + len(r["responses"])])
         i += len(r["responses"])
     return out
+
+
+# ----------------------------------------------------------------------------- step scorers
+
+
+class PrefixScorer:
+    """A step scorer from ``rate(prompts, prefixes) -> one number per prefix``: step h's score
+    is the rating of the response up to the end of step h. Ratings are cached by (prompt,
+    prefix), so a search that extends a path rates only its new step; :meth:`reset` between
+    batches of problems."""
+
+    def __init__(self, rate: Callable[[list[tuple[int, ...]], list[tuple[int, ...]]], list[float]]):
+        self.rate = rate
+        self.cache: dict[tuple, float] = {}
+
+    def reset(self) -> None:
+        self.cache.clear()
+
+    def __call__(self, prompts, responses, ends) -> list[list[float]]:
+        keys = [[(tuple(p), tuple(r[:e])) for e in es] for p, r, es in zip(prompts, responses, ends, strict=True)]
+        missing = list(dict.fromkeys(k for ks in keys for k in ks if k not in self.cache))
+        if missing:
+            values = self.rate([k[0] for k in missing], [k[1] for k in missing])
+            if len(values) != len(missing):
+                raise ValueError(f"a step rater returned {len(values)} values for {len(missing)} prefixes")
+            self.cache.update(zip(missing, (float(v) for v in values)))
+        return [[self.cache[k] for k in ks] for ks in keys]
+
+
+def reward_model_rater(rm, tokenizer, questions: dict) -> Callable:
+    """An outcome verifier at each step: ``rm.score`` of (question, response so far), for a
+    :class:`RewardModel` or a generative verifier. ``questions`` maps a prompt's token ids (a
+    tuple) to its question text; the caller fills it."""
+
+    def rate(prompts, prefixes):
+        texts = [tokenizer.decode(list(x), skip_special_tokens=True) for x in prefixes]
+        return rm.score([(questions[p], t) for p, t in zip(prompts, texts)])
+
+    return rate
+
+
+class MonteCarloRater:
+    """The prover's chance of answering correctly from a prefix, by ``rollouts`` continuations
+    checked against the reference answer (an oracle: it knows the answer, so it bounds what a
+    learned step scorer could give the search); a finished prefix is rated by its own verdict.
+    ``answers`` maps a prompt's token ids (a tuple) to its reference answer; the caller fills it."""
+
+    def __init__(self, rollout, tokenizer, verifier, *, rollouts: int, sampling, max_new_tokens: int, eos_ids):
+        self.rollout, self.tok, self.verifier = rollout, tokenizer, verifier
+        self.m, self.sampling, self.max_new_tokens, self.eos = rollouts, sampling, max_new_tokens, set(eos_ids)
+        self.answers: dict[tuple, str] = {}
+        self.tokens = 0  # continuation tokens sampled
+
+    def __call__(self, prompts, prefixes) -> list[float]:
+        from pipeline.models.prover import prefix_successes
+
+        out = [0.0] * len(prompts)
+        finished = [i for i, x in enumerate(prefixes) if x and (x[-1] in self.eos or len(x) >= self.max_new_tokens)]
+        if finished:
+            texts = [self.tok.decode(list(prefixes[i]), skip_special_tokens=True) for i in finished]
+            verdicts = self.verifier.verify_batch(texts, [self.answers[prompts[i]] for i in finished])
+            for i, v in zip(finished, verdicts):
+                out[i] = float(v.correct)
+        open_ = [i for i in range(len(prompts)) if i not in set(finished)]
+        if open_:
+            keys = [(list(prompts[i]), list(prefixes[i]), self.answers[prompts[i]]) for i in open_]
+            limits = [self.max_new_tokens - len(prefixes[i]) for i in open_]
+            sampling = dataclasses.replace(self.sampling, max_new_tokens=max(limits))
+            wins, tokens = prefix_successes(self.rollout, self.tok, self.verifier, keys, [], self.m, sampling, limits)
+            self.tokens += tokens
+            for i, w in zip(open_, wins):
+                out[i] = w / self.m
+        return out
+
+
+class PAVStepScorer:
+    """PAV's step scores from trained value models (``rl-pipeline pav``): ``Q^pi + alpha * A^mu``
+    (:func:`pipeline.models.value_model.step_scores`) on the policy's own token ids, so the
+    value models must share the policy's tokenizer."""
+
+    def __init__(self, path: str, *, base: str | None = None, alpha: float = 1.0, tokenizer=None, device="auto"):
+        from pipeline.config import ConfigError
+        from pipeline.models.value_model import load_value_model
+
+        self.mu, tok, self.meta = load_value_model(path, device=device)
+        self.pi = load_value_model(base, device=device)[0] if base else None
+        if tokenizer is not None and tokenizer.get_vocab() != tok.get_vocab():
+            raise ConfigError(f"process verifier {path!r} has another tokenizer than the policy; search needs the same")
+        self.pad, self.alpha, self.tokenizer = tok.pad_token_id, alpha, tok
+
+    def __call__(self, prompts, responses, ends) -> list[list[float]]:
+        from pipeline.models.value_model import predict_values, step_scores
+
+        mu = predict_values(self.mu, self.pad, prompts, responses, ends)
+        pi = predict_values(self.pi, self.pad, prompts, responses, ends) if self.pi is not None else [None] * len(mu)
+        return [step_scores(m, q, self.alpha) for m, q in zip(mu, pi)]

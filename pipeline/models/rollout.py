@@ -27,6 +27,7 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()  # stop after any of these strings (kept in the output): one step of a search
 
     @property
     def greedy(self) -> bool:
@@ -88,16 +89,27 @@ class HFRollout:
                     eos_token_id=sorted(self.eos_ids),
                     use_cache=True,
                 )
+                if sampling.stop:  # a stopped row is padded after its stop string; cut_at_eos drops the padding
+                    kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
                 if sampling.greedy:
                     kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
                 else:
                     kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
                 gen = self.model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), **kwargs)
                 for row in gen[:, P:].tolist():
-                    out.append(cut_at_eos(row, self.eos_ids, self.pad_id))
+                    out.append(self._stopped(cut_at_eos(row, self.eos_ids, self.pad_id), sampling.stop))
         finally:
             self.model.train(was_training)
         return [out[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _stopped(self, row: list[int], stop: tuple[str, ...]) -> list[int]:
+        """With the pad token an EOS, a row stopped by a stop string reads as ended (its padding
+        starts with an EOS): drop that EOS when a stop string is in the tokens before it."""
+        if stop and row and row[-1] == self.pad_id and self.pad_id in self.eos_ids:
+            tail = self.tokenizer.decode(row[:-1][-8:], skip_special_tokens=True)
+            if any(s in tail for s in stop):
+                return row[:-1]
+        return row
 
 
 class VLLMRollout:
@@ -141,6 +153,8 @@ class VLLMRollout:
             top_p=sampling.top_p,
             max_tokens=sampling.max_new_tokens,
             seed=self._seed * 1_000_003 + self._calls,
+            stop=list(sampling.stop) or None,
+            include_stop_str_in_output=True,
         )
         outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
         return [[list(c.token_ids) for c in o.outputs] for o in outs]

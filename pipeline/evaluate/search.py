@@ -1,0 +1,337 @@
+"""Test-time search: spend a generation budget per problem on N samples or on a step-level
+tree guided by a step scorer, and hand the evaluate stage the candidates it ends with.
+
+Strategies (``search.strategy``), for a budget of N and a beam width M:
+
+* ``bon``: N independent samples; the report's pick is the one with the best score
+  (``bon@N``), every step scored and the scores combined by ``aggregate``;
+* ``weighted_bon``: the same samples; the pick is the answer with the largest summed
+  score (``wbon@N``);
+* ``beam``: step-level beam search (Snell et al. 2024, arXiv 2408.03314; PAV, arXiv
+  2410.08146): N/M beams; at each step every beam is continued M times by one step (N
+  continuations), the scorer rates each new step, and the N/M best paths by their
+  aggregated step scores are kept. A path that ends (EOS, or the token budget) is a
+  candidate and keeps its slot;
+* ``dvts``: diverse verifier tree search (Beeching et al. 2024): N/M subtrees, each
+  greedy on its own: its beam is continued M times and the best continuation kept, so
+  the N/M candidates do not collapse onto one high-scoring prefix.
+
+Both tree searches are one loop (:func:`tree_search`) with two selection rules. A step
+is what the training engines call a step (``split: lines`` or MRT's ``episodes``,
+:mod:`rewards.progress`): a continuation is sampled up to ``step_tokens`` tokens (the
+backends stop at the split's boundary string) and cut at its first step end; at
+``max_steps`` each open beam is instead completed to the token budget. Every search
+ends with a fixed number of candidates (N for the sampling strategies, N/M for the tree
+searches), each with its per-step scores, and counts the tokens it generated: the
+compute the accuracy-vs-tokens comparison is drawn against.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.evaluate.metrics import aggregate_score
+
+STRATEGIES = ("bon", "weighted_bon", "beam", "dvts")
+TREE_SEARCHES = ("beam", "dvts")
+PICK = {"bon": "bon", "weighted_bon": "wbon", "beam": "bon", "dvts": "bon"}  # the report metric of each pick
+
+
+@dataclass
+class Candidate:
+    """A partial or complete solution: its tokens, one score per step, and whether it ended."""
+
+    tokens: list[int]
+    steps: list[float] = field(default_factory=list)
+    done: bool = False
+    subtree: int = 0
+
+    def score(self, how: str) -> float:
+        return aggregate_score(self.steps, how) if self.steps else float("-inf")
+
+
+@dataclass
+class SearchResult:
+    """One problem's outcome: the candidates, and what the search cost."""
+
+    candidates: list[Candidate]
+    generated_tokens: int = 0  # tokens the policy sampled, pruned continuations included
+    continuations: list[int] = field(default_factory=list)  # continuations sampled at each depth
+    scorer_seconds: float = 0.0
+
+
+# scorer(prompts, responses, ends) -> per response, one score per step (len(ends[i]) of them)
+StepScorer = Callable[[Sequence[Sequence[int]], Sequence[Sequence[int]], Sequence[Sequence[int]]], list[list[float]]]
+
+
+class Stepper:
+    """Continues paths by one step with a rollout backend and cuts each at its first step end."""
+
+    def __init__(self, rollout, segment, eos_ids: set[int], *, temperature: float, top_p: float, stop=()):
+        self.rollout, self.segment, self.eos = rollout, segment, set(eos_ids)
+        self.temperature, self.top_p, self.stop = temperature, top_p, tuple(stop)
+
+    def sample(self, prompts, n: int, room: int, stop: bool) -> list[list[list[int]]]:
+        from pipeline.models.rollout import Sampling
+
+        sampling = Sampling(self.temperature, self.top_p, room, stop=self.stop if stop else ())
+        return self.rollout.generate(prompts, n, sampling)
+
+    def first_step(self, prefix: Sequence[int], continuation: Sequence[int]) -> list[int]:
+        """The continuation up to the end of its first step (all of it when it holds one step)."""
+        full = list(prefix) + list(continuation)
+        for end in self.segment(full):
+            if end > len(prefix):
+                return full[len(prefix) : end]
+        return list(continuation)
+
+    def ended(self, tokens: Sequence[int], max_new_tokens: int) -> bool:
+        return bool(tokens) and (tokens[-1] in self.eos or len(tokens) >= max_new_tokens)
+
+
+def _score_new_steps(scorer: StepScorer, prompts, paths: list[Candidate], segment) -> float:
+    """Rate the newest step of each path (appended to its ``steps``); returns seconds spent."""
+    if not paths:
+        return 0.0
+    t0 = time.perf_counter()
+    ends = [segment(p.tokens) or [len(p.tokens)] for p in paths]
+    scores = scorer(prompts, [p.tokens for p in paths], ends)
+    for p, s in zip(paths, scores, strict=True):
+        if not len(s):
+            raise ValueError("a step scorer returned no score for a path")
+        p.steps.append(float(s[-1]))
+    return time.perf_counter() - t0
+
+
+def sample_search(
+    prompts: Sequence[Sequence[int]],
+    stepper: Stepper,
+    scorer: StepScorer,
+    *,
+    budget: int,
+    max_new_tokens: int,
+) -> list[SearchResult]:
+    """``bon`` / ``weighted_bon``: ``budget`` full samples per prompt, every step scored."""
+    groups = stepper.sample(prompts, budget, max_new_tokens, stop=False)
+    out = []
+    for prompt, group in zip(prompts, groups, strict=True):
+        cands = [Candidate(list(t), done=True) for t in group]
+        t0 = time.perf_counter()
+        ends = [stepper.segment(c.tokens) or [len(c.tokens)] for c in cands]
+        for c, s in zip(cands, scorer([prompt] * len(cands), [c.tokens for c in cands], ends), strict=True):
+            c.steps = [float(x) for x in s]
+        out.append(
+            SearchResult(
+                cands,
+                generated_tokens=sum(len(t) for t in group),
+                continuations=[budget],
+                scorer_seconds=time.perf_counter() - t0,
+            )
+        )
+    return out
+
+
+def tree_search(
+    prompts: Sequence[Sequence[int]],
+    stepper: Stepper,
+    scorer: StepScorer,
+    *,
+    strategy: str,
+    budget: int,
+    width: int,
+    max_steps: int,
+    step_tokens: int,
+    max_new_tokens: int,
+    aggregate: str = "last",
+) -> list[SearchResult]:
+    """``beam`` or ``dvts`` for every prompt at once (one batched rollout call per depth and
+    step length): ``budget // width`` paths per prompt, each continued ``width`` times per
+    step; ends with exactly ``budget // width`` candidates per prompt."""
+    if strategy not in TREE_SEARCHES:
+        raise ValueError(f"tree search strategy must be one of {TREE_SEARCHES}, not {strategy!r}")
+    if width < 1 or budget < width or budget % width:
+        raise ValueError(f"budget ({budget}) must be a positive multiple of the beam width ({width})")
+    keep = budget // width
+    results = [SearchResult([]) for _ in prompts]
+    active = [[Candidate([], subtree=i) for i in range(keep)] for _ in prompts]
+    for depth in range(max_steps):
+        last = depth == max_steps - 1
+        todo = [(i, c) for i, beams in enumerate(active) for c in beams]
+        if not todo:
+            break
+        children: list[list[Candidate]] = [[] for _ in prompts]
+        rooms: dict[int, list[tuple[int, Candidate]]] = {}
+        for i, c in todo:  # one rollout call per step length: a path near the budget gets a shorter step
+            room = max_new_tokens - len(c.tokens) if last else min(step_tokens, max_new_tokens - len(c.tokens))
+            rooms.setdefault(room, []).append((i, c))
+        for room, group in rooms.items():
+            conts = stepper.sample([list(prompts[i]) + c.tokens for i, c in group], width, room, stop=not last)
+            for (i, c), options in zip(group, conts, strict=True):
+                for cont in options:
+                    results[i].generated_tokens += len(cont)
+                    step = list(cont) if last else stepper.first_step(c.tokens, cont)
+                    tokens = c.tokens + step
+                    done = last or not step or stepper.ended(tokens, max_new_tokens)
+                    children[i].append(Candidate(tokens, list(c.steps), done, c.subtree))
+        flat = [(i, ch) for i, kids in enumerate(children) for ch in kids]
+        for r, n in zip(results, (len(k) for k in children)):
+            r.continuations.append(n)
+        t = _score_new_steps(scorer, [prompts[i] for i, _ in flat], [ch for _, ch in flat], stepper.segment)
+        for i, kids in enumerate(children):
+            results[i].scorer_seconds += t * len(kids) / max(1, len(flat))
+            chosen = _select(strategy, kids, keep - len(results[i].candidates), aggregate)
+            results[i].candidates += [c for c in chosen if c.done]
+            active[i] = [c for c in chosen if not c.done]
+    for r in results:
+        r.candidates = sorted(r.candidates, key=lambda c: c.subtree)
+    return results
+
+
+def _select(strategy: str, kids: list[Candidate], slots: int, how: str) -> list[Candidate]:
+    """Beam search: the ``slots`` best children of all beams. DVTS: each subtree's best child."""
+    if strategy == "beam":
+        order = sorted(range(len(kids)), key=lambda j: (-kids[j].score(how), j))
+        return [kids[j] for j in order[: max(0, slots)]]
+    best: dict[int, Candidate] = {}
+    for c in kids:  # the first of equal scores wins, as in the beam order
+        if c.subtree not in best or c.score(how) > best[c.subtree].score(how):
+            best[c.subtree] = c
+    return list(best.values())
+
+
+def search_tokens(results: Sequence[SearchResult]) -> dict:
+    """Cost summary over problems: mean generated tokens and continuations per problem."""
+    if not results:
+        return {"generated_tokens_mean": 0.0, "continuations_mean": 0.0}
+    return {
+        "generated_tokens_mean": float(np.mean([r.generated_tokens for r in results])),
+        "continuations_mean": float(np.mean([sum(r.continuations) for r in results])),
+        "scorer_seconds": float(sum(r.scorer_seconds for r in results)),
+    }
+
+
+# ----------------------------------------------------------------------------- the evaluate stage's searcher
+
+
+class Searcher:
+    """The evaluate stage's generator when ``search.strategy`` is set: the same
+    ``generate(problems) -> rows`` as :class:`pipeline.evaluate.generate.Generator` (so
+    generation stays resumable a chunk at a time), each row holding the search's candidates
+    as ``responses`` with their aggregated ``scores``, per-step ``step_scores`` and what the
+    search cost (``search``)."""
+
+    def __init__(self, cfg, generator, *, verifier=None, log=None):
+        from pipeline.config import ProgressConfig
+        from pipeline.models.prover import StepSegmenter
+        from rewards.progress import EPISODE_MARKERS
+
+        self.cfg, self.gen, self.tok = cfg, generator, generator.tokenizer
+        s, g = cfg.search, cfg.generation
+        self.segment = StepSegmenter(ProgressConfig(split=s.split, max_steps=10_000), self.tok)
+        eos = set(getattr(generator.rollout, "eos_ids", {self.tok.eos_token_id}))
+        stop = ("\n",) if s.split == "lines" else tuple(f"\n\n{m}" for m in EPISODE_MARKERS)
+        self.stepper = Stepper(
+            generator.rollout, self.segment, eos, temperature=g.temperature, top_p=g.top_p, stop=stop
+        )
+        self.questions: dict[tuple, str] = {}
+        self.answers: dict[tuple, str] = {}
+        self.scorer = self._scorer(eos, verifier, log)
+
+    def _scorer(self, eos, verifier, log):
+        from pipeline.evaluate import scoring
+
+        cfg, s = self.cfg, self.cfg.search
+        if s.scorer == "pav":
+            return scoring.PAVStepScorer(
+                cfg.process_verifier,
+                base=cfg.process_base_verifier,
+                alpha=cfg.process_alpha,
+                tokenizer=self.tok,
+                device=cfg.model.device,
+            )
+        if s.scorer in ("orm", "genrm"):
+            if s.scorer == "orm":
+                rm = scoring.RewardModel(cfg.reward_model, device=cfg.model.device)
+            else:
+                from pipeline.models.generative_verifier import GenerativeVerifier
+
+                rm = GenerativeVerifier(
+                    cfg.genrm, device=cfg.model.device, rationales=cfg.genrm_rationales, seed=cfg.seed
+                )
+            return scoring.PrefixScorer(scoring.reward_model_rater(rm, self.tok, self.questions))
+        from pipeline.models.rollout import Sampling
+
+        if verifier is None:
+            raise ValueError("search.scorer mc needs a verifier")
+        g = cfg.generation
+        self.mc = scoring.MonteCarloRater(
+            self.gen.rollout,
+            self.tok,
+            verifier,
+            rollouts=s.mc_rollouts,
+            sampling=Sampling(g.temperature or 1.0, g.top_p, g.max_new_tokens),
+            max_new_tokens=g.max_new_tokens,
+            eos_ids=eos,
+        )
+        self.mc.answers = self.answers
+        if log:
+            log("search.scorer mc checks prover continuations against the reference answers: an oracle bound")
+        return scoring.PrefixScorer(self.mc)
+
+    def generate(self, problems) -> list[dict]:
+        from data.formats import prompt_messages
+        from pipeline.models.policy import encode_prompt
+
+        cfg, s, g, tok = self.cfg, self.cfg.search, self.cfg.generation, self.tok
+        prompts = [
+            encode_prompt(tok, prompt_messages(p.question, cfg.instruction, cfg.system_prompt)) for p in problems
+        ]
+        for p, ids in zip(problems, prompts):
+            self.questions[tuple(ids)], self.answers[tuple(ids)] = p.question, str(p.answer)
+        if hasattr(self.scorer, "reset"):
+            self.scorer.reset()
+        if s.strategy in TREE_SEARCHES:
+            results = tree_search(
+                prompts,
+                self.stepper,
+                self.scorer,
+                strategy=s.strategy,
+                budget=s.budget,
+                width=s.beam_width,
+                max_steps=s.max_steps,
+                step_tokens=s.step_tokens,
+                max_new_tokens=g.max_new_tokens,
+                aggregate=cfg.aggregate,
+            )
+        else:
+            results = sample_search(
+                prompts, self.stepper, self.scorer, budget=s.budget, max_new_tokens=g.max_new_tokens
+            )
+        rows = []
+        for p, r in zip(problems, results, strict=True):
+            cands = r.candidates
+            rows.append(
+                {
+                    "benchmark": p.benchmark,
+                    "id": p.id,
+                    "question": p.question,
+                    "answer": p.answer,
+                    "responses": [tok.decode(c.tokens, skip_special_tokens=True) for c in cands],
+                    "tokens": [len(c.tokens) for c in cands],
+                    "truncated": [not c.tokens or c.tokens[-1] not in self.stepper.eos for c in cands],
+                    "scores": [c.score(cfg.aggregate) for c in cands],
+                    "step_scores": [c.steps for c in cands],
+                    "search": {
+                        "strategy": s.strategy,
+                        "generated_tokens": r.generated_tokens,
+                        "continuations": r.continuations,
+                    },
+                }
+            )
+        self.questions.clear()
+        self.answers.clear()
+        return rows
