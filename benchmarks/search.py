@@ -35,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 STRATEGIES = ("bon", "weighted_bon", "beam", "dvts")
 
 
-def train_pav(root: Path, model: Path, prompts_file: Path, prompts: int, max_new_tokens: int, threads: int) -> Path:
+def train_pav(
+    root: Path, model: Path, prompts_file: Path, prompts: int, steps: int, max_new_tokens: int, threads: int
+) -> Path:
     """The PAV model of ``model`` (reused when ``root/pav/model`` exists)."""
     from pipeline.config import DataConfig, ModelConfig, ProgressConfig
     from pipeline.train.config import PAVConfig
@@ -48,6 +50,7 @@ def train_pav(root: Path, model: Path, prompts_file: Path, prompts: int, max_new
             data=DataConfig(train_files=[str(prompts_file)]),
             progress=ProgressConfig(mc_rollouts=8, prover_k=4),
             prompts=prompts,
+            steps=steps,
             max_new_tokens=max_new_tokens,
             verifier_workers=1,
             threads=threads,
@@ -90,7 +93,8 @@ def main() -> None:
     p.add_argument("--warmup-steps", type=int, default=500)
     p.add_argument("--task-steps", type=int, default=4)
     p.add_argument("--step-slip-rate", type=float, default=0.15)
-    p.add_argument("--pav-prompts", type=int, default=256)
+    p.add_argument("--pav-prompts", type=int, default=1024, help="prompts the PAV labels come from (4 responses each)")
+    p.add_argument("--pav-steps", type=int, default=1000, help="PAV value-head training steps")
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=THREADS)
@@ -107,7 +111,7 @@ def main() -> None:
     files = write_task(root / "data", steps=a.task_steps, step_slip_rate=a.step_slip_rate)
     model = warm_up(root, files["warmup"], files["heldout"], steps=a.warmup_steps, max_new_tokens=a.max_new_tokens)
     print(f"warm-up: {json.loads((root / 'warmup' / 'summary.json').read_text())}", flush=True)
-    pav = train_pav(root, model, files["train"], a.pav_prompts, a.max_new_tokens, a.threads)
+    pav = train_pav(root, model, files["train"], a.pav_prompts, a.pav_steps, a.max_new_tokens, a.threads)
     print(f"models ready: {time.perf_counter() - t0:.0f} s", flush=True)
 
     from pipeline.evaluate.allocation import compare_runs, run_difficulty, run_picks, write_comparison
@@ -126,7 +130,8 @@ def main() -> None:
         print(f"adaptive@{budget}: {json.dumps(r)}", flush=True)
 
     b = max(budgets)
-    at = lambda s, key="acc": result["runs"][f"{s}@{b}"][key]  # noqa: E731
+    last = {r["strategy"]: r for r in result["runs"].values() if r["budget"] == b}
+    at = lambda s, key="acc": last[s][key]  # noqa: E731
     gain = lambda s, key="acc": 100 * (at(s, key) - at("bon", key))  # noqa: E731
     print(
         f"search @ N={b} ({result['problems']} problems): bon {100 * at('bon'):.1f}% ({at('bon', 'tokens'):.0f} tok), "

@@ -549,7 +549,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     runs = [run_picks(r) for r in args.runs]
     names = [r["name"] for r in runs]
     if len(set(names)) != len(names):
-        raise InputError(f"two runs share a strategy and budget: {sorted(n for n in names if names.count(n) > 1)}")
+        raise InputError(
+            f"two runs share a strategy, budget and width: {sorted(n for n in names if names.count(n) > 1)}"
+        )
     result = compare_runs(runs, run_difficulty(runs[0], args.process_verifier, device=args.device), args.bins)
     write_comparison(result, args.out, plots=not args.no_plots)
     for name, r in sorted(result["runs"].items(), key=lambda kv: (kv[1]["budget"], kv[1]["strategy"])):

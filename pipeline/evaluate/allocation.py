@@ -97,8 +97,9 @@ def question_values(scorer, prompts: Sequence[Sequence[int]]) -> np.ndarray:
 
 
 def run_picks(run: Path) -> dict:
-    """One finished search run: its strategy and budget, and per problem (in the run's order)
-    its id, whether the search's pick is right and the tokens the search generated."""
+    """One finished search run: its name (``beam@16/M4``: strategy, budget, beam width), and per
+    problem (in the run's order) its id, whether the search's pick is right and the tokens the
+    search generated."""
     run = Path(run)
     try:
         report = json.loads((run / "report.json").read_text())
@@ -114,24 +115,25 @@ def run_picks(run: Path) -> dict:
             r = json.loads(line)
             spent[(r["benchmark"], str(r["id"]))] = r["search"]["generated_tokens"]
             questions[(r["benchmark"], str(r["id"]))] = r["question"]
+    from pipeline.evaluate.metrics import ProblemResult, argmax_credit, vote_credit, vote_weights
+
+    results = [ProblemResult(correct=g["correct"], labels=g["group"], scores=g["scores"]) for g in graded]
+    vote_weights(results)  # the weighted vote's weights, as the report's wbon took them
     right, tokens, ids = [], [], []
-    for g in graded:
-        scores = np.asarray(g["scores"], dtype=float)
+    for g, res in zip(graded, results):
+        every = range(res.n)
         if search["strategy"] == "weighted_bon":
-            totals: dict = {}
-            for label, s in zip(g["group"], scores):
-                if label >= 0:  # -1: no answer, no vote
-                    totals[label] = totals.get(label, 0.0) + s
-            best = max(totals, key=totals.get) if totals else None
-            right.append(best is not None and any(c for c, lab in zip(g["correct"], g["group"]) if lab == best))
+            right.append(vote_credit(res.labels, res.correct, res.weights, every) == 1.0)
         else:
-            right.append(bool(g["correct"][int(np.argmax(scores))]))
+            right.append(argmax_credit(res.scores, res.correct, every) == 1.0)
         key = (g["benchmark"], str(g["id"]))
         ids.append(key)
         tokens.append(spent[key])
     settings = report.get("settings", {})
+    width = search.get("beam_width")
     return {
-        "name": f"{search['strategy']}@{search['budget']}",
+        "name": f"{search['strategy']}@{search['budget']}" + (f"/M{width}" if width else ""),
+        "beam_width": width,
         "strategy": search["strategy"],
         "budget": search["budget"],
         "ids": ids,
@@ -168,7 +170,7 @@ def compare_runs(runs: Sequence[dict], difficulty: Sequence[float], bins: int = 
             "tokens_hardest": float(r["tokens"][hardest].mean()) if hardest.any() else None,
         }
     for budget in sorted({r["budget"] for r in runs}):
-        mine = {r["strategy"]: r for r in runs if r["budget"] == budget}
+        mine = {r["name"]: r for r in runs if r["budget"] == budget}  # a strategy at several widths competes too
         if len(mine) < 2 or len(ids) < 2 * bins:
             continue
         out["adaptive"][str(budget)] = _cross_fit(

@@ -60,8 +60,9 @@ def write_markdown(report: dict, path: Path, ks: list[int] | None = None) -> Non
     lines = ["# Evaluation report", ""]
     s = report.get("settings", {})
     if s.get("model"):
+        drawn = "searched (below)" if report.get("search") else f"n = {s.get('n')} samples per problem"
         lines.append(
-            f"Model: `{s['model']}`; n = {s.get('n')} samples per problem, temperature {s.get('temperature')}, "
+            f"Model: `{s['model']}`; {drawn}, temperature {s.get('temperature')}, "
             f"at most {s.get('max_new_tokens')} new tokens."
         )
     if s.get("generations"):

@@ -65,7 +65,7 @@ def generate_all(cfg: EvalConfig, out: Path, progress: bool, log: Callable[[str]
         for name, probs in problems.items():
             with _bar(len(probs), f"{s.strategy or 'generate'} {name}", progress) as bar:
                 path = gen_dir / f"{Path(name).stem}.jsonl"
-                rows += generate_benchmark(generator, probs, path, chunk=4 if s.strategy else 16, progress=bar.update)
+                rows += generate_benchmark(generator, probs, path, chunk=16, progress=bar.update)
             per = f"{s.strategy} search, budget {s.budget}" if s.strategy else f"{cfg.generation.n} responses"
             log(f"{name}: {len(probs)} problems x {per}")
     return rows

@@ -57,7 +57,7 @@ def test_cross_fitted_adaptive_choice_beats_each_fixed_strategy_where_they_split
     assert out["runs"]["beam@8"]["acc_hardest"] == 1.0 and out["runs"]["bon@8"]["acc_hardest"] == 0.0
     a = out["adaptive"]["8"]
     assert a["acc"] == 1.0 and a["tokens"] == pytest.approx(60.0)
-    assert [f["strategies"] for f in a["folds"]] == [{"0": "bon", "1": "beam"}] * 2
+    assert [f["strategies"] for f in a["folds"]] == [{"0": "bon@8", "1": "beam@8"}] * 2
     # where the fold fitted on the even problems saw no difference, the odd ones get its tie-break (cheaper)
     flat = compare_runs(
         [_run("bon@8", np.ones(12), np.full(12, 50.0)), _run("beam@8", np.ones(12), np.full(12, 70.0))], hard, 2
@@ -119,10 +119,14 @@ def test_allocate_over_real_search_runs(task_files, tmp_path):
     result = json.loads((tmp_path / "alloc" / "comparison.json").read_text())
     for s in ("bon", "dvts"):
         picks = run_picks(tmp_path / s)
-        assert result["runs"][f"{s}@2"]["acc"] == pytest.approx(picks["correct"].mean())
-        assert result["runs"][f"{s}@2"]["tokens"] == pytest.approx(picks["tokens"].mean())
+        name = {"bon": "bon@2", "dvts": "dvts@2/M2"}[s]
+        assert picks["name"] == name
+        assert result["runs"][name]["acc"] == pytest.approx(picks["correct"].mean())
+        assert result["runs"][name]["tokens"] == pytest.approx(picks["tokens"].mean())
+        report = json.loads((tmp_path / s / "report.json").read_text())
+        assert 100 * picks["correct"].mean() == pytest.approx(report["search"]["accuracy"])  # the report's own pick
     assert "2" in result["adaptive"] and (tmp_path / "alloc" / "accuracy_vs_tokens.png").is_file()
-    assert "| dvts@2 |" in (tmp_path / "alloc" / "report.md").read_text()
+    assert "| dvts@2/M2 |" in (tmp_path / "alloc" / "report.md").read_text()
     r = run(
         "allocate", str(tmp_path / "bon"), "--process-verifier", str(tmp_path / "pav"), "--out", str(tmp_path / "x")
     )
