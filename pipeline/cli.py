@@ -216,9 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--process-alpha", type=float, help="weight of the prover's per-step advantage A^mu (default 1.0)")
     e.add_argument(
         "--search",
-        choices=["bon", "weighted_bon", "beam", "dvts"],
+        choices=["bon", "weighted_bon", "beam", "dvts", "adaptive"],
         help="test-time search (search.strategy): bon / weighted_bon spend the budget on full samples, beam / dvts "
         "on a step-level tree guided by the step scorer; report.md names the pick and the tokens it cost",
+    )
+    e.add_argument(
+        "--allocation",
+        help="adaptive: rl-pipeline allocate's comparison.json; each problem's difficulty bin picks the strategy "
+        "it found best at --budget",
     )
     e.add_argument(
         "--budget", type=_positive_int, help="search: samples, or continuations per step (search.budget, default 16)"
@@ -484,6 +489,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     put("search.budget", args.budget)
     put("search.beam_width", args.beam_width)
     put("search.scorer", args.search_scorer)
+    put("search.allocation", absolute(args.allocation))
     put("verifier.mode", args.mode)
     put("verifier.workers", args.workers)
     put("ks", _int_list(args.k, "--k"))

@@ -173,10 +173,34 @@ def compare_runs(runs: Sequence[dict], difficulty: Sequence[float], bins: int = 
         mine = {r["name"]: r for r in runs if r["budget"] == budget}  # a strategy at several widths competes too
         if len(mine) < 2 or len(ids) < 2 * bins:
             continue
-        out["adaptive"][str(budget)] = _cross_fit(
-            {s: r["correct"] for s, r in mine.items()}, {s: r["tokens"] for s, r in mine.items()}, hard, bins
-        )
+        correct, tokens = {s: r["correct"] for s, r in mine.items()}, {s: r["tokens"] for s, r in mine.items()}
+        out["adaptive"][str(budget)] = _cross_fit(correct, tokens, hard, bins)
+        edges = bin_edges(hard, bins)  # the table to apply to new problems: fitted on all of these
+        table = fit_allocation(correct, tokens, assign(hard, edges))
+        out["adaptive"][str(budget)]["apply"] = {
+            "edges": [float(e) for e in edges],
+            "choices": {
+                str(k): {"run": name, "strategy": mine[name]["strategy"], "beam_width": mine[name].get("beam_width")}
+                for k, name in table.items()
+            },
+        }
     return out
+
+
+def load_allocation(path: str | Path, budget: int) -> dict:
+    """The allocation ``rl-pipeline allocate`` fitted at ``budget`` (its ``comparison.json``):
+    ``{"edges": [...], "choices": {bin: {"run", "strategy", "beam_width"}}}``."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(
+            f"search.allocation {path}: cannot read it ({e}); write it with rl-pipeline allocate"
+        ) from None
+    fitted = (result.get("adaptive") or {}) if isinstance(result, dict) else {}
+    if str(budget) not in fitted or "apply" not in fitted[str(budget)]:
+        have = ", ".join(sorted(fitted, key=int)) or "none"
+        raise InputError(f"search.allocation {path} has no allocation at budget {budget} (budgets: {have})")
+    return fitted[str(budget)]["apply"]
 
 
 def _cross_fit(correct: dict, tokens: dict, hard: np.ndarray, bins: int) -> dict:

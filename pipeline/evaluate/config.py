@@ -30,7 +30,9 @@ class GenerationKeys:
 class SearchConfig:
     """Test-time search (``evaluate --search``): how each problem's generation budget is spent."""
 
-    strategy: str | None = None  # None: plain sampling (generation.n responses) | bon | weighted_bon | beam | dvts
+    strategy: str | None = (
+        None  # None: plain sampling (generation.n responses) | bon | weighted_bon | beam | dvts | adaptive (each problem's difficulty bin picks one, from `allocation`)
+    )
     budget: int = 16  # N: samples (bon, weighted_bon) or continuations per step (beam, dvts)
     beam_width: int = 4  # M (beam, dvts): continuations per beam per step; N/M beams or subtrees end as N/M candidates
     scorer: str = "pav"  # step scores: pav (process_verifier, + process_base_verifier) | orm (reward_model at each step) | genrm (the generative verifier at each step) | mc (Monte Carlo continuations by the policy checked against the reference answer: an oracle bound)
@@ -38,6 +40,7 @@ class SearchConfig:
     split: str = "lines"  # step boundaries, as the training engines split: lines | episodes
     max_steps: int = 12  # tree depth (beam, dvts); at the last step open beams are completed to max_new_tokens
     step_tokens: int = 64  # most tokens one step may take (beam, dvts)
+    allocation: str | None = None  # adaptive: comparison.json of `rl-pipeline allocate` (its table at this budget)
 
     def __post_init__(self) -> None:
         from pipeline.evaluate.search import STRATEGIES, TREE_SEARCHES
@@ -50,6 +53,11 @@ class SearchConfig:
             raise ConfigError(f"search.split must be lines or episodes, got {self.split!r}")
         if min(self.budget, self.beam_width, self.mc_rollouts, self.max_steps, self.step_tokens) < 1:
             raise ConfigError("search.budget, beam_width, mc_rollouts, max_steps and step_tokens must be >= 1")
+        if self.strategy == "adaptive" and (not self.allocation or self.scorer != "pav"):
+            raise ConfigError(
+                "search.strategy adaptive needs search.allocation (rl-pipeline allocate's comparison.json) and "
+                "search.scorer pav (the process verifier ranks difficulty)"
+            )
         if self.strategy in TREE_SEARCHES and self.budget % self.beam_width:
             raise ConfigError(
                 f"search.budget ({self.budget}) must be a multiple of search.beam_width ({self.beam_width}): "

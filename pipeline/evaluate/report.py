@@ -85,6 +85,9 @@ def write_markdown(report: dict, path: Path, ks: list[int] | None = None) -> Non
             "(pruned continuations included).",
             "",
         ]
+        if sr.get("chosen"):
+            picked = ", ".join(f"{name} x {n}" for name, n in sorted(sr["chosen"].items()))
+            lines += [f"Adaptive allocation from `{sr['allocation']}`: {picked} problems.", ""]
     lines += [f"## Overall ({report['overall']['problems']} problems, {report['overall']['responses']} responses)", ""]
     lines += _table(report["overall"], ks) + [""]
     if len(report["benchmarks"]) > 1:

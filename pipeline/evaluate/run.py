@@ -56,7 +56,7 @@ def generate_all(cfg: EvalConfig, out: Path, progress: bool, log: Callable[[str]
             from pipeline.evaluate.search import Searcher
 
             verifier = None
-            if s.scorer == "mc":
+            if s.scorer == "mc" or s.strategy == "adaptive":  # mc checks answers; adaptive groups them
                 from rewards.verifier import Verifier
 
                 v = cfg.verifier
@@ -195,7 +195,12 @@ def search_summary(cfg: EvalConfig, rows: list[dict], metrics: dict) -> dict:
     s = cfg.search
     n = min(len(r["responses"]) for r in rows) if rows else 0
     spent = [r["search"]["generated_tokens"] for r in rows if "search" in r]
+    chosen: dict[str, int] = {}
+    for r in rows:
+        if r.get("search", {}).get("chosen"):
+            chosen[r["search"]["chosen"]] = chosen.get(r["search"]["chosen"], 0) + 1
     return {
+        **({"allocation": s.allocation, "chosen": chosen} if s.strategy == "adaptive" else {}),
         "strategy": s.strategy,
         "budget": s.budget,
         "beam_width": s.beam_width if s.strategy in ("beam", "dvts") else None,

@@ -16,6 +16,11 @@ Strategies (``search.strategy``), for a budget of N and a beam width M:
   greedy on its own: its beam is continued M times and the best continuation kept, so
   the N/M candidates do not collapse onto one high-scoring prefix.
 
+``adaptive`` (Snell et al.'s compute-optimal choice) bins each problem by the process
+verifier's value of the bare question and runs the strategy that ``rl-pipeline allocate``
+found best for that bin at this budget; it keeps only each problem's pick (the best-scored
+candidate, or the weighted vote's winner), so its ``pass@1`` is the pick's accuracy.
+
 Both tree searches are one loop (:func:`tree_search`) with two selection rules. A step
 is what the training engines call a step (``split: lines`` or MRT's ``episodes``,
 :mod:`rewards.progress`): a continuation is sampled up to ``step_tokens`` tokens (the
@@ -28,6 +33,7 @@ compute the accuracy-vs-tokens comparison is drawn against.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +42,10 @@ import numpy as np
 
 from pipeline.evaluate.metrics import aggregate_score
 
-STRATEGIES = ("bon", "weighted_bon", "beam", "dvts")
+STRATEGIES = ("bon", "weighted_bon", "beam", "dvts", "adaptive")
 TREE_SEARCHES = ("beam", "dvts")
-PICK = {"bon": "bon", "weighted_bon": "wbon", "beam": "bon", "dvts": "bon"}  # the report metric of each pick
+# the report metric of each pick; an adaptive search keeps only its pick, so pass@1 is the pick's accuracy
+PICK = {"bon": "bon", "weighted_bon": "wbon", "beam": "bon", "dvts": "bon", "adaptive": "pass"}
 
 
 @dataclass
@@ -214,6 +221,21 @@ def search_tokens(results: Sequence[SearchResult]) -> dict:
     }
 
 
+def weighted_pick(labels: Sequence[int], weights: Sequence[float]) -> int | None:
+    """Index of the first response of the answer group whose weights sum highest (a tie goes
+    to the group seen first); None when no response has an answer (label -1)."""
+    total: dict[int, float] = {}
+    first: dict[int, int] = {}
+    for i, (g, w) in enumerate(zip(labels, weights, strict=True)):
+        if g >= 0:
+            total[g] = total.get(g, 0.0) + w
+            first.setdefault(g, i)
+    if not total:
+        return None
+    top = max(total.values())
+    return min(first[g] for g, v in total.items() if v == top)
+
+
 # ----------------------------------------------------------------------------- the evaluate stage's searcher
 
 
@@ -239,7 +261,17 @@ class Searcher:
         )
         self.questions: dict[tuple, str] = {}
         self.answers: dict[tuple, str] = {}
+        self.verifier = verifier
         self.scorer = self._scorer(eos, verifier, log)
+        if s.strategy == "adaptive":
+            from pipeline.evaluate.allocation import load_allocation
+
+            self.allocation = load_allocation(s.allocation, s.budget)
+            used = list(self.allocation["choices"].values())
+            self._fallback = max(used, key=lambda c: sum(u["run"] == c["run"] for u in used))
+            if log:
+                table = ", ".join(f"bin {k}: {c['run']}" for k, c in sorted(self.allocation["choices"].items()))
+                log(f"adaptive search at budget {s.budget}: {table}")
 
     def _scorer(self, eos, verifier, log):
         from pipeline.evaluate import scoring
@@ -282,11 +314,58 @@ class Searcher:
             log("search.scorer mc checks prover continuations against the reference answers: an oracle bound")
         return scoring.PrefixScorer(self.mc)
 
+    def _search(self, prompts, strategy: str, width: int) -> list[SearchResult]:
+        cfg, s, g = self.cfg, self.cfg.search, self.cfg.generation
+        if strategy in TREE_SEARCHES:
+            return tree_search(
+                prompts,
+                self.stepper,
+                self.scorer,
+                strategy=strategy,
+                budget=s.budget,
+                width=width,
+                max_steps=s.max_steps,
+                step_tokens=s.step_tokens,
+                max_new_tokens=g.max_new_tokens,
+                aggregate=cfg.aggregate,
+            )
+        return sample_search(prompts, self.stepper, self.scorer, budget=s.budget, max_new_tokens=g.max_new_tokens)
+
+    def _pick(self, cands: list[Candidate], strategy: str) -> int:
+        """The candidate a strategy answers with: the best-scored one, or for weighted_bon the
+        weighted vote's winner (weights: the scores, or their sigmoid when any lies outside [0, 1])."""
+        scores = [c.score(self.cfg.aggregate) for c in cands]
+        best = max(range(len(cands)), key=lambda i: (scores[i], -i))
+        if strategy != "weighted_bon":
+            return best
+        if self.verifier is None:
+            raise ValueError("an adaptive search choosing weighted_bon needs a verifier to group the answers")
+        texts = [self.tok.decode(c.tokens, skip_special_tokens=True) for c in cands]
+        [groups] = self.verifier.group_answers([texts])
+        raw = all(0.0 <= x <= 1.0 for x in scores)
+        weights = scores if raw else [1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x)))) for x in scores]
+        pick = weighted_pick(list(groups.labels), weights)
+        return best if pick is None else pick
+
+    def _adaptive(self, prompts) -> tuple[list[SearchResult], list[dict]]:
+        """Each problem's difficulty bin picks its strategy; one search per strategy over its problems."""
+        from pipeline.evaluate.allocation import assign, question_values
+
+        bins = assign(1.0 - question_values(self.scorer, prompts), self.allocation["edges"])
+        choices = [self.allocation["choices"].get(str(int(b))) or self._fallback for b in bins]
+        results: list = [None] * len(prompts)
+        for run in {c["run"]: c for c in choices}.values():
+            mine = [i for i, c in enumerate(choices) if c["run"] == run["run"]]
+            width = run.get("beam_width") or self.cfg.search.beam_width
+            for i, r in zip(mine, self._search([prompts[i] for i in mine], run["strategy"], width), strict=True):
+                results[i] = r
+        return results, [dict(c, bin=int(b)) for c, b in zip(choices, bins)]
+
     def generate(self, problems) -> list[dict]:
         from data.formats import prompt_messages
         from pipeline.models.policy import encode_prompt
 
-        cfg, s, g, tok = self.cfg, self.cfg.search, self.cfg.generation, self.tok
+        cfg, s, tok = self.cfg, self.cfg.search, self.tok
         prompts = [
             encode_prompt(tok, prompt_messages(p.question, cfg.instruction, cfg.system_prompt)) for p in problems
         ]
@@ -294,25 +373,14 @@ class Searcher:
             self.questions[tuple(ids)], self.answers[tuple(ids)] = p.question, str(p.answer)
         if hasattr(self.scorer, "reset"):
             self.scorer.reset()
-        if s.strategy in TREE_SEARCHES:
-            results = tree_search(
-                prompts,
-                self.stepper,
-                self.scorer,
-                strategy=s.strategy,
-                budget=s.budget,
-                width=s.beam_width,
-                max_steps=s.max_steps,
-                step_tokens=s.step_tokens,
-                max_new_tokens=g.max_new_tokens,
-                aggregate=cfg.aggregate,
-            )
+        if s.strategy == "adaptive":
+            results, chosen = self._adaptive(prompts)
+            for r, c in zip(results, chosen):
+                r.candidates = [r.candidates[self._pick(r.candidates, c["strategy"])]]
         else:
-            results = sample_search(
-                prompts, self.stepper, self.scorer, budget=s.budget, max_new_tokens=g.max_new_tokens
-            )
+            results, chosen = self._search(prompts, s.strategy, s.beam_width), [None] * len(prompts)
         rows = []
-        for p, r in zip(problems, results, strict=True):
+        for p, r, c in zip(problems, results, chosen, strict=True):
             cands = r.candidates
             rows.append(
                 {
@@ -329,6 +397,7 @@ class Searcher:
                         "strategy": s.strategy,
                         "generated_tokens": r.generated_tokens,
                         "continuations": r.continuations,
+                        **({"chosen": c["run"], "bin": c["bin"]} if c else {}),
                     },
                 }
             )

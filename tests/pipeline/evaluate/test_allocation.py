@@ -127,6 +127,38 @@ def test_allocate_over_real_search_runs(task_files, tmp_path):
         assert 100 * picks["correct"].mean() == pytest.approx(report["search"]["accuracy"])  # the report's own pick
     assert "2" in result["adaptive"] and (tmp_path / "alloc" / "accuracy_vs_tokens.png").is_file()
     assert "| dvts@2/M2 |" in (tmp_path / "alloc" / "report.md").read_text()
+
+    # the fitted table applied: each problem's bin picks a run's strategy, and only its pick is kept
+    from pipeline.evaluate.allocation import assign, run_difficulty
+
+    apply = result["adaptive"]["2"]["apply"]
+    alloc = str(tmp_path / "alloc" / "comparison.json")
+    r = run("evaluate", "--search", "adaptive", "--allocation", alloc, *common, "--out", str(tmp_path / "adaptive"))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "adaptive" / "generations" / "heldout.jsonl").read_text().splitlines()]
+    bins = assign(run_difficulty(run_picks(tmp_path / "bon"), str(tmp_path / "pav")), apply["edges"])
+    for row, b in zip(rows, bins, strict=True):
+        chosen = apply["choices"][str(int(b))]
+        assert row["search"]["bin"] == b and row["search"]["chosen"] == chosen["run"]
+        assert len(row["responses"]) == 1  # the pick
+        cont = row["search"]["continuations"]
+        assert cont == [2] if chosen["strategy"] == "bon" else cont[0] == 2 and len(cont) >= 1
+    rep = json.loads((tmp_path / "adaptive" / "report.json").read_text())
+    assert rep["search"]["pick"] == "pass@1" and rep["search"]["accuracy"] == rep["pass@1"]
+    assert sum(rep["search"]["chosen"].values()) == len(rows)
+    r = run(
+        "evaluate",
+        "--search",
+        "adaptive",
+        "--allocation",
+        alloc,
+        *common,
+        "--budget",
+        "8",
+        "--out",
+        str(tmp_path / "adaptive8"),
+    )
+    assert r.returncode == 2 and "no allocation at budget 8 (budgets: 2)" in r.stderr
     r = run(
         "allocate", str(tmp_path / "bon"), "--process-verifier", str(tmp_path / "pav"), "--out", str(tmp_path / "x")
     )

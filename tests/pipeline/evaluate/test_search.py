@@ -239,3 +239,11 @@ def test_evaluate_searches_with_a_real_model_resumes_and_refuses_other_settings(
 
     r = run("evaluate", "--budget", "8", *common)
     assert r.returncode == 2 and "other settings (search differ" in r.stderr
+
+
+def test_weighted_pick_sums_each_answers_weights_and_skips_no_answer():
+    from pipeline.evaluate.search import weighted_pick
+
+    assert weighted_pick([0, 1, 1, -1], [0.9, 0.5, 0.5, 5.0]) == 1  # answer 1 holds 1.0 against 0.9
+    assert weighted_pick([0, 1, 1], [0.9, 0.4, 0.5]) == 0  # a tie goes to the answer seen first
+    assert weighted_pick([-1, -1], [1.0, 1.0]) is None
