@@ -38,8 +38,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from pipeline.evaluate.metrics import aggregate_score
 
 STRATEGIES = ("bon", "weighted_bon", "beam", "dvts", "adaptive")
@@ -208,17 +206,6 @@ def _select(strategy: str, kids: list[Candidate], slots: int, how: str) -> list[
         if c.subtree not in best or c.score(how) > best[c.subtree].score(how):
             best[c.subtree] = c
     return list(best.values())
-
-
-def search_tokens(results: Sequence[SearchResult]) -> dict:
-    """Cost summary over problems: mean generated tokens and continuations per problem."""
-    if not results:
-        return {"generated_tokens_mean": 0.0, "continuations_mean": 0.0}
-    return {
-        "generated_tokens_mean": float(np.mean([r.generated_tokens for r in results])),
-        "continuations_mean": float(np.mean([sum(r.continuations) for r in results])),
-        "scorer_seconds": float(sum(r.scorer_seconds for r in results)),
-    }
 
 
 def weighted_pick(labels: Sequence[int], weights: Sequence[float]) -> int | None:
@@ -397,6 +384,7 @@ class Searcher:
                         "strategy": s.strategy,
                         "generated_tokens": r.generated_tokens,
                         "continuations": r.continuations,
+                        "scorer_seconds": round(r.scorer_seconds, 4),
                         **({"chosen": c["run"], "bin": c["bin"]} if c else {}),
                     },
                 }

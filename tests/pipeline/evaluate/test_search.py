@@ -229,6 +229,7 @@ def test_evaluate_searches_with_a_real_model_resumes_and_refuses_other_settings(
     spent = sum(x["search"]["generated_tokens"] for x in rows) / len(rows)
     assert rep["search"]["generated_tokens_per_problem"] == pytest.approx(spent)
     assert "## Search" in (out / "report.md").read_text()
+    assert rep["search"]["scorer_seconds"] == pytest.approx(sum(x["search"]["scorer_seconds"] for x in rows), abs=0.01)
 
     lines = gen.read_text().splitlines()  # killed mid-line: the re-run searches the rest only
     gen.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
