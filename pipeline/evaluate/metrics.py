@@ -87,6 +87,28 @@ def _tied_top(totals: dict[int, float]) -> list[int]:
     return [g for g, t in totals.items() if math.isclose(t, best, rel_tol=1e-9, abs_tol=1e-12)]
 
 
+def _vote_totals(labels: Sequence[int], weights: Sequence[float] | None, idx: Sequence[int]):
+    """Each answer group's summed weight among responses ``idx`` and its first member; responses
+    without an answer (label -1) abstain."""
+    total: dict[int, float] = {}
+    first: dict[int, int] = {}
+    for i in idx:
+        g = labels[i]
+        if g < 0:
+            continue
+        total[g] = total.get(g, 0.0) + (1.0 if weights is None else weights[i])
+        first.setdefault(g, i)
+    return total, first
+
+
+def vote_winner(labels: Sequence[int], weights: Sequence[float] | None, idx: Sequence[int]) -> int | None:
+    """The response that answers for a (weighted) majority vote among ``idx``: the first member
+    of the group with the largest total (a tie goes to the group seen first); None when no
+    response has an answer."""
+    total, first = _vote_totals(labels, weights, idx)
+    return min(first[g] for g in _tied_top(total)) if total else None
+
+
 def vote_credit(
     labels: Sequence[int],
     correct: Sequence[bool],
@@ -100,19 +122,13 @@ def vote_credit(
     scripts), or with ``share_ties`` earns the share of tied groups that are
     correct (order-free). No answer at all: 0. The first member of a group
     speaks for it (its members are equivalent answers)."""
-    total: dict[int, float] = {}
-    first: dict[int, int] = {}
-    for i in idx:
-        g = labels[i]
-        if g < 0:
-            continue
-        total[g] = total.get(g, 0.0) + (1.0 if weights is None else weights[i])
-        first.setdefault(g, i)
+    if not share_ties:
+        winner = vote_winner(labels, weights, idx)
+        return 0.0 if winner is None else float(bool(correct[winner]))
+    total, first = _vote_totals(labels, weights, idx)
     if not total:
         return 0.0
     tied = _tied_top(total)
-    if not share_ties:
-        return float(bool(correct[min(first[g] for g in tied)]))
     return sum(bool(correct[first[g]]) for g in tied) / len(tied)
 
 

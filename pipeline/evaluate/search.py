@@ -33,12 +33,11 @@ compute the accuracy-vs-tokens comparison is drawn against.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.evaluate.metrics import aggregate_score
+from pipeline.evaluate.metrics import ProblemResult, aggregate_score, vote_weights, vote_winner
 
 STRATEGIES = ("bon", "weighted_bon", "beam", "dvts", "adaptive")
 TREE_SEARCHES = ("beam", "dvts")
@@ -208,21 +207,6 @@ def _select(strategy: str, kids: list[Candidate], slots: int, how: str) -> list[
     return list(best.values())
 
 
-def weighted_pick(labels: Sequence[int], weights: Sequence[float]) -> int | None:
-    """Index of the first response of the answer group whose weights sum highest (a tie goes
-    to the group seen first); None when no response has an answer (label -1)."""
-    total: dict[int, float] = {}
-    first: dict[int, int] = {}
-    for i, (g, w) in enumerate(zip(labels, weights, strict=True)):
-        if g >= 0:
-            total[g] = total.get(g, 0.0) + w
-            first.setdefault(g, i)
-    if not total:
-        return None
-    top = max(total.values())
-    return min(first[g] for g, v in total.items() if v == top)
-
-
 # ----------------------------------------------------------------------------- the evaluate stage's searcher
 
 
@@ -329,9 +313,9 @@ class Searcher:
             raise ValueError("an adaptive search choosing weighted_bon needs a verifier to group the answers")
         texts = [self.tok.decode(c.tokens, skip_special_tokens=True) for c in cands]
         [groups] = self.verifier.group_answers([texts])
-        raw = all(0.0 <= x <= 1.0 for x in scores)
-        weights = scores if raw else [1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x)))) for x in scores]
-        pick = weighted_pick(list(groups.labels), weights)
+        problem = ProblemResult(correct=[False] * len(cands), labels=list(groups.labels), scores=scores)
+        vote_weights([problem])  # the report's weighting: the scores, or their sigmoid outside [0, 1]
+        pick = vote_winner(problem.labels, problem.weights, range(len(cands)))
         return best if pick is None else pick
 
     def _adaptive(self, prompts) -> tuple[list[SearchResult], list[dict]]:

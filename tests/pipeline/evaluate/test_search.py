@@ -242,9 +242,9 @@ def test_evaluate_searches_with_a_real_model_resumes_and_refuses_other_settings(
     assert r.returncode == 2 and "other settings (search differ" in r.stderr
 
 
-def test_weighted_pick_sums_each_answers_weights_and_skips_no_answer():
-    from pipeline.evaluate.search import weighted_pick
+def test_the_weighted_vote_winner_sums_each_answers_weights_and_skips_no_answer():
+    from pipeline.evaluate.metrics import vote_winner
 
-    assert weighted_pick([0, 1, 1, -1], [0.9, 0.5, 0.5, 5.0]) == 1  # answer 1 holds 1.0 against 0.9
-    assert weighted_pick([0, 1, 1], [0.9, 0.4, 0.5]) == 0  # a tie goes to the answer seen first
-    assert weighted_pick([-1, -1], [1.0, 1.0]) is None
+    assert vote_winner([0, 1, 1, -1], [0.9, 0.5, 0.5, 5.0], range(4)) == 1  # answer 1 holds 1.0 against 0.9
+    assert vote_winner([0, 1, 1], [0.9, 0.4, 0.5], range(3)) == 0  # a tie goes to the answer seen first
+    assert vote_winner([-1, -1], [1.0, 1.0], range(2)) is None
