@@ -136,21 +136,6 @@ def train_run(cfg, out: Path, *, resume: bool = False) -> list[dict]:
 
 
 def plot(curves: dict[str, list[tuple[float, float]]], path: Path, *, xlabel: str, ylabel: str, title: str) -> None:
-    import matplotlib
+    from pipeline.evaluate.report import plot_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, pts in curves.items():
-        if pts:
-            xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o", markersize=3, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_curves(curves, path, xlabel=xlabel, ylabel=ylabel, title=title)

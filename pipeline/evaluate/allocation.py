@@ -286,25 +286,12 @@ def write_comparison(result: dict, out: Path, *, plots: bool = True) -> None:
         for _, r in runs:
             curves.setdefault(r["strategy"], []).append((r["tokens"], 100 * r["acc"]))
         curves["adaptive"] = [(a["tokens"], 100 * a["acc"]) for a in result["adaptive"].values()]
-        _plot(curves, out / "accuracy_vs_tokens.png")
+        from pipeline.evaluate.report import plot_curves
 
-
-def _plot(curves: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, pts in curves.items():
-        if pts:
-            xs, ys = zip(*sorted(pts))
-            ax.plot(xs, ys, marker="o", markersize=3, label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("generated tokens per problem")
-    ax.set_ylabel("accuracy of the pick (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        plot_curves(
+            {name: sorted(pts) for name, pts in curves.items()},
+            out / "accuracy_vs_tokens.png",
+            xlabel="generated tokens per problem",
+            ylabel="accuracy of the pick (%)",
+            log2_x=True,
+        )

@@ -126,6 +126,39 @@ def write_markdown(report: dict, path: Path, ks: list[int] | None = None) -> Non
         f.write("\n".join(lines))
 
 
+def plot_curves(
+    curves: dict[str, list[tuple[float, float]]],
+    path: Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    log2_x: bool = False,
+) -> None:
+    """One line per named curve of (x, y) points, as PNG (the benchmarks' curves, allocate's plot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, pts in curves.items():
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    if log2_x:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_plots(report: dict, out: Path) -> list[str]:
     """pass@k and best-of-N accuracy vs N, and accuracy vs response length, as PNG."""
     import matplotlib
