@@ -59,12 +59,12 @@ def train_pav(
     return out / "model"
 
 
-def run_strategy(root, model, pav, heldout, strategy, budget, width, a) -> Path:
+def run_strategy(root, model, pav, heldout, strategy, budget, width, scorer, a) -> Path:
     from pipeline.config import ModelConfig, RolloutConfig
     from pipeline.evaluate.config import EvalConfig, SearchConfig
     from pipeline.evaluate.run import evaluate
 
-    out = root / "eval" / f"{strategy}_{budget}"
+    out = root / "eval" / (f"{strategy}_{budget}" + ("" if scorer == "pav" else f"_{scorer}"))
     if not (out / "report.json").is_file():
         cfg = EvalConfig(
             model=ModelConfig(path=str(model), device="cpu"),
@@ -74,7 +74,9 @@ def run_strategy(root, model, pav, heldout, strategy, budget, width, a) -> Path:
                 n=budget, temperature=a.temperature, max_new_tokens=a.max_new_tokens, max_batch=512
             ),
             process_verifier=str(pav),
-            search=SearchConfig(strategy=strategy, budget=budget, beam_width=min(width, budget), max_steps=8),
+            search=SearchConfig(
+                strategy=strategy, budget=budget, beam_width=min(width, budget), scorer=scorer, max_steps=8
+            ),
             plots=False,
             bootstrap=0,
             threads=a.threads,
@@ -90,6 +92,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budgets", default="4,8,16,32", help="comma-separated budgets N")
     p.add_argument("--width", type=int, default=4, help="beam width M of beam and dvts")
+    p.add_argument(
+        "--scorers",
+        default="pav,likelihood",
+        help="comma-separated step scorers, each guiding every strategy: pav (the trained PAV model), "
+        "likelihood (the policy's own probability of its least likely step)",
+    )
     p.add_argument("--warmup-steps", type=int, default=500)
     p.add_argument("--task-steps", type=int, default=4)
     p.add_argument("--step-slip-rate", type=float, default=0.15)
@@ -102,6 +110,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench/search")
     a = p.parse_args()
     budgets = [int(x) for x in a.budgets.split(",")]
+    scorers = a.scorers.split(",")
 
     from benchmarks.process_rewards import write_task
     from benchmarks.toy import warm_up
@@ -118,10 +127,12 @@ def main() -> None:
 
     runs = []
     for budget in budgets:
-        for s in STRATEGIES:
-            t1 = time.perf_counter()
-            runs.append(run_picks(run_strategy(root, model, pav, files["heldout"], s, budget, a.width, a)))
-            print(f"{runs[-1]['name']}: {time.perf_counter() - t1:.0f} s", flush=True)
+        for scorer in scorers:
+            for s in STRATEGIES:
+                t1 = time.perf_counter()
+                run = run_strategy(root, model, pav, files["heldout"], s, budget, a.width, scorer, a)
+                runs.append(run_picks(run))
+                print(f"{runs[-1]['name']}: {time.perf_counter() - t1:.0f} s", flush=True)
     result = compare_runs(runs, run_difficulty(runs[0], str(pav), device="cpu"), bins=3)
     write_comparison(result, root)
     for name, r in result["runs"].items():
@@ -130,16 +141,21 @@ def main() -> None:
         print(f"adaptive@{budget}: {json.dumps(r)}", flush=True)
 
     b = max(budgets)
-    last = {r["strategy"]: r for r in result["runs"].values() if r["budget"] == b}
-    at = lambda s, key="acc": last[s][key]  # noqa: E731
-    gain = lambda s, key="acc": 100 * (at(s, key) - at("bon", key))  # noqa: E731
+    last = {(r["scorer"], r["strategy"]): r for r in result["runs"].values() if r["budget"] == b}
+    pct = lambda r, key="acc": 100 * r[key]  # noqa: E731
+    parts = []
+    for scorer in scorers:
+        bon = last[(scorer, "bon")]
+        gains = ", ".join(
+            f"{s} {pct(last[(scorer, s)]) - pct(bon):+.1f} ({pct(last[(scorer, s)], 'acc_hardest') - pct(bon, 'acc_hardest'):+.1f} hardest)"
+            for s in ("weighted_bon", "beam", "dvts")
+        )
+        parts.append(f"{scorer}: bon {pct(bon):.1f}% ({pct(bon, 'acc_hardest'):.1f} hardest), {gains}")
+    tokens = last[(scorers[0], "bon")]["tokens"]
+    adaptive = result["adaptive"][str(b)]
     print(
-        f"search @ N={b} ({result['problems']} problems): bon {100 * at('bon'):.1f}% ({at('bon', 'tokens'):.0f} tok), "
-        f"weighted_bon {gain('weighted_bon'):+.1f} pts, beam {gain('beam'):+.1f} pts ({at('beam', 'tokens'):.0f} tok), "
-        f"dvts {gain('dvts'):+.1f} pts ({at('dvts', 'tokens'):.0f} tok), "
-        f"adaptive {100 * (result['adaptive'][str(b)]['acc'] - at('bon')):+.1f} pts; hardest third: "
-        f"beam {gain('beam', 'acc_hardest'):+.1f}, dvts {gain('dvts', 'acc_hardest'):+.1f} pts vs bon; "
-        f"{time.perf_counter() - t0:.0f} s"
+        f"search @ N={b} ({result['problems']} problems, ~{tokens:.0f} tok): " + "; ".join(parts) + f"; adaptive "
+        f"{100 * adaptive['acc']:.1f}% ({adaptive['tokens']:.0f} tok); {time.perf_counter() - t0:.0f} s"
     )
 
 

@@ -235,9 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--search-scorer",
-        choices=["pav", "orm", "genrm", "mc"],
+        choices=["pav", "orm", "genrm", "likelihood", "mc"],
         help="step scores for the search: pav (--process-verifier), orm (--reward-model at each step), genrm "
-        "(--genrm at each step), mc "
+        "(--genrm at each step), likelihood (verifier-free: the policy's own probability of the path's least "
+        "likely step so far), mc "
         "(the policy's own continuations checked against the reference answer: an oracle bound); default pav",
     )
     e.add_argument("--mode", choices=["strict", "lenient"], help="verifier mode (default: strict, \\boxed{} only)")
@@ -553,11 +554,6 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     from pipeline.evaluate.allocation import compare_runs, run_difficulty, run_picks, write_comparison
 
     runs = [run_picks(r) for r in args.runs]
-    names = [r["name"] for r in runs]
-    if len(set(names)) != len(names):
-        raise InputError(
-            f"two runs share a strategy, budget and width: {sorted(n for n in names if names.count(n) > 1)}"
-        )
     result = compare_runs(runs, run_difficulty(runs[0], args.process_verifier, device=args.device), args.bins)
     write_comparison(result, args.out, plots=not args.no_plots)
     for name, r in sorted(result["runs"].items(), key=lambda kv: (kv[1]["budget"], kv[1]["strategy"])):

@@ -88,16 +88,17 @@ def apply_allocation(
 
 def question_values(scorer, prompts: Sequence[Sequence[int]]) -> np.ndarray:
     """A process verifier's value of each bare question (before any step): the predicted
-    chance of solving it. ``scorer``: a :class:`pipeline.evaluate.scoring.PAVStepScorer`."""
+    chance of solving it. ``scorer``: a :class:`pipeline.evaluate.scoring.PAVStepScorer`; its
+    process verifier's values (``mu``) are read, as ``rl-pipeline allocate`` reads them."""
     from pipeline.models.value_model import predict_values
 
-    model = scorer.pi if scorer.pi is not None else scorer.mu
-    values = predict_values(model, scorer.pad, prompts, [[] for _ in prompts], [[] for _ in prompts])
+    values = predict_values(scorer.mu, scorer.pad, prompts, [[] for _ in prompts], [[] for _ in prompts])
     return np.asarray([float(v[0]) for v in values])
 
 
 def run_picks(run: Path) -> dict:
-    """One finished search run: its name (``beam@16/M4``: strategy, budget, beam width), and per
+    """One finished search run: its name (``beam@16/M4``: strategy, budget, beam width; a step
+    scorer other than the default pav is named after it: ``beam@16/M4:likelihood``), and per
     problem (in the run's order) its id, whether the search's pick is right and the tokens the
     search generated."""
     run = Path(run)
@@ -130,10 +131,13 @@ def run_picks(run: Path) -> dict:
         ids.append(key)
         tokens.append(spent[key])
     settings = report.get("settings", {})
-    width = search.get("beam_width")
+    width, scorer = search.get("beam_width"), search.get("scorer", "pav")
     return {
-        "name": f"{search['strategy']}@{search['budget']}" + (f"/M{width}" if width else ""),
+        "name": f"{search['strategy']}@{search['budget']}"
+        + (f"/M{width}" if width else "")
+        + (f":{scorer}" if scorer != "pav" else ""),
         "beam_width": width,
+        "scorer": scorer,
         "strategy": search["strategy"],
         "budget": search["budget"],
         "ids": ids,
@@ -152,6 +156,12 @@ def compare_runs(runs: Sequence[dict], difficulty: Sequence[float], bins: int = 
     if not runs:
         raise InputError("no runs to compare")
     ids = runs[0]["ids"]
+    names = [r["name"] for r in runs]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(
+            f"two runs share a strategy, budget, width and step scorer ({', '.join(twice)}): give each setting once"
+        )
     for r in runs[1:]:
         if r["ids"] != ids:
             raise InputError(f"{r['name']} was run on other problems than {runs[0]['name']}: compare runs of one split")
@@ -164,6 +174,7 @@ def compare_runs(runs: Sequence[dict], difficulty: Sequence[float], bins: int = 
         out["runs"][r["name"]] = {
             "strategy": r["strategy"],
             "budget": r["budget"],
+            "scorer": r.get("scorer", "pav"),
             "acc": float(r["correct"].mean()),
             "tokens": float(r["tokens"].mean()),
             "acc_hardest": float(r["correct"][hardest].mean()) if hardest.any() else None,
@@ -180,7 +191,12 @@ def compare_runs(runs: Sequence[dict], difficulty: Sequence[float], bins: int = 
         out["adaptive"][str(budget)]["apply"] = {
             "edges": [float(e) for e in edges],
             "choices": {
-                str(k): {"run": name, "strategy": mine[name]["strategy"], "beam_width": mine[name].get("beam_width")}
+                str(k): {
+                    "run": name,
+                    "strategy": mine[name]["strategy"],
+                    "beam_width": mine[name].get("beam_width"),
+                    "scorer": mine[name].get("scorer", "pav"),
+                }
                 for k, name in table.items()
             },
         }

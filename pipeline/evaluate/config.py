@@ -31,11 +31,11 @@ class SearchConfig:
     """Test-time search (``evaluate --search``): how each problem's generation budget is spent."""
 
     strategy: str | None = (
-        None  # None: plain sampling (generation.n responses) | bon | weighted_bon | beam | dvts | adaptive (each problem's difficulty bin picks one, from `allocation`)
+        None  # None: plain sampling (generation.n responses) | bon | weighted_bon | beam | dvts | adaptive (each problem's difficulty bin picks strategy, width and scorer, from `allocation`)
     )
     budget: int = 16  # N: samples (bon, weighted_bon) or continuations per step (beam, dvts)
     beam_width: int = 4  # M (beam, dvts): continuations per beam per step; N/M beams or subtrees end as N/M candidates
-    scorer: str = "pav"  # step scores: pav (process_verifier, + process_base_verifier) | orm (reward_model at each step) | genrm (the generative verifier at each step) | mc (Monte Carlo continuations by the policy checked against the reference answer: an oracle bound)
+    scorer: str = "pav"  # step scores: pav (process_verifier, + process_base_verifier) | orm (reward_model at each step) | genrm (the generative verifier at each step) | likelihood (verifier-free: the policy's geometric-mean token probability of the path's least likely step so far) | mc (Monte Carlo continuations by the policy checked against the reference answer: an oracle bound)
     mc_rollouts: int = 4  # scorer mc: continuations per prefix
     split: str = "lines"  # step boundaries, as the training engines split: lines | episodes
     max_steps: int = 12  # tree depth (beam, dvts); at the last step open beams are completed to max_new_tokens
@@ -43,20 +43,19 @@ class SearchConfig:
     allocation: str | None = None  # adaptive: comparison.json of `rl-pipeline allocate` (its table at this budget)
 
     def __post_init__(self) -> None:
-        from pipeline.evaluate.search import STRATEGIES, TREE_SEARCHES
+        from pipeline.evaluate.search import SCORERS, STRATEGIES, TREE_SEARCHES
 
         if self.strategy is not None and self.strategy not in STRATEGIES:
             raise ConfigError(f"search.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.scorer not in ("pav", "orm", "genrm", "mc"):
-            raise ConfigError(f"search.scorer must be pav, orm, genrm or mc, got {self.scorer!r}")
+        if self.scorer not in SCORERS:
+            raise ConfigError(f"search.scorer must be one of {', '.join(SCORERS)}, got {self.scorer!r}")
         if self.split not in ("lines", "episodes"):
             raise ConfigError(f"search.split must be lines or episodes, got {self.split!r}")
         if min(self.budget, self.beam_width, self.mc_rollouts, self.max_steps, self.step_tokens) < 1:
             raise ConfigError("search.budget, beam_width, mc_rollouts, max_steps and step_tokens must be >= 1")
-        if self.strategy == "adaptive" and (not self.allocation or self.scorer != "pav"):
+        if self.strategy == "adaptive" and not self.allocation:
             raise ConfigError(
-                "search.strategy adaptive needs search.allocation (rl-pipeline allocate's comparison.json) and "
-                "search.scorer pav (the process verifier ranks difficulty)"
+                "search.strategy adaptive needs search.allocation (rl-pipeline allocate's comparison.json)"
             )
         if self.strategy in TREE_SEARCHES and self.budget % self.beam_width:
             raise ConfigError(
@@ -146,6 +145,11 @@ class EvalConfig:
                 raise ConfigError("search and second_attempt do not combine: search the first attempt only")
             if s.scorer == "pav" and not self.process_verifier:
                 raise ConfigError("search.scorer pav needs process_verifier (a PAV model: rl-pipeline pav)")
+            if s.strategy == "adaptive" and not self.process_verifier:
+                raise ConfigError(
+                    "search.strategy adaptive needs process_verifier: its value of the bare question is the "
+                    "difficulty that picks each problem's bin (rl-pipeline allocate --process-verifier)"
+                )
             if s.scorer == "genrm" and not self.genrm:
                 raise ConfigError("search.scorer genrm needs genrm (a causal LM that answers Yes/No)")
             if s.scorer == "orm" and not self.reward_model:

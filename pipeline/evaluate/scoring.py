@@ -13,7 +13,8 @@ step`` (token ids; ``ends`` the token step ends). :class:`PAVStepScorer` is PAV'
 step by a function of the response up to its end, cached, which gives an ORM at each
 step (:func:`reward_model_rater`) and the Monte Carlo prover's success from the prefix
 (:class:`MonteCarloRater`, an oracle bound: it checks continuations against the
-reference answer).
+reference answer). :class:`LikelihoodStepScorer` needs no verifier at all: the policy's own
+probability of the path's least likely step.
 """
 
 from __future__ import annotations
@@ -211,3 +212,39 @@ class PAVStepScorer:
         mu = predict_values(self.mu, self.pad, prompts, responses, ends)
         pi = predict_values(self.pi, self.pad, prompts, responses, ends) if self.pi is not None else [None] * len(mu)
         return [step_scores(m, q, self.alpha) for m, q in zip(mu, pi)]
+
+
+class LikelihoodStepScorer:
+    """A verifier-free step scorer: the policy's own confidence. Step h's likelihood is the
+    geometric-mean probability the policy (at temperature 1) gives that step's tokens,
+    ``exp(mean log p)``; the score after step h rates the path so far by its least likely step
+    (a slip is one unlikely step among likely ones: DeepConf's lowest-group confidence, arXiv
+    2508.15260, with steps as the groups). Scores lie in (0, 1] and never rise along a path, so
+    ``aggregate: last`` is the whole path's weakest step. ``model``: the policy as a Hugging Face
+    causal LM (the evaluate stage's own on the HF backend)."""
+
+    def __init__(self, model, pad_id: int, *, batch_size: int = 32):
+        self.model, self.pad, self.batch_size = model, pad_id, batch_size
+
+    @torch.no_grad()
+    def __call__(self, prompts, responses, ends) -> list[list[float]]:
+        from pipeline.models.policy import make_batch, response_logprobs
+
+        was_training = self.model.training
+        self.model.eval()
+        dev = next(self.model.parameters()).device
+        out: list[list[float]] = []
+        try:
+            for s in range(0, len(prompts), self.batch_size):
+                P, R = prompts[s : s + self.batch_size], responses[s : s + self.batch_size]
+                logp, _ = response_logprobs(self.model, make_batch(P, R, self.pad).to(dev))
+                for row, es in zip(logp.cpu().tolist(), ends[s : s + self.batch_size]):
+                    scores, low = [], 1.0
+                    for a, b in zip([0, *es[:-1]], es):
+                        if b > a:
+                            low = min(low, math.exp(sum(row[a:b]) / (b - a)))
+                        scores.append(low)
+                    out.append(scores)
+        finally:
+            self.model.train(was_training)
+        return out

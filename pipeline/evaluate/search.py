@@ -17,8 +17,8 @@ Strategies (``search.strategy``), for a budget of N and a beam width M:
   the N/M candidates do not collapse onto one high-scoring prefix.
 
 ``adaptive`` (Snell et al.'s compute-optimal choice) bins each problem by the process
-verifier's value of the bare question and runs the strategy that ``rl-pipeline allocate``
-found best for that bin at this budget; it keeps only each problem's pick (the best-scored
+verifier's value of the bare question and runs the setting (strategy, beam width and step
+scorer) that ``rl-pipeline allocate`` found best for that bin at this budget; it keeps only each problem's pick (the best-scored
 candidate, or the weighted vote's winner), so its ``pass@1`` is the pick's accuracy.
 
 Both tree searches are one loop (:func:`tree_search`) with two selection rules. A step
@@ -41,6 +41,7 @@ from pipeline.evaluate.metrics import ProblemResult, aggregate_score, vote_weigh
 
 STRATEGIES = ("bon", "weighted_bon", "beam", "dvts", "adaptive")
 TREE_SEARCHES = ("beam", "dvts")
+SCORERS = ("pav", "orm", "genrm", "likelihood", "mc")
 # the report metric of each pick; an adaptive search keeps only its pick, so pass@1 is the pick's accuracy
 PICK = {"bon": "bon", "weighted_bon": "wbon", "beam": "bon", "dvts": "bon", "adaptive": "pass"}
 
@@ -232,23 +233,40 @@ class Searcher:
         )
         self.questions: dict[tuple, str] = {}
         self.answers: dict[tuple, str] = {}
-        self.verifier = verifier
-        self.scorer = self._scorer(eos, verifier, log)
-        if s.strategy == "adaptive":
+        self.verifier, self.eos, self.log = verifier, eos, log
+        self._scorers: dict[str, Callable] = {}
+        if s.strategy != "adaptive":
+            self.scorer = self.scorer_for(s.scorer)
+        else:
             from pipeline.evaluate.allocation import load_allocation
+            from pipeline.evaluate.scoring import PAVStepScorer
 
             self.allocation = load_allocation(s.allocation, s.budget)
+            # the process verifier's value of the bare question, as allocate read it
+            self.difficulty = PAVStepScorer(cfg.process_verifier, tokenizer=self.tok, device=cfg.model.device)
             used = list(self.allocation["choices"].values())
             self._fallback = max(used, key=lambda c: sum(u["run"] == c["run"] for u in used))
+            for c in used:  # every scorer the table names, built (and its inputs checked) before searching
+                self.scorer_for(c.get("scorer", "pav"))
             if log:
                 table = ", ".join(f"bin {k}: {c['run']}" for k, c in sorted(self.allocation["choices"].items()))
                 log(f"adaptive search at budget {s.budget}: {table}")
 
-    def _scorer(self, eos, verifier, log):
+    def scorer_for(self, name: str) -> Callable:
+        """The step scorer ``name`` (``search.scorer``'s choices), built once."""
+        if name not in self._scorers:
+            self._scorers[name] = self._build_scorer(name)
+        return self._scorers[name]
+
+    def _build_scorer(self, name: str):
+        from pipeline.config import ConfigError
         from pipeline.evaluate import scoring
 
-        cfg, s = self.cfg, self.cfg.search
-        if s.scorer == "pav":
+        cfg, s, eos, verifier, log = self.cfg, self.cfg.search, self.eos, self.verifier, self.log
+        needs = {"pav": "process_verifier", "orm": "reward_model", "genrm": "genrm"}
+        if name in needs and not getattr(cfg, needs[name]):
+            raise ConfigError(f"step scorer {name} needs {needs[name]}")
+        if name == "pav":
             return scoring.PAVStepScorer(
                 cfg.process_verifier,
                 base=cfg.process_base_verifier,
@@ -256,8 +274,16 @@ class Searcher:
                 tokenizer=self.tok,
                 device=cfg.model.device,
             )
-        if s.scorer in ("orm", "genrm"):
-            if s.scorer == "orm":
+        if name == "likelihood":
+            model = getattr(self.gen.rollout, "model", None)
+            if model is None:  # the vLLM backend: the policy's HF weights beside it
+                from pipeline.models.policy import load_policy
+
+                model, _ = load_policy(cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device)
+            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else next(iter(eos))
+            return scoring.LikelihoodStepScorer(model, pad)
+        if name in ("orm", "genrm"):
+            if name == "orm":
                 rm = scoring.RewardModel(cfg.reward_model, device=cfg.model.device)
             else:
                 from pipeline.models.generative_verifier import GenerativeVerifier
@@ -266,6 +292,8 @@ class Searcher:
                     cfg.genrm, device=cfg.model.device, rationales=cfg.genrm_rationales, seed=cfg.seed
                 )
             return scoring.PrefixScorer(scoring.reward_model_rater(rm, self.tok, self.questions))
+        if name != "mc":
+            raise ConfigError(f"unknown step scorer {name!r}; choose from {', '.join(SCORERS)}")
         from pipeline.models.rollout import Sampling
 
         if verifier is None:
@@ -285,13 +313,13 @@ class Searcher:
             log("search.scorer mc checks prover continuations against the reference answers: an oracle bound")
         return scoring.PrefixScorer(self.mc)
 
-    def _search(self, prompts, strategy: str, width: int) -> list[SearchResult]:
+    def _search(self, prompts, strategy: str, width: int, scorer) -> list[SearchResult]:
         cfg, s, g = self.cfg, self.cfg.search, self.cfg.generation
         if strategy in TREE_SEARCHES:
             return tree_search(
                 prompts,
                 self.stepper,
-                self.scorer,
+                scorer,
                 strategy=strategy,
                 budget=s.budget,
                 width=width,
@@ -300,7 +328,7 @@ class Searcher:
                 max_new_tokens=g.max_new_tokens,
                 aggregate=cfg.aggregate,
             )
-        return sample_search(prompts, self.stepper, self.scorer, budget=s.budget, max_new_tokens=g.max_new_tokens)
+        return sample_search(prompts, self.stepper, scorer, budget=s.budget, max_new_tokens=g.max_new_tokens)
 
     def _pick(self, cands: list[Candidate], strategy: str) -> int:
         """The candidate a strategy answers with: the best-scored one, or for weighted_bon the
@@ -319,16 +347,19 @@ class Searcher:
         return best if pick is None else pick
 
     def _adaptive(self, prompts) -> tuple[list[SearchResult], list[dict]]:
-        """Each problem's difficulty bin picks its strategy; one search per strategy over its problems."""
+        """Each problem's difficulty bin picks its run (strategy, width and step scorer); one search
+        per run over its problems."""
         from pipeline.evaluate.allocation import assign, question_values
 
-        bins = assign(1.0 - question_values(self.scorer, prompts), self.allocation["edges"])
+        bins = assign(1.0 - question_values(self.difficulty, prompts), self.allocation["edges"])
         choices = [self.allocation["choices"].get(str(int(b))) or self._fallback for b in bins]
         results: list = [None] * len(prompts)
         for run in {c["run"]: c for c in choices}.values():
             mine = [i for i, c in enumerate(choices) if c["run"] == run["run"]]
             width = run.get("beam_width") or self.cfg.search.beam_width
-            for i, r in zip(mine, self._search([prompts[i] for i in mine], run["strategy"], width), strict=True):
+            scorer = self.scorer_for(run.get("scorer", "pav"))
+            found = self._search([prompts[i] for i in mine], run["strategy"], width, scorer)
+            for i, r in zip(mine, found, strict=True):
                 results[i] = r
         return results, [dict(c, bin=int(b)) for c, b in zip(choices, bins)]
 
@@ -342,14 +373,15 @@ class Searcher:
         ]
         for p, ids in zip(problems, prompts):
             self.questions[tuple(ids)], self.answers[tuple(ids)] = p.question, str(p.answer)
-        if hasattr(self.scorer, "reset"):
-            self.scorer.reset()
+        for scorer in self._scorers.values():
+            if hasattr(scorer, "reset"):
+                scorer.reset()
         if s.strategy == "adaptive":
             results, chosen = self._adaptive(prompts)
             for r, c in zip(results, chosen):
                 r.candidates = [r.candidates[self._pick(r.candidates, c["strategy"])]]
         else:
-            results, chosen = self._search(prompts, s.strategy, s.beam_width), [None] * len(prompts)
+            results, chosen = self._search(prompts, s.strategy, s.beam_width, self.scorer), [None] * len(prompts)
         rows = []
         for p, r, c in zip(problems, results, chosen, strict=True):
             cands = r.candidates

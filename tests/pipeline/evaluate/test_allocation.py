@@ -101,8 +101,9 @@ def test_allocate_over_real_search_runs(task_files, tmp_path):
         "--no-progress",
         "--no-plots",
     ]
-    for s in ("bon", "dvts"):
-        r = run("evaluate", "--search", s, *common, "--out", str(tmp_path / s))
+    for s in ("bon", "dvts"):  # dvts guided by the policy's own likelihood: the table mixes step scorers
+        scorer = ["--search-scorer", "likelihood"] if s == "dvts" else []
+        r = run("evaluate", "--search", s, *scorer, *common, "--out", str(tmp_path / s))
         assert r.returncode == 0, r.stderr
     r = run(
         "allocate",
@@ -119,14 +120,14 @@ def test_allocate_over_real_search_runs(task_files, tmp_path):
     result = json.loads((tmp_path / "alloc" / "comparison.json").read_text())
     for s in ("bon", "dvts"):
         picks = run_picks(tmp_path / s)
-        name = {"bon": "bon@2", "dvts": "dvts@2/M2"}[s]
+        name = {"bon": "bon@2", "dvts": "dvts@2/M2:likelihood"}[s]
         assert picks["name"] == name
         assert result["runs"][name]["acc"] == pytest.approx(picks["correct"].mean())
         assert result["runs"][name]["tokens"] == pytest.approx(picks["tokens"].mean())
         report = json.loads((tmp_path / s / "report.json").read_text())
         assert 100 * picks["correct"].mean() == pytest.approx(report["search"]["accuracy"])  # the report's own pick
     assert "2" in result["adaptive"] and (tmp_path / "alloc" / "accuracy_vs_tokens.png").is_file()
-    assert "| dvts@2/M2 |" in (tmp_path / "alloc" / "report.md").read_text()
+    assert "| dvts@2/M2:likelihood |" in (tmp_path / "alloc" / "report.md").read_text()
 
     # the fitted table applied: each problem's bin picks a run's strategy, and only its pick is kept
     from pipeline.evaluate.allocation import assign, run_difficulty
@@ -140,7 +141,11 @@ def test_allocate_over_real_search_runs(task_files, tmp_path):
     for row, b in zip(rows, bins, strict=True):
         chosen = apply["choices"][str(int(b))]
         assert row["search"]["bin"] == b and row["search"]["chosen"] == chosen["run"]
+        assert chosen["scorer"] == ("likelihood" if chosen["strategy"] == "dvts" else "pav")
         assert len(row["responses"]) == 1  # the pick
+        if chosen["scorer"] == "likelihood":  # the run's own scorer guided it: its scores never rise
+            [steps] = row["step_scores"]
+            assert steps == sorted(steps, reverse=True) and all(0 < x <= 1 for x in steps)
         cont = row["search"]["continuations"]
         assert cont == [2] if chosen["strategy"] == "bon" else cont[0] == 2 and len(cont) >= 1
     rep = json.loads((tmp_path / "adaptive" / "report.json").read_text())
@@ -163,6 +168,9 @@ def test_allocate_over_real_search_runs(task_files, tmp_path):
         "allocate", str(tmp_path / "bon"), "--process-verifier", str(tmp_path / "pav"), "--out", str(tmp_path / "x")
     )
     assert r.returncode == 0 and "adaptive" not in r.stdout  # one strategy: nothing to allocate
+    twice = [str(tmp_path / "bon"), str(tmp_path / "bon")]
+    r = run("allocate", *twice, "--process-verifier", str(tmp_path / "pav"), "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "share a strategy, budget, width and step scorer (bon@2)" in r.stderr
     r = run(
         "allocate", str(tmp_path / "pav"), "--process-verifier", str(tmp_path / "pav"), "--out", str(tmp_path / "x")
     )

@@ -184,6 +184,11 @@ def test_config_errors_name_the_setting(tmp_path):
     with pytest.raises(ConfigError, match="cannot be searched"):
         cfg("generations: g.jsonl\nsearch: {strategy: bon, scorer: mc}\n")
     assert cfg("search: {strategy: dvts, budget: 8, beam_width: 2, scorer: mc}\n").search.budget == 8
+    with pytest.raises(ConfigError, match="search.scorer must be one of pav, orm, genrm, likelihood, mc"):
+        cfg("search: {strategy: beam, scorer: prm}\n")
+    assert cfg("model: {path: m}\nsearch: {strategy: beam, scorer: likelihood}\n").search.scorer == "likelihood"
+    with pytest.raises(ConfigError, match="adaptive needs process_verifier"):
+        cfg("model: {path: m}\nsearch: {strategy: adaptive, scorer: likelihood, allocation: c.json}\n")
 
 
 @pytest.mark.slow
@@ -248,3 +253,30 @@ def test_the_weighted_vote_winner_sums_each_answers_weights_and_skips_no_answer(
     assert vote_winner([0, 1, 1, -1], [0.9, 0.5, 0.5, 5.0], range(4)) == 1  # answer 1 holds 1.0 against 0.9
     assert vote_winner([0, 1, 1], [0.9, 0.4, 0.5], range(3)) == 0  # a tie goes to the answer seen first
     assert vote_winner([-1, -1], [1.0, 1.0], range(2)) is None
+
+
+def test_likelihood_scorer_is_the_least_likely_step_so_far_under_the_policy(task_files, tok):
+    import math
+
+    import torch
+
+    from pipeline.evaluate.scoring import LikelihoodStepScorer
+    from pipeline.models.policy import load_policy
+
+    lm, _ = load_policy(str(task_files["model"]))
+    scorer = LikelihoodStepScorer(lm, tok.pad_token_id, batch_size=2)
+    segment = StepSegmenter(ProgressConfig(), tok)
+    p, short = _prompt(tok), tok("7\n", add_special_tokens=False)["input_ids"]
+    texts = ["1 + 2 = 3\n3 + 4 = 7\n", "9 - 1 = 8\n", "2 + 2 = 5\n5 - 1 = 4\n4 + 4 = 8"]
+    rs = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    ends = [segment(r) for r in rs]
+    prompts = [p, p + short, p]  # prompts of other lengths in one batch: left padding must not leak
+    got = scorer(prompts, rs, ends)
+    for q, r, es, scores in zip(prompts, rs, ends, got, strict=True):
+        with torch.no_grad():  # one unpadded forward pass, token by token
+            logp = torch.log_softmax(lm(input_ids=torch.tensor([q + r])).logits[0].float(), -1)
+        lp = [float(logp[len(q) + t - 1, r[t]]) for t in range(len(r))]
+        steps = [math.exp(sum(lp[a:b]) / (b - a)) for a, b in zip([0, *es[:-1]], es)]
+        want = [min(steps[: h + 1]) for h in range(len(steps))]
+        assert len(scores) == len(es) and scores == pytest.approx(want, rel=1e-4)
+        assert all(0 < s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
