@@ -1,23 +1,24 @@
 #!/usr/bin/env python
 """Test-time search at toy scale: accuracy vs generated tokens for best-of-N, weighted
-best-of-N, step-level beam search and DVTS guided by the project's own PAV model, and the
-compute-optimal (difficulty-adaptive) choice among them.
+best-of-N, step-level beam search and DVTS, each guided by the project's own PAV model and by
+the verifier-free likelihood scorer (the policy's probability of the path's least likely step),
+and the compute-optimal (difficulty-adaptive) choice among all of them.
 
-    .venv/bin/python benchmarks/search.py [--budgets 4,8,16,32] [--out runs/bench/search]
+    .venv/bin/python benchmarks/search.py [--budgets 4,8,16,32] [--scorers pav,likelihood] [--out runs/bench/search]
 
 A tiny Llama is warmed up on 4-step arithmetic whose worked solutions slip at every step
 independently (15%), so its own solutions go wrong at any step; ``rl-pipeline pav``'s
 library labels its responses to other problems by Monte Carlo (best-of-4 prover) and fits
 the PAV model. Each strategy then runs through the evaluate stage (``search.strategy``) on
-200 held-out problems at each budget N (beam width 4: N/4 beams). Every figure is the
-pick's accuracy (the top-scored candidate, or the top answer by summed scores for
+200 held-out problems at each budget N (beam width 4: N/4 beams) with each scorer. Every
+figure is the pick's accuracy (the top-scored candidate, or the top answer by summed scores for
 weighted_bon) against the tokens the policy generated per problem, pruned continuations
 included. The figures, table and plot are ``rl-pipeline allocate``'s (``OUT/report.md``,
 ``OUT/comparison.json``, ``OUT/accuracy_vs_tokens.png``).
 
 The adaptive allocation bins problems into thirds by the PAV model's value of the bare
-question (no answer needed) and gives each bin the strategy that the other half of the
-problems showed best at that budget (two-fold cross-fitting, so no problem chooses its own
+question (no answer needed) and gives each bin the run (strategy and scorer) that the other
+half of the problems showed best at that budget (two-fold cross-fitting, so no problem chooses its own
 strategy). The last line is the headline.
 """
 
@@ -140,22 +141,22 @@ def main() -> None:
     for budget, r in result["adaptive"].items():
         print(f"adaptive@{budget}: {json.dumps(r)}", flush=True)
 
-    b = max(budgets)
-    last = {(r["scorer"], r["strategy"]): r for r in result["runs"].values() if r["budget"] == b}
-    pct = lambda r, key="acc": 100 * r[key]  # noqa: E731
+    runs_at = {(r["scorer"], r["strategy"], r["budget"]): r for r in result["runs"].values()}
+    pct = lambda r, key="acc": f"{100 * r[key]:.1f}"  # noqa: E731
     parts = []
     for scorer in scorers:
-        bon = last[(scorer, "bon")]
-        gains = ", ".join(
-            f"{s} {pct(last[(scorer, s)]) - pct(bon):+.1f} ({pct(last[(scorer, s)], 'acc_hardest') - pct(bon, 'acc_hardest'):+.1f} hardest)"
-            for s in ("weighted_bon", "beam", "dvts")
-        )
-        parts.append(f"{scorer}: bon {pct(bon):.1f}% ({pct(bon, 'acc_hardest'):.1f} hardest), {gains}")
-    tokens = last[(scorers[0], "bon")]["tokens"]
-    adaptive = result["adaptive"][str(b)]
+        for b in sorted({min(budgets), max(budgets)}):
+            picks = " / ".join(
+                f"{pct(runs_at[(scorer, s, b)])} ({pct(runs_at[(scorer, s, b)], 'acc_hardest')})" for s in STRATEGIES
+            )
+            parts.append(f"{scorer} N={b} ({runs_at[(scorer, 'bon', b)]['tokens']:.0f} tok) {picks}")
+    adaptive = " / ".join(
+        f"{100 * result['adaptive'][str(b)]['acc']:.1f}" for b in budgets if str(b) in result["adaptive"]
+    )
     print(
-        f"search @ N={b} ({result['problems']} problems, ~{tokens:.0f} tok): " + "; ".join(parts) + f"; adaptive "
-        f"{100 * adaptive['acc']:.1f}% ({adaptive['tokens']:.0f} tok); {time.perf_counter() - t0:.0f} s"
+        f"search, accuracy % (hardest third) of bon / weighted_bon / beam / dvts on {result['problems']} problems: "
+        + "; ".join(parts)
+        + f"; adaptive (cross-fitted) at N={','.join(map(str, budgets))}: {adaptive}; {time.perf_counter() - t0:.0f} s"
     )
 
 

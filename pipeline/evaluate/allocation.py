@@ -21,6 +21,7 @@ report with the accuracy-vs-tokens plot.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -256,6 +257,17 @@ def run_difficulty(run: dict, process_verifier: str, *, device: str = "auto") ->
     return 1.0 - question_values(scorer, prompts)
 
 
+def budget_curves(result: dict) -> dict[str, list[tuple[float, float]]]:
+    """Accuracy (%) against tokens, one curve per setting across budgets: a run's name without
+    its budget (``beam/M4:likelihood``), and the adaptive choice."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for name, r in result["runs"].items():
+        curves.setdefault(re.sub(r"@\d+", "", name, count=1), []).append((r["tokens"], 100 * r["acc"]))
+    if result["adaptive"]:
+        curves["adaptive"] = [(a["tokens"], 100 * a["acc"]) for a in result["adaptive"].values()]
+    return {name: sorted(pts) for name, pts in curves.items()}
+
+
 def write_comparison(result: dict, out: Path, *, plots: bool = True) -> None:
     """``out/comparison.json``, ``out/report.md`` (one row per run and per adaptive budget) and
     ``out/accuracy_vs_tokens.png`` (one curve per strategy, one for the adaptive choice)."""
@@ -298,14 +310,10 @@ def write_comparison(result: dict, out: Path, *, plots: bool = True) -> None:
     with atomic_writer(out / "report.md") as f:
         f.write("\n".join(lines) + "\n")
     if plots:
-        curves: dict[str, list[tuple[float, float]]] = {}
-        for _, r in runs:
-            curves.setdefault(r["strategy"], []).append((r["tokens"], 100 * r["acc"]))
-        curves["adaptive"] = [(a["tokens"], 100 * a["acc"]) for a in result["adaptive"].values()]
         from pipeline.evaluate.report import plot_curves
 
         plot_curves(
-            {name: sorted(pts) for name, pts in curves.items()},
+            budget_curves(result),
             out / "accuracy_vs_tokens.png",
             xlabel="generated tokens per problem",
             ylabel="accuracy of the pick (%)",

@@ -65,6 +65,21 @@ def test_cross_fitted_adaptive_choice_beats_each_fixed_strategy_where_they_split
     assert flat["adaptive"]["8"]["tokens"] == 50.0
 
 
+def test_the_plot_draws_one_curve_per_setting_across_budgets():
+    from pipeline.evaluate.allocation import budget_curves
+
+    hard = np.linspace(0, 1, 12)
+    runs = []
+    for n, tok in ((4, 10.0), (8, 20.0)):
+        for name, right in ((f"beam@{n}/M4", 6), (f"beam@{n}/M4:likelihood", 9), (f"bon@{n}", 3)):
+            runs.append(_run(f"{name.split('@')[0]}@{n}", np.arange(12) < right, np.full(12, tok)) | {"name": name})
+    curves = budget_curves(compare_runs(runs, hard, bins=2))
+    # beam by two scorers stays two curves: one strategy's runs never zigzag between scorers
+    assert curves["beam/M4"] == [(10.0, 50.0), (20.0, 50.0)]
+    assert curves["beam/M4:likelihood"] == [(10.0, 75.0), (20.0, 75.0)]
+    assert curves["bon"] == [(10.0, 25.0), (20.0, 25.0)] and len(curves["adaptive"]) == 2
+
+
 def test_runs_on_other_problems_are_refused():
     a = _run("bon@4", [1, 0], [1, 1])
     b = _run("beam@4", [1, 0], [1, 1], ids=[("t", "0"), ("t", "9")])
