@@ -82,7 +82,12 @@ def write_markdown(report: dict, path: Path, ks: list[int] | None = None) -> Non
             f"{sr['strategy']} with budget {sr['budget']}{width}, steps scored by {sr['scorer']} "
             f"({sr['aggregate']}): the pick ({sr['pick']}, over {sr['candidates']} candidates) is right on {acc} "
             f"of problems, for {sr['generated_tokens_per_problem']:.0f} generated tokens per problem "
-            "(pruned continuations included).",
+            "(pruned continuations included)"
+            + (
+                f"; the scorer sampled {sr['scorer_tokens_per_problem']:.0f} more per problem to rate the steps."
+                if sr.get("scorer_tokens_per_problem")
+                else "."
+            ),
             "",
         ]
         if sr.get("chosen"):

@@ -211,6 +211,9 @@ def search_summary(cfg: EvalConfig, rows: list[dict], metrics: dict) -> dict:
         "accuracy": metrics.get(f"{PICK[s.strategy]}@{n}"),
         "generated_tokens_per_problem": sum(spent) / len(spent) if spent else 0.0,
         "scorer_seconds": round(sum(r["search"].get("scorer_seconds", 0.0) for r in rows if "search" in r), 2),
+        "scorer_tokens_per_problem": (
+            sum(r["search"].get("scorer_tokens", 0.0) for r in rows if "search" in r) / len(spent) if spent else 0.0
+        ),
     }
 
 

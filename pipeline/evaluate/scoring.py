@@ -134,6 +134,11 @@ class PrefixScorer:
     def reset(self) -> None:
         self.cache.clear()
 
+    @property
+    def sampled_tokens(self) -> int:
+        """Tokens the rater has sampled (a Monte Carlo rater's continuations), cache misses only."""
+        return int(getattr(self.rate, "tokens", 0))
+
     def __call__(self, prompts, responses, ends) -> list[list[float]]:
         keys = [[(tuple(p), tuple(r[:e])) for e in es] for p, r, es in zip(prompts, responses, ends, strict=True)]
         missing = list(dict.fromkeys(k for ks in keys for k in ks if k not in self.cache))

@@ -67,6 +67,13 @@ class SearchResult:
     generated_tokens: int = 0  # tokens the policy sampled, pruned continuations included
     continuations: list[int] = field(default_factory=list)  # continuations sampled at each depth
     scorer_seconds: float = 0.0
+    scorer_tokens: float = 0.0  # tokens a sampling scorer (mc) drew to rate this problem's steps
+
+
+def _scorer_tokens(scorer) -> int:
+    """Tokens a step scorer has sampled so far (the Monte Carlo rater's continuations; 0 for
+    scorers that only read)."""
+    return int(getattr(scorer, "sampled_tokens", 0))
 
 
 # scorer(prompts, responses, ends) -> per response, one score per step (len(ends[i]) of them)
@@ -98,18 +105,19 @@ class Stepper:
         return bool(tokens) and (tokens[-1] in self.eos or len(tokens) >= max_new_tokens)
 
 
-def _score_new_steps(scorer: StepScorer, prompts, paths: list[Candidate], segment) -> float:
-    """Rate the newest step of each path (appended to its ``steps``); returns seconds spent."""
+def _score_new_steps(scorer: StepScorer, prompts, paths: list[Candidate], segment) -> tuple[float, int]:
+    """Rate the newest step of each path (appended to its ``steps``); returns the seconds spent
+    and the tokens the scorer sampled."""
     if not paths:
-        return 0.0
-    t0 = time.perf_counter()
+        return 0.0, 0
+    t0, n0 = time.perf_counter(), _scorer_tokens(scorer)
     ends = [segment(p.tokens) or [len(p.tokens)] for p in paths]
     scores = scorer(prompts, [p.tokens for p in paths], ends)
     for p, s in zip(paths, scores, strict=True):
         if not len(s):
             raise ValueError("a step scorer returned no score for a path")
         p.steps.append(float(s[-1]))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _scorer_tokens(scorer) - n0
 
 
 def sample_search(
@@ -125,7 +133,7 @@ def sample_search(
     out = []
     for prompt, group in zip(prompts, groups, strict=True):
         cands = [Candidate(list(t), done=True) for t in group]
-        t0 = time.perf_counter()
+        t0, n0 = time.perf_counter(), _scorer_tokens(scorer)
         ends = [stepper.segment(c.tokens) or [len(c.tokens)] for c in cands]
         for c, s in zip(cands, scorer([prompt] * len(cands), [c.tokens for c in cands], ends), strict=True):
             c.steps = [float(x) for x in s]
@@ -135,6 +143,7 @@ def sample_search(
                 generated_tokens=sum(len(t) for t in group),
                 continuations=[budget],
                 scorer_seconds=time.perf_counter() - t0,
+                scorer_tokens=_scorer_tokens(scorer) - n0,
             )
         )
     return out
@@ -185,9 +194,10 @@ def tree_search(
         flat = [(i, ch) for i, kids in enumerate(children) for ch in kids]
         for r, n in zip(results, (len(k) for k in children)):
             r.continuations.append(n)
-        t = _score_new_steps(scorer, [prompts[i] for i, _ in flat], [ch for _, ch in flat], stepper.segment)
-        for i, kids in enumerate(children):
+        t, n = _score_new_steps(scorer, [prompts[i] for i, _ in flat], [ch for _, ch in flat], stepper.segment)
+        for i, kids in enumerate(children):  # one batched call: its cost shared by each problem's paths
             results[i].scorer_seconds += t * len(kids) / max(1, len(flat))
+            results[i].scorer_tokens += n * len(kids) / max(1, len(flat))
             chosen = _select(strategy, kids, keep - len(results[i].candidates), aggregate)
             results[i].candidates += [c for c in chosen if c.done]
             active[i] = [c for c in chosen if not c.done]
@@ -401,6 +411,7 @@ class Searcher:
                         "generated_tokens": r.generated_tokens,
                         "continuations": r.continuations,
                         "scorer_seconds": round(r.scorer_seconds, 4),
+                        "scorer_tokens": round(r.scorer_tokens, 1),
                         **({"chosen": c["run"], "bin": c["bin"]} if c else {}),
                     },
                 }

@@ -134,6 +134,37 @@ def test_budgets_are_exact_and_every_sampled_token_is_counted(tok):
         _search(tok, "beam", budget=5)
 
 
+def test_a_sampling_scorers_tokens_are_charged_to_the_problems_it_rated(tok):
+    class CountingRate:  # a rater that "samples" 3 tokens per prefix it rates, as the mc rater counts its own
+        def __init__(self):
+            self.tokens = 0
+            self.inner = scripted_scorer(tok).rate
+
+        def __call__(self, prompts, prefixes):
+            self.tokens += 3 * len(prefixes)
+            return self.inner(prompts, prefixes)
+
+    rate = CountingRate()
+    scorer = PrefixScorer(rate)
+    rollout = ScriptedTree(tok, TREE)
+    stepper = Stepper(
+        rollout,
+        StepSegmenter(ProgressConfig(max_steps=10_000), tok),
+        rollout.eos_ids,
+        temperature=1.0,
+        top_p=1.0,
+        stop=("\n",),
+    )
+    opts = dict(budget=4, width=2, max_steps=6, step_tokens=32, max_new_tokens=64)
+    [res] = tree_search([_prompt(tok)], stepper, scorer, strategy="beam", **opts)
+    assert rate.tokens > 0 and res.scorer_tokens == rate.tokens  # one problem: all of it, cache misses only
+    assert scorer.sampled_tokens == rate.tokens
+    rate = CountingRate()
+    [res] = sample_search([_prompt(tok)], stepper, PrefixScorer(rate), budget=4, max_new_tokens=64)
+    prefixes = {tuple(c.tokens[:e]) for c in res.candidates for e in stepper.segment(c.tokens)}
+    assert res.scorer_tokens == rate.tokens == 3 * len(prefixes) > 0
+
+
 def test_a_path_never_outgrows_the_token_budget(tok):
     long = {"": ["x=0.5\n"] * 4, "x=0.5\n": ["y=0.5\n"], "x=0.5\ny=0.5\n": ["z=0.5\n"]}
     res, _, rollout = _search(tok, "beam", tree=long, max_new_tokens=12, max_steps=10)
@@ -233,6 +264,8 @@ def test_evaluate_searches_with_a_real_model_resumes_and_refuses_other_settings(
     assert rep["search"]["pick"] == "bon@2" and rep["search"]["accuracy"] == rep["bon@2"]
     spent = sum(x["search"]["generated_tokens"] for x in rows) / len(rows)
     assert rep["search"]["generated_tokens_per_problem"] == pytest.approx(spent)
+    drawn = sum(x["search"]["scorer_tokens"] for x in rows) / len(rows)  # the mc scorer's own continuations
+    assert drawn > 0 and rep["search"]["scorer_tokens_per_problem"] == pytest.approx(drawn)
     assert "## Search" in (out / "report.md").read_text()
     assert rep["search"]["scorer_seconds"] == pytest.approx(sum(x["search"]["scorer_seconds"] for x in rows), abs=0.01)
 
