@@ -166,11 +166,12 @@ class MonteCarloRater:
     """The prover's chance of answering correctly from a prefix, by ``rollouts`` continuations
     checked against the reference answer (an oracle: it knows the answer, so it bounds what a
     learned step scorer could give the search); a finished prefix is rated by its own verdict.
-    ``answers`` maps a prompt's token ids (a tuple) to its reference answer; the caller fills it."""
+    ``answers`` maps a prompt's token ids (a tuple) to its reference answer; the caller fills it.
+    ``ended(tokens)``: whether a prefix is a finished response (the search's own rule)."""
 
-    def __init__(self, rollout, tokenizer, verifier, *, rollouts: int, sampling, max_new_tokens: int, eos_ids):
+    def __init__(self, rollout, tokenizer, verifier, *, rollouts: int, sampling, max_new_tokens: int, ended):
         self.rollout, self.tok, self.verifier = rollout, tokenizer, verifier
-        self.m, self.sampling, self.max_new_tokens, self.eos = rollouts, sampling, max_new_tokens, set(eos_ids)
+        self.m, self.sampling, self.max_new_tokens, self.ended = rollouts, sampling, max_new_tokens, ended
         self.answers: dict[tuple, str] = {}
         self.tokens = 0  # continuation tokens sampled
 
@@ -178,7 +179,7 @@ class MonteCarloRater:
         from pipeline.models.prover import prefix_successes
 
         out = [0.0] * len(prompts)
-        finished = [i for i, x in enumerate(prefixes) if x and (x[-1] in self.eos or len(x) >= self.max_new_tokens)]
+        finished = [i for i, x in enumerate(prefixes) if self.ended(x)]
         if finished:
             texts = [self.tok.decode(list(prefixes[i]), skip_special_tokens=True) for i in finished]
             verdicts = self.verifier.verify_batch(texts, [self.answers[prompts[i]] for i in finished])

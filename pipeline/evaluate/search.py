@@ -316,7 +316,7 @@ class Searcher:
             rollouts=s.mc_rollouts,
             sampling=Sampling(g.temperature or 1.0, g.top_p, g.max_new_tokens),
             max_new_tokens=g.max_new_tokens,
-            eos_ids=eos,
+            ended=lambda tokens: self.stepper.ended(tokens, g.max_new_tokens),
         )
         self.mc.answers = self.answers
         if log:
