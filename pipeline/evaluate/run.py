@@ -204,7 +204,10 @@ def search_summary(cfg: EvalConfig, rows: list[dict], metrics: dict) -> dict:
         "strategy": s.strategy,
         "budget": s.budget,
         "beam_width": s.beam_width if s.strategy in ("beam", "dvts") else None,
-        "scorer": s.scorer,
+        # adaptive: each bin's run brings its own scorer
+        "scorer": ", ".join(sorted({r["search"].get("scorer", "pav") for r in rows if "search" in r}))
+        if s.strategy == "adaptive"
+        else s.scorer,
         "aggregate": cfg.aggregate,
         "candidates": n,
         "pick": f"{PICK[s.strategy]}@{n}",

@@ -412,7 +412,7 @@ class Searcher:
                         "continuations": r.continuations,
                         "scorer_seconds": round(r.scorer_seconds, 4),
                         "scorer_tokens": round(r.scorer_tokens, 1),
-                        **({"chosen": c["run"], "bin": c["bin"]} if c else {}),
+                        **({"chosen": c["run"], "bin": c["bin"], "scorer": c.get("scorer", "pav")} if c else {}),
                     },
                 }
             )

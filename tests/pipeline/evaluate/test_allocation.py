@@ -166,6 +166,8 @@ def test_allocate_over_real_search_runs(task_files, tmp_path):
     rep = json.loads((tmp_path / "adaptive" / "report.json").read_text())
     assert rep["search"]["pick"] == "pass@1" and rep["search"]["accuracy"] == rep["pass@1"]
     assert sum(rep["search"]["chosen"].values()) == len(rows)
+    used = {apply["choices"][str(int(b))]["scorer"] for b in bins}
+    assert rep["search"]["scorer"] == ", ".join(sorted(used))  # the bins' scorers, not search.scorer's default
     r = run(
         "evaluate",
         "--search",
