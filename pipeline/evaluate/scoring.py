@@ -137,7 +137,7 @@ class PrefixScorer:
     @property
     def sampled_tokens(self) -> int:
         """Tokens the rater has sampled (a Monte Carlo rater's continuations), cache misses only."""
-        return int(getattr(self.rate, "tokens", 0))
+        return int(getattr(self.rate, "sampled_tokens", 0))
 
     def __call__(self, prompts, responses, ends) -> list[list[float]]:
         keys = [[(tuple(p), tuple(r[:e])) for e in es] for p, r, es in zip(prompts, responses, ends, strict=True)]
@@ -173,7 +173,7 @@ class MonteCarloRater:
         self.rollout, self.tok, self.verifier = rollout, tokenizer, verifier
         self.m, self.sampling, self.max_new_tokens, self.ended = rollouts, sampling, max_new_tokens, ended
         self.answers: dict[tuple, str] = {}
-        self.tokens = 0  # continuation tokens sampled
+        self.sampled_tokens = 0  # continuation tokens sampled
 
     def __call__(self, prompts, prefixes) -> list[float]:
         from pipeline.models.prover import prefix_successes
@@ -185,13 +185,14 @@ class MonteCarloRater:
             verdicts = self.verifier.verify_batch(texts, [self.answers[prompts[i]] for i in finished])
             for i, v in zip(finished, verdicts):
                 out[i] = float(v.correct)
-        open_ = [i for i in range(len(prompts)) if i not in set(finished)]
+        done = set(finished)
+        open_ = [i for i in range(len(prompts)) if i not in done]
         if open_:
             keys = [(list(prompts[i]), list(prefixes[i]), self.answers[prompts[i]]) for i in open_]
             limits = [self.max_new_tokens - len(prefixes[i]) for i in open_]
             sampling = dataclasses.replace(self.sampling, max_new_tokens=max(limits))
             wins, tokens = prefix_successes(self.rollout, self.tok, self.verifier, keys, [], self.m, sampling, limits)
-            self.tokens += tokens
+            self.sampled_tokens += tokens
             for i, w in zip(open_, wins):
                 out[i] = w / self.m
         return out
@@ -234,23 +235,20 @@ class LikelihoodStepScorer:
 
     @torch.no_grad()
     def __call__(self, prompts, responses, ends) -> list[list[float]]:
-        from pipeline.models.policy import make_batch, response_logprobs
+        from pipeline.models.policy import eval_mode, make_batch, response_logprobs
+        from pipeline.models.prover import prefix_cuts
 
-        was_training = self.model.training
-        self.model.eval()
         dev = next(self.model.parameters()).device
         out: list[list[float]] = []
-        try:
+        with eval_mode(self.model):
             for s in range(0, len(prompts), self.batch_size):
                 P, R = prompts[s : s + self.batch_size], responses[s : s + self.batch_size]
                 logp, _ = response_logprobs(self.model, make_batch(P, R, self.pad).to(dev))
                 for row, es in zip(logp.cpu().tolist(), ends[s : s + self.batch_size]):
                     scores, low = [], 1.0
-                    for a, b in zip([0, *es[:-1]], es):
+                    for a, b in zip(prefix_cuts(es), es):  # step h: tokens [a, b)
                         if b > a:
                             low = min(low, math.exp(sum(row[a:b]) / (b - a)))
                         scores.append(low)
                     out.append(scores)
-        finally:
-            self.model.train(was_training)
         return out

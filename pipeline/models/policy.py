@@ -13,6 +13,7 @@ what ``generate`` used when it sampled the response.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Sequence
@@ -129,6 +130,18 @@ def make_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[in
             attn[i, P : P + len(r)] = 1
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     return Batch(ids, attn, pos, attn[:, P:].float(), P)
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """``model`` in eval mode (no dropout) for the block, then back in the mode it was in: a
+    training policy that generates or scores between updates keeps training afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def response_logits(model, batch: Batch) -> torch.Tensor:

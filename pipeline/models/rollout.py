@@ -19,7 +19,7 @@ from typing import Protocol
 
 import torch
 
-from pipeline.models.policy import encode_prompt
+from pipeline.models.policy import encode_prompt, eval_mode
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,8 @@ class HFRollout:
     def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: Sampling) -> list[list[list[int]]]:
         flat = [list(p) for p in prompts for _ in range(n)]
         out: list[list[int]] = []
-        was_training = self.model.training
-        self.model.eval()
         device = next(self.model.parameters()).device
-        try:
+        with eval_mode(self.model):
             for s in range(0, len(flat), self.max_batch):
                 chunk = flat[s : s + self.max_batch]
                 P = max(len(p) for p in chunk)
@@ -98,8 +96,6 @@ class HFRollout:
                 gen = self.model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), **kwargs)
                 for row in gen[:, P:].tolist():
                     out.append(self._stopped(cut_at_eos(row, self.eos_ids, self.pad_id), sampling.stop))
-        finally:
-            self.model.train(was_training)
         return [out[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _stopped(self, row: list[int], stop: tuple[str, ...]) -> list[int]:

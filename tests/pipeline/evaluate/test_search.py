@@ -137,11 +137,11 @@ def test_budgets_are_exact_and_every_sampled_token_is_counted(tok):
 def test_a_sampling_scorers_tokens_are_charged_to_the_problems_it_rated(tok):
     class CountingRate:  # a rater that "samples" 3 tokens per prefix it rates, as the mc rater counts its own
         def __init__(self):
-            self.tokens = 0
+            self.sampled_tokens = 0
             self.inner = scripted_scorer(tok).rate
 
         def __call__(self, prompts, prefixes):
-            self.tokens += 3 * len(prefixes)
+            self.sampled_tokens += 3 * len(prefixes)
             return self.inner(prompts, prefixes)
 
     rate = CountingRate()
@@ -157,12 +157,14 @@ def test_a_sampling_scorers_tokens_are_charged_to_the_problems_it_rated(tok):
     )
     opts = dict(budget=4, width=2, max_steps=6, step_tokens=32, max_new_tokens=64)
     [res] = tree_search([_prompt(tok)], stepper, scorer, strategy="beam", **opts)
-    assert rate.tokens > 0 and res.scorer_tokens == rate.tokens  # one problem: all of it, cache misses only
-    assert scorer.sampled_tokens == rate.tokens
+    assert (
+        rate.sampled_tokens > 0 and res.scorer_tokens == rate.sampled_tokens
+    )  # one problem: all of it, cache misses only
+    assert scorer.sampled_tokens == rate.sampled_tokens
     rate = CountingRate()
     [res] = sample_search([_prompt(tok)], stepper, PrefixScorer(rate), budget=4, max_new_tokens=64)
     prefixes = {tuple(c.tokens[:e]) for c in res.candidates for e in stepper.segment(c.tokens)}
-    assert res.scorer_tokens == rate.tokens == 3 * len(prefixes) > 0
+    assert res.scorer_tokens == rate.sampled_tokens == 3 * len(prefixes) > 0
 
 
 def test_a_path_never_outgrows_the_token_budget(tok):
