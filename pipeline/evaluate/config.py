@@ -143,14 +143,13 @@ class EvalConfig:
                 raise ConfigError("search generates with a model; a --generations file cannot be searched")
             if self.second_attempt:
                 raise ConfigError("search and second_attempt do not combine: search the first attempt only")
-            if s.scorer == "pav" and not self.process_verifier:
-                raise ConfigError("search.scorer pav needs process_verifier (a PAV model: rl-pipeline pav)")
+            from pipeline.evaluate.search import missing_scorer_input
+
+            missing = missing_scorer_input(self, s.scorer)
+            if missing:
+                raise ConfigError(f"search.scorer {s.scorer} {missing}")
             if s.strategy == "adaptive" and not self.process_verifier:
                 raise ConfigError(
                     "search.strategy adaptive needs process_verifier: its value of the bare question is the "
                     "difficulty that picks each problem's bin (rl-pipeline allocate --process-verifier)"
                 )
-            if s.scorer == "genrm" and not self.genrm:
-                raise ConfigError("search.scorer genrm needs genrm (a causal LM that answers Yes/No)")
-            if s.scorer == "orm" and not self.reward_model:
-                raise ConfigError("search.scorer orm needs reward_model (a sequence-classification reward model)")

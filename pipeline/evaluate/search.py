@@ -42,6 +42,20 @@ from pipeline.evaluate.metrics import ProblemResult, aggregate_score, vote_weigh
 STRATEGIES = ("bon", "weighted_bon", "beam", "dvts", "adaptive")
 TREE_SEARCHES = ("beam", "dvts")
 SCORERS = ("pav", "orm", "genrm", "likelihood", "mc")
+# the model a step scorer reads, as (EvalConfig field, what it is); the others need none
+SCORER_INPUTS = {
+    "pav": ("process_verifier", "a PAV model: rl-pipeline pav"),
+    "genrm": ("genrm", "a causal LM that answers Yes/No"),
+    "orm": ("reward_model", "a sequence-classification reward model"),
+}
+
+
+def missing_scorer_input(cfg, scorer: str) -> str | None:
+    """``"needs <field> (<what>)"`` when ``cfg`` (an EvalConfig) lacks the model ``scorer`` reads."""
+    field_, what = SCORER_INPUTS.get(scorer, (None, ""))
+    return f"needs {field_} ({what})" if field_ and not getattr(cfg, field_) else None
+
+
 # the report metric of each pick; an adaptive search keeps only its pick, so pass@1 is the pick's accuracy
 PICK = {"bon": "bon", "weighted_bon": "wbon", "beam": "bon", "dvts": "bon", "adaptive": "pass"}
 
@@ -243,7 +257,7 @@ class Searcher:
         )
         self.questions: dict[tuple, str] = {}
         self.answers: dict[tuple, str] = {}
-        self.verifier, self.eos, self.log = verifier, eos, log
+        self.verifier, self.log = verifier, log
         self._scorers: dict[str, Callable] = {}
         if s.strategy != "adaptive":
             self.scorer = self.scorer_for(s.scorer)
@@ -272,10 +286,10 @@ class Searcher:
         from pipeline.config import ConfigError
         from pipeline.evaluate import scoring
 
-        cfg, s, eos, verifier, log = self.cfg, self.cfg.search, self.eos, self.verifier, self.log
-        needs = {"pav": "process_verifier", "orm": "reward_model", "genrm": "genrm"}
-        if name in needs and not getattr(cfg, needs[name]):
-            raise ConfigError(f"step scorer {name} needs {needs[name]}")
+        cfg, s, verifier, log = self.cfg, self.cfg.search, self.verifier, self.log
+        missing = missing_scorer_input(cfg, name)
+        if missing:  # search.scorer is checked with the config; an allocation's scorers only here
+            raise ConfigError(f"step scorer {name} (chosen by search.allocation) {missing}")
         if name == "pav":
             return scoring.PAVStepScorer(
                 cfg.process_verifier,
@@ -290,7 +304,7 @@ class Searcher:
                 from pipeline.models.policy import load_policy
 
                 model, _ = load_policy(cfg.model.path, gguf_file=cfg.model.gguf_file, device=cfg.model.device)
-            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else next(iter(eos))
+            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else next(iter(self.stepper.eos))
             return scoring.LikelihoodStepScorer(model, pad)
         if name in ("orm", "genrm"):
             if name == "orm":
@@ -309,7 +323,7 @@ class Searcher:
         if verifier is None:
             raise ValueError("search.scorer mc needs a verifier")
         g = cfg.generation
-        self.mc = scoring.MonteCarloRater(
+        mc = scoring.MonteCarloRater(
             self.gen.rollout,
             self.tok,
             verifier,
@@ -318,10 +332,10 @@ class Searcher:
             max_new_tokens=g.max_new_tokens,
             ended=lambda tokens: self.stepper.ended(tokens, g.max_new_tokens),
         )
-        self.mc.answers = self.answers
+        mc.answers = self.answers
         if log:
             log("search.scorer mc checks prover continuations against the reference answers: an oracle bound")
-        return scoring.PrefixScorer(self.mc)
+        return scoring.PrefixScorer(mc)
 
     def _search(self, prompts, strategy: str, width: int, scorer) -> list[SearchResult]:
         cfg, s, g = self.cfg, self.cfg.search, self.cfg.generation
